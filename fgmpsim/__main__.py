@@ -1,0 +1,3 @@
+from fgmpsim.cli import main
+
+raise SystemExit(main())

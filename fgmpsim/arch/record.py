@@ -1,0 +1,188 @@
+"""The Arch record: a validated, typed accelerator description.
+
+Built once from YAML by :func:`fgmpsim.arch.load_arch` (which does all validation); the simulator and the energy
+model read these plain frozen records and never re-check them.
+
+Microarchitecture modeled (FGMP paper, Sec. 5; Simba-style PE array):
+
+* ``pes`` processing elements, each with ``lanes_per_pe`` vector-MAC lanes.
+* A lane computes the dot product of one weight block and one activation block (``vector_width`` elements each,
+  ``vector_width`` = the quantization block size) in ``cycles_per_block_pair[mode]`` cycles, where mode is the
+  weight x activation precision pair (``fp4xfp4``, ``fp4xfp8``, ``fp8xfp4``, ``fp8xfp8``), then scales and
+  accumulates the partial sum in FP32.
+* Lanes run independently inside a tile and synchronize at tile boundaries (the slowest lane sets the tile time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PRECISION_PAIRS: tuple[str, ...] = ("fp4xfp4", "fp4xfp8", "fp8xfp4", "fp8xfp8")
+"""Weight x activation precision pairs, in the order (w_fp8, a_fp8) = (0,0), (0,1), (1,0), (1,1)."""
+
+Dataflow = Literal["weight_stationary", "output_stationary"]
+DATAFLOWS: tuple[str, ...] = ("weight_stationary", "output_stationary")
+
+
+@dataclass(frozen=True)
+class ModeCycles:
+    """Cycles one lane needs for one block pair, per weight x activation precision pair."""
+
+    fp4xfp4: int
+    fp4xfp8: int
+    fp8xfp4: int
+    fp8xfp8: int
+
+    def as_table(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """``table[w_fp8][a_fp8]`` in cycles."""
+        return ((self.fp4xfp4, self.fp4xfp8), (self.fp8xfp4, self.fp8xfp8))
+
+
+@dataclass(frozen=True)
+class PEArray:
+    """The compute array. ``datapath_precisions`` lists what the MAC datapath supports ("fp4", "fp8"): blocks in an
+    unsupported precision are stored and computed in the supported one (an FP8-only array promotes every NVFP4 block
+    to FP8; an FP4-only array demotes FP8 blocks to NVFP4)."""
+
+    pes: int
+    lanes_per_pe: int
+    vector_width: int
+    cycles_per_block_pair: ModeCycles
+    dataflow: str
+    datapath_precisions: tuple[str, ...] = ("fp4", "fp8")
+
+    @property
+    def lanes(self) -> int:
+        """Total lanes in the array."""
+        return self.pes * self.lanes_per_pe
+
+
+@dataclass(frozen=True)
+class AQU:
+    """Activation quantization unit on the array's output stream.
+
+    It quantizes ``blocks_per_cycle`` output blocks per cycle after a pipeline ``latency_cycles``, choosing each
+    block's precision from its Fisher-weighted perturbation using ``sensitivity_bits_per_channel``-bit per-channel
+    sensitivities held in a local table.
+    """
+
+    enabled: bool
+    blocks_per_cycle: int
+    latency_cycles: int
+    sensitivity_bits_per_channel: int
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    """One level of the hierarchy. ``size_bytes`` is ``None`` for DRAM (unbounded). Per-PE buffers give the size of
+    one PE's buffer. With ``double_buffered`` half of ``size_bytes`` is usable for a tile."""
+
+    name: str
+    size_bytes: int | None
+    read_bits_per_cycle: int
+    write_bits_per_cycle: int
+    double_buffered: bool
+
+    @property
+    def usable_tile_bytes(self) -> int | None:
+        """Bytes available to one tile (half the buffer when double buffered); ``None`` if unbounded."""
+        if self.size_bytes is None:
+            return None
+        return self.size_bytes // 2 if self.double_buffered else self.size_bytes
+
+
+@dataclass(frozen=True)
+class Memory:
+    """DRAM, the global buffer (GLB) and the per-PE weight, input and accumulation buffers."""
+
+    dram: MemoryLevel
+    glb: MemoryLevel
+    weight_buffer: MemoryLevel
+    input_buffer: MemoryLevel
+    accum_buffer: MemoryLevel
+
+    def levels(self) -> tuple[MemoryLevel, ...]:
+        return (self.dram, self.glb, self.weight_buffer, self.input_buffer, self.accum_buffer)
+
+
+@dataclass(frozen=True)
+class BlockStorage:
+    """How one block is stored and moved, in bits. An NVFP4 block costs ``vector_width * fp4_value_bits +
+    fp4_scale_bits``; an FP8 block ``vector_width * fp8_value_bits + fp8_scale_bits``; every block adds
+    ``metadata_bits_per_block`` (its precision flag); every tensor adds ``tensor_scale_bits``. Partial sums are
+    ``psum_bits`` wide; an op output with no quantized consumer is written with ``unquantized_output_bits`` per
+    element (BF16)."""
+
+    fp4_value_bits: int
+    fp8_value_bits: int
+    fp4_scale_bits: int
+    fp8_scale_bits: int
+    metadata_bits_per_block: int
+    tensor_scale_bits: int
+    psum_bits: int
+    unquantized_output_bits: int
+
+
+@dataclass(frozen=True)
+class EnergyEntry:
+    """Energy of one action in pJ, with where the number comes from."""
+
+    pj: float
+    source: str
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """pJ per action. ``entries`` maps action names (see ``fgmpsim.energy.ACTIONS``) to :class:`EnergyEntry`."""
+
+    technology_node_nm: int
+    entries: tuple[tuple[str, EnergyEntry], ...]
+
+    def pj(self, action: str) -> float:
+        for name, entry in self.entries:
+            if name == action:
+                return entry.pj
+        raise KeyError(action)
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: entry.pj for name, entry in self.entries}
+
+
+@dataclass(frozen=True)
+class FixedMapping:
+    """Optional tile sizes fixed in the YAML (``None`` = chosen by the mapper). Units: elements (``tile_m``,
+    ``tile_n``) and blocks (``tile_k_blocks``)."""
+
+    tile_m: int | None = None
+    tile_n: int | None = None
+    tile_k_blocks: int | None = None
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A whole accelerator. ``name`` is the YAML's ``name``; ``source`` the file it was loaded from."""
+
+    name: str
+    clock_hz: float
+    pe_array: PEArray
+    aqu: AQU
+    memory: Memory
+    storage: BlockStorage
+    energy: EnergyTable
+    mapping: FixedMapping = FixedMapping()
+    source: str = ""
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        """Scalar MACs per cycle with every lane busy in its fastest supported mode."""
+        fastest = min(self.pe_array.cycles_per_block_pair.as_table()[w][a]
+                      for w in (0, 1) for a in (0, 1))
+        return self.pe_array.lanes * self.pe_array.vector_width // fastest
+
+    def describe(self) -> str:
+        """One line: name, array size, dataflow, clock, peak throughput."""
+        pe = self.pe_array
+        return (f"{self.name}: {pe.pes} PEs x {pe.lanes_per_pe} lanes x {pe.vector_width}-wide, {pe.dataflow}, "
+                f"{self.clock_hz / 1e9:g} GHz, peak {self.peak_macs_per_cycle} MAC/cycle, "
+                f"datapath {'+'.join(pe.datapath_precisions)}, AQU {'on' if self.aqu.enabled else 'off'}")

@@ -1,0 +1,164 @@
+"""The Trace record: every GEMM of a model's forward pass with its block-precision maps.
+
+Conventions (see DESIGN.md, "Contracts"):
+
+* A GEMM computes ``Y[M, N] = X[M, K] @ W[N, K]^T``, ``repeat`` times (heads x batch for attention).
+* Blocks run along the reduction dimension K; ``K`` is a multiple of ``block_size``.
+* A precision map is a ``bool`` array, ``True`` = high precision (FP8 E4M3), ``False`` = NVFP4.
+  The weight-side map has shape ``[N, K/block]`` (shared by all repeats) or ``[repeat, N, K/block]``;
+  the activation map ``[M, K/block]`` or ``[repeat, M, K/block]``.
+* For attention (``static_weight=False``) the "weight side" is the dynamic second operand (K for ``attn_qk``,
+  V^T for ``attn_pv``) whose map the AQU produced.
+* ``consumer`` names the op that reads this op's output and ``consumer_operand`` which of its operands it becomes
+  (``"act"`` or ``"weight"``, e.g. k_proj -> the K operand of attn_qk). The AQU quantizes the output blocks of an
+  op that has a consumer; an op without one writes its output unquantized (BF16).
+* A map may be *lazy* (a :class:`LazyMap`, e.g. a synthetic map stored as generator parameters and a seed) so that
+  full-size traces (Llama-2-70B) never hold every map in memory at once; ``GemmOp.weight_map_array()`` materializes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from fgmpsim.errors import TraceError
+
+OpKind = Literal["linear", "attn_qk", "attn_pv", "lm_head"]
+OP_KINDS: tuple[str, ...] = ("linear", "attn_qk", "attn_pv", "lm_head")
+TRACE_FORMAT_VERSION = 1
+
+
+@runtime_checkable
+class LazyMap(Protocol):
+    """A precision map that is generated on demand. ``shape`` is known without generating it."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def materialize(self) -> np.ndarray:
+        """The map as a ``bool`` array of ``shape``; deterministic (same object, same bits)."""
+        ...
+
+    def to_manifest(self) -> dict[str, Any]:
+        """A YAML-safe description from which the trace loader can rebuild this map bit for bit."""
+        ...
+
+
+PrecisionMap = np.ndarray | LazyMap
+
+
+def _map_array(m: PrecisionMap) -> np.ndarray:
+    return m.materialize() if isinstance(m, LazyMap) else m
+
+
+@dataclass(frozen=True, eq=False)
+class GemmOp:
+    """One GEMM of a trace. Sizes are element counts; MACs are multiply-accumulates of scalar elements."""
+
+    name: str
+    layer: int
+    kind: str
+    m: int
+    k: int
+    n: int
+    repeat: int
+    weight_map: PrecisionMap
+    act_map: PrecisionMap
+    static_weight: bool = True
+    consumer: str | None = None
+    consumer_operand: str = "act"
+
+    @property
+    def macs(self) -> int:
+        """Scalar MACs of this op including repeats: ``M * K * N * repeat``."""
+        return self.m * self.k * self.n * self.repeat
+
+    def weight_map_array(self) -> np.ndarray:
+        """The weight-side map, materialized, as ``bool`` ``[N, K/B]`` or ``[repeat, N, K/B]``."""
+        return _map_array(self.weight_map)
+
+    def act_map_array(self) -> np.ndarray:
+        """The activation map, materialized, as ``bool`` ``[M, K/B]`` or ``[repeat, M, K/B]``."""
+        return _map_array(self.act_map)
+
+    def check(self, block_size: int) -> None:
+        """Raise :class:`TraceError` naming this op and the field if shapes or values are inconsistent."""
+        where = f"op {self.name!r}"
+        if self.kind not in OP_KINDS:
+            raise TraceError(f"{where}: unknown kind {self.kind!r}", "kind", f"use one of {', '.join(OP_KINDS)}")
+        for dim in ("m", "k", "n", "repeat"):
+            value = getattr(self, dim)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+                raise TraceError(f"{where}: {dim.upper()} must be a positive integer, got {value!r}",
+                                 dim, "fix the op table")
+        if not isinstance(self.layer, (int, np.integer)) or self.layer < 0:
+            raise TraceError(f"{where}: layer must be a non-negative integer, got {self.layer!r}", "layer",
+                             "fix the op table")
+        if self.k % block_size:
+            raise TraceError(f"{where}: K={self.k} is not a multiple of the block size {block_size}", "k",
+                             "pad K to a multiple of the block size or use a smaller block_size")
+        kb = self.k // block_size
+        if self.consumer_operand not in ("act", "weight"):
+            raise TraceError(f"{where}: consumer_operand must be 'act' or 'weight', got {self.consumer_operand!r}",
+                             "consumer_operand", "use 'act' or 'weight'")
+        for label, pmap, rows in (("weight_map", self.weight_map, self.n), ("act_map", self.act_map, self.m)):
+            shape = tuple(pmap.shape)
+            ok2 = shape == (rows, kb)
+            ok3 = shape == (self.repeat, rows, kb)
+            if not (ok2 or ok3):
+                want = f"({rows}, {kb}) or ({self.repeat}, {rows}, {kb})"
+                raise TraceError(f"{where}: {label} has shape {shape}, expected {want} from M={self.m}, "
+                                 f"K={self.k}, N={self.n}, repeat={self.repeat}, block={block_size}", label,
+                                 "re-export the trace or fix the op's M/K/N")
+            if isinstance(pmap, np.ndarray) and pmap.dtype != np.bool_:
+                raise TraceError(f"{where}: {label} has dtype {pmap.dtype}, expected bool", label,
+                                 "store maps as boolean arrays (True = FP8)")
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """A model's GEMMs in execution order plus provenance.
+
+    ``meta`` holds the manifest's descriptive head (model, source, policy and its settings, formats, target and
+    achieved FP4 fractions per tensor class, perplexities measured at export); it is carried, not interpreted.
+    """
+
+    name: str
+    ops: tuple[GemmOp, ...]
+    block_size: int = 16
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ops", tuple(self.ops))
+
+    @property
+    def macs(self) -> int:
+        """Total scalar MACs over all ops and repeats."""
+        return sum(op.macs for op in self.ops)
+
+    def op(self, name: str) -> GemmOp:
+        """The op called ``name``; :class:`TraceError` if there is none."""
+        for op in self.ops:
+            if op.name == name:
+                return op
+        raise TraceError(f"trace {self.name!r} has no op {name!r}", "ops", "check the op name")
+
+    def check(self) -> None:
+        """Validate every op, unique names and that every consumer exists; raises :class:`TraceError`."""
+        if not isinstance(self.block_size, int) or self.block_size <= 0:
+            raise TraceError(f"block_size must be a positive integer, got {self.block_size!r}", "block_size",
+                             "use 16 (the NVFP4 block)")
+        if not self.ops:
+            raise TraceError(f"trace {self.name!r} has no ops", "ops", "export or synthesize at least one GEMM")
+        names: set[str] = set()
+        for op in self.ops:
+            if op.name in names:
+                raise TraceError(f"duplicate op name {op.name!r}", "ops.name", "give every op a unique name")
+            names.add(op.name)
+            op.check(self.block_size)
+        for op in self.ops:
+            if op.consumer is not None and op.consumer not in names:
+                raise TraceError(f"op {op.name!r}: consumer {op.consumer!r} is not an op of this trace",
+                                 "consumer", "name an existing op or leave consumer empty")
