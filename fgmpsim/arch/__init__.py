@@ -2,6 +2,8 @@
 
 from fgmpsim.arch.record import (DATAFLOWS, PRECISION_PAIRS, AQU, Arch, BlockStorage, EnergyEntry, EnergyTable,
                                  FixedMapping, Memory, MemoryLevel, ModeCycles, PEArray)
+from fgmpsim.arch.loader import ARCH_CONFIG_DIR, arch_from_dict, arch_to_dict, find_arch, load_arch, shipped_names
 
-__all__ = ["DATAFLOWS", "PRECISION_PAIRS", "AQU", "Arch", "BlockStorage", "EnergyEntry", "EnergyTable",
-           "FixedMapping", "Memory", "MemoryLevel", "ModeCycles", "PEArray"]
+__all__ = ["ARCH_CONFIG_DIR", "DATAFLOWS", "PRECISION_PAIRS", "AQU", "Arch", "BlockStorage", "EnergyEntry",
+           "EnergyTable", "FixedMapping", "Memory", "MemoryLevel", "ModeCycles", "PEArray", "arch_from_dict",
+           "arch_to_dict", "find_arch", "load_arch", "shipped_names"]

@@ -1,0 +1,194 @@
+"""Speed benchmarks of fgmpsim's simulator: wall time, peak RSS, SimPy events and simulated MACs per second.
+
+Usage::
+
+    python benchmarks/run.py            # every case (several minutes: includes Llama-2-70B)
+    python benchmarks/run.py --quick    # the cases that finish in under a minute in total
+    python benchmarks/run.py --case llama2_7b_prefill --markdown
+
+Each case runs in its own child process pinned to one CPU core (with BLAS/OpenMP threads at 1), so peak RSS is the
+case's own and the timing is a one-core timing. Wall times are measured with ``time.perf_counter``; peak RSS is the
+child's ``ru_maxrss``. A case passes when every measured quantity meets its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GIB = 2**30
+
+
+@dataclass
+class Measurement:
+    """What one case measured. Seconds are wall-clock; ``peak_rss_bytes`` is the child process's maximum RSS."""
+
+    case: str
+    description: str
+    sim_seconds: float
+    total_seconds: float
+    peak_rss_bytes: int
+    simpy_events: int
+    macs: int
+    checks: list[tuple[str, float, float, bool]] = field(default_factory=list)
+    """(what, measured, target, passed) for each target of the case."""
+
+    @property
+    def passed(self) -> bool:
+        return all(ok for *_, ok in self.checks)
+
+
+def _pin_to_one_core() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
+def _peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _simulate(trace, arch_name: str, engine: str = "tile"):
+    from fgmpsim.arch import load_arch
+    from fgmpsim.sim import simulate
+
+    start = time.perf_counter()
+    result = simulate(trace, load_arch(arch_name), engine=engine)
+    return result, time.perf_counter() - start
+
+
+def _synth_case(case: str, description: str, model: str, *, tokens: int | None, phase: str = "prefill", batch: int = 1,
+                kv_len: int | None = None, sim_target_s: float, total_target_s: float | None = None,
+                rss_target_gib: float | None = None) -> Measurement:
+    from fgmpsim.trace import synth_trace
+
+    start = time.perf_counter()
+    trace = synth_trace(model, tokens=tokens, batch=batch, phase=phase, kv_len=kv_len, fp4_fraction=0.7, seed=0)
+    result, sim_s = _simulate(trace, "fgmp")
+    total_s = time.perf_counter() - start
+    summary = result.summary()
+    m = Measurement(case, description, sim_s, total_s, _peak_rss_bytes(), int(summary.get("simpy_events", 0)),
+                    int(summary["macs"]))
+    m.checks.append(("simulate s", sim_s, sim_target_s, sim_s <= sim_target_s))
+    if total_target_s is not None:
+        m.checks.append(("generate+simulate s", total_s, total_target_s, total_s <= total_target_s))
+    if rss_target_gib is not None:
+        rss = m.peak_rss_bytes / GIB
+        m.checks.append(("peak RSS GiB", rss, rss_target_gib, rss <= rss_target_gib))
+    return m
+
+
+def case_llama2_7b_prefill() -> Measurement:
+    return _synth_case("llama2_7b_prefill", "Llama-2-7B prefill, 2048 tokens, batch 1, 70% FP4 (synthetic), fgmp",
+                       "llama-2-7b", tokens=2048, sim_target_s=5.0, total_target_s=10.0, rss_target_gib=2.0)
+
+
+def case_llama2_70b_prefill() -> Measurement:
+    return _synth_case("llama2_70b_prefill", "Llama-2-70B prefill, 2048 tokens, batch 1, 70% FP4 (synthetic), fgmp",
+                       "llama-2-70b", tokens=2048, sim_target_s=60.0, rss_target_gib=8.0)
+
+
+def case_llama2_7b_decode() -> Measurement:
+    return _synth_case("llama2_7b_decode", "Llama-2-7B decode, batch 16, KV cache 2048, one token step, fgmp",
+                       "llama-2-7b", tokens=None, phase="decode", batch=16, kv_len=2048, sim_target_s=2.0)
+
+
+def case_smollm2_shipped() -> Measurement:
+    from fgmpsim.trace import load_trace
+
+    path = ROOT / "traces" / "smollm2-135m-fgmp70"
+    start = time.perf_counter()
+    trace = load_trace(path)
+    _simulate(trace, "fgmp")  # first run loads the maps from disk; a sweep pays that once
+    result, sim_s = _simulate(trace, "fgmp")
+    summary = result.summary()
+    m = Measurement("smollm2_shipped", f"shipped real trace {path.name} (SmolLM2-135M, Q4_1 GGUF weights), fgmp",
+                    sim_s, time.perf_counter() - start, _peak_rss_bytes(), int(summary.get("simpy_events", 0)),
+                    int(summary["macs"]))
+    m.checks.append(("simulate s", sim_s, 0.5, sim_s <= 0.5))
+    return m
+
+
+def case_reference_vs_tile() -> Measurement:
+    from fgmpsim.trace import gemm_trace
+
+    trace = gemm_trace(64, 512, 96, fp4_fraction=0.7, seed=0)
+    ref, ref_s = _simulate(trace, "fgmp", engine="reference")
+    # the tile engine takes about a millisecond here: take the best of 5 runs so timer noise and first-call
+    # imports do not decide the ratio
+    tile, tile_s = min((_simulate(trace, "fgmp", engine="tile") for _ in range(5)), key=lambda run: run[1])
+    same = ref.to_frame()["cycles"].tolist() == tile.to_frame()["cycles"].tolist()
+    speedup = ref_s / tile_s
+    m = Measurement("reference_vs_tile", "64x512x96 GEMM, 70% FP4: per-cycle reference engine vs tile engine",
+                    tile_s, ref_s + tile_s, _peak_rss_bytes(), int(tile.summary().get("simpy_events", 0)),
+                    int(tile.summary()["macs"]))
+    m.checks.append(("tile speedup x", speedup, 100.0, speedup >= 100.0))
+    m.checks.append(("same cycles (1 = yes)", float(same), 1.0, same))
+    return m
+
+
+CASES = {"llama2_7b_prefill": case_llama2_7b_prefill, "llama2_7b_decode": case_llama2_7b_decode,
+         "llama2_70b_prefill": case_llama2_70b_prefill, "smollm2_shipped": case_smollm2_shipped,
+         "reference_vs_tile": case_reference_vs_tile}
+QUICK = ("smollm2_shipped", "reference_vs_tile", "llama2_7b_decode", "llama2_7b_prefill")
+
+
+def _run_child(case: str) -> Measurement:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    proc = subprocess.run([sys.executable, __file__, "--child", case], capture_output=True, text=True, env=env,
+                          cwd=ROOT)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"benchmark case {case} failed (exit {proc.returncode})")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    data["checks"] = [tuple(c) for c in data["checks"]]
+    return Measurement(**data)
+
+
+def _table(results: list[Measurement]) -> str:
+    lines = ["| case | simulate s | total s | peak RSS MiB | SimPy events | simulated MAC/s | target | result |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
+    for m in results:
+        targets = "; ".join(f"{what} {value:.3g} (<= {target:g})" if "speedup" not in what and "same" not in what
+                            else f"{what} {value:.3g} (>= {target:g})" for what, value, target, _ in m.checks)
+        lines.append(f"| {m.case} | {m.sim_seconds:.3f} | {m.total_seconds:.3f} | {m.peak_rss_bytes / 2**20:,.0f} | "
+                     f"{m.simpy_events:,} | {m.macs / m.sim_seconds:.3e} | {targets} | "
+                     f"{'pass' if m.passed else 'FAIL'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)} (under a minute)")
+    parser.add_argument("--case", choices=sorted(CASES), action="append", help="run only this case (repeatable)")
+    parser.add_argument("--markdown", action="store_true", help="print a header for benchmarks/RESULTS.md")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        _pin_to_one_core()
+        print(json.dumps(asdict(CASES[args.child]())))
+        return 0
+    cases = args.case or (QUICK if args.quick else tuple(CASES))
+    if args.markdown:
+        print(f"Measured {date.today().isoformat()} on {platform.machine()} with {os.cpu_count()} cores "
+              f"({platform.python_implementation()} {platform.python_version()}), each case pinned to one core.\n")
+    results = []
+    for case in cases:
+        results.append(_run_child(case))
+        print(f"{case}: {'pass' if results[-1].passed else 'FAIL'}", file=sys.stderr)
+    print(_table(results))
+    return 0 if all(m.passed for m in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Checks that span fields of an :class:`Arch` (run once by the loader; the core never re-checks).
+
+Each raises :class:`ConfigError` naming the dotted field to change.
+"""
+
+from __future__ import annotations
+
+from fgmpsim.arch.record import Arch, MemoryLevel
+from fgmpsim.energy.actions import required_entries
+from fgmpsim.energy.footprint import block_bits
+from fgmpsim.errors import ConfigError
+
+
+def check_arch(arch: Arch) -> None:
+    """Raise :class:`ConfigError` for the first cross-field inconsistency of ``arch``."""
+    _check_aqu(arch)
+    _check_metadata(arch)
+    _check_energy_entries(arch)
+    _check_fixed_tiles(arch)
+
+
+def _check_aqu(arch: Arch) -> None:
+    aqu = arch.aqu
+    if not aqu.enabled:
+        return
+    if aqu.blocks_per_cycle < 1:
+        raise ConfigError(f"an enabled AQU must quantize at least 1 block per cycle, got {aqu.blocks_per_cycle}",
+                          "aqu.blocks_per_cycle", "set it to 1 or more, or set aqu.enabled=false")
+    if aqu.sensitivity_bits_per_channel < 1:
+        raise ConfigError("an enabled AQU needs its per-channel sensitivities, got 0 bits",
+                          "aqu.sensitivity_bits_per_channel", "set it to 1 or more (8 in the FGMP design)")
+    if set(arch.pe_array.datapath_precisions) != {"fp4", "fp8"}:
+        raise ConfigError("the AQU chooses FP4 or FP8 per block, but the datapath supports only "
+                          f"{'+'.join(arch.pe_array.datapath_precisions)}", "aqu.enabled",
+                          "set aqu.enabled=false or pe_array.datapath_precisions=[fp4, fp8]")
+
+
+def _check_metadata(arch: Arch) -> None:
+    if set(arch.pe_array.datapath_precisions) == {"fp4", "fp8"} and arch.storage.metadata_bits_per_block < 1:
+        raise ConfigError("a mixed FP4/FP8 datapath needs a precision flag per block, got 0 metadata bits",
+                          "storage.metadata_bits_per_block", "set it to 1")
+
+
+def _check_energy_entries(arch: Arch) -> None:
+    present = {name for name, _ in arch.energy.entries}
+    for entry in required_entries(arch.pe_array.datapath_precisions, arch.aqu.enabled):
+        if entry not in present:
+            raise ConfigError(f"no energy for {entry!r}, an action the simulator counts on this arch",
+                              f"energy.actions.{entry}", "add '{pj: <pJ>, source: <where it comes from>}'")
+
+
+def _fits(level: MemoryLevel, field: str, need_bits: int, what: str, fix: str) -> None:
+    usable = level.usable_tile_bytes
+    if usable is not None and need_bits > usable * 8:
+        half = " (half of size_bytes: double buffered)" if level.double_buffered else ""
+        raise ConfigError(f"{what} needs {-(-need_bits // 8)} bytes but memory.{level.name} has {usable} usable{half}",
+                          field, fix)
+
+
+def _check_fixed_tiles(arch: Arch) -> None:
+    """Fixed tiles must fit their per-PE buffers with every block at its worst case (largest block + metadata)."""
+    tile, pe, storage = arch.mapping, arch.pe_array, arch.storage
+    worst = max(block_bits(True, storage, pe.vector_width), block_bits(False, storage, pe.vector_width))
+    worst += storage.metadata_bits_per_block
+    mem = arch.memory
+    if tile.tile_k_blocks is not None:
+        _fits(mem.weight_buffer, "mapping.tile_k_blocks", pe.lanes_per_pe * tile.tile_k_blocks * worst,
+              f"a weight tile of lanes_per_pe={pe.lanes_per_pe} x tile_k_blocks={tile.tile_k_blocks} blocks",
+              "lower mapping.tile_k_blocks or enlarge memory.weight_buffer.size_bytes")
+    if tile.tile_m is not None and tile.tile_k_blocks is not None:
+        _fits(mem.input_buffer, "mapping.tile_m", tile.tile_m * tile.tile_k_blocks * worst,
+              f"an input tile of tile_m={tile.tile_m} x tile_k_blocks={tile.tile_k_blocks} blocks",
+              "lower mapping.tile_m or mapping.tile_k_blocks, or enlarge memory.input_buffer.size_bytes")
+    if tile.tile_m is not None:
+        _fits(mem.accum_buffer, "mapping.tile_m", pe.lanes_per_pe * tile.tile_m * storage.psum_bits,
+              f"partial sums of lanes_per_pe={pe.lanes_per_pe} x tile_m={tile.tile_m} at {storage.psum_bits} bits",
+              "lower mapping.tile_m or enlarge memory.accum_buffer.size_bytes")

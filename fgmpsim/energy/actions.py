@@ -1,0 +1,66 @@
+"""The actions the simulator counts and the energy-table entry that prices each one.
+
+This module holds *names* only; every number lives in the YAML energy table (``arch_configs/*.yaml``).
+The simulator counts :data:`ACTIONS`; :func:`fgmpsim.energy.price` multiplies each count by the pJ of its entry
+(:data:`ACTION_ENTRY`) and sums it into a component of the breakdown (:data:`ACTION_COMPONENT`).
+
+Units of the counts: ``*_bits`` actions count bits moved (data bits include block scales, metadata bits are counted
+separately as ``*_metadata_bits``); ``macs_<pair>`` count scalar multiply-accumulates; ``block_pairs`` counts
+block-pair dot products (one scale multiply and one FP32 accumulate each); ``aqu_blocks`` counts output blocks
+quantized by the AQU; ``aqu_sensitivity_read_bits`` counts bits read from the AQU's sensitivity table.
+"""
+
+from __future__ import annotations
+
+from fgmpsim.arch.record import PRECISION_PAIRS
+
+MEMORY_LEVELS: tuple[str, ...] = ("dram", "glb", "weight_buffer", "input_buffer", "accum_buffer")
+"""Memory levels in the order of :meth:`fgmpsim.arch.Memory.levels`."""
+
+PE_BUFFERS: tuple[str, ...] = ("weight_buffer", "input_buffer", "accum_buffer")
+
+COMPONENTS: tuple[str, ...] = ("dram", "glb", "pe_buffers", *(f"mac_{p}" for p in PRECISION_PAIRS),
+                               "scale_accumulate", "aqu", "metadata")
+"""Components of an :class:`~fgmpsim.energy.EnergyBreakdown`, each in pJ."""
+
+
+def _memory_rows() -> list[tuple[str, str, str]]:
+    rows = []
+    for level in MEMORY_LEVELS:
+        component = "pe_buffers" if level in PE_BUFFERS else level
+        for direction in ("read", "write"):
+            entry = f"{level}_{direction}_bit"
+            rows.append((f"{level}_{direction}_bits", entry, component))
+            rows.append((f"{level}_{direction}_metadata_bits", entry, "metadata"))
+    return rows
+
+
+_ROWS: tuple[tuple[str, str, str], ...] = (
+    *_memory_rows(),
+    *((f"macs_{p}", f"mac_{p}", f"mac_{p}") for p in PRECISION_PAIRS),
+    ("block_pairs", "scale_accumulate", "scale_accumulate"),
+    ("aqu_blocks", "aqu_block", "aqu"),
+    ("aqu_sensitivity_read_bits", "aqu_sensitivity_read_bit", "aqu"),
+)
+"""(action counted by the simulator, energy-table entry pricing one unit of it, breakdown component)."""
+
+ACTIONS: tuple[str, ...] = tuple(action for action, _, _ in _ROWS)
+ACTION_ENTRY: dict[str, str] = {action: entry for action, entry, _ in _ROWS}
+ACTION_COMPONENT: dict[str, str] = {action: component for action, _, component in _ROWS}
+ENTRIES: tuple[str, ...] = tuple(dict.fromkeys(entry for _, entry, _ in _ROWS))
+"""Every energy-table entry name (pJ per bit, per scalar MAC, per block pair or per block)."""
+
+_AQU_ENTRIES = ("aqu_block", "aqu_sensitivity_read_bit")
+
+
+def reachable_pairs(datapath_precisions: tuple[str, ...]) -> tuple[str, ...]:
+    """Precision pairs an array can execute: blocks in an unsupported precision run in the supported one."""
+    return tuple(p for p in PRECISION_PAIRS if all(side in datapath_precisions for side in p.split("x")))
+
+
+def required_entries(datapath_precisions: tuple[str, ...], aqu_enabled: bool) -> tuple[str, ...]:
+    """Entries an architecture's table must price: every entry whose action the simulator can count on it
+    (MAC modes the datapath can execute, AQU entries only with the AQU enabled)."""
+    macs = {f"mac_{p}" for p in PRECISION_PAIRS} - {f"mac_{p}" for p in reachable_pairs(datapath_precisions)}
+    skip = macs | (set() if aqu_enabled else set(_AQU_ENTRIES))
+    return tuple(entry for entry in ENTRIES if entry not in skip)

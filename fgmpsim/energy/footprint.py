@@ -1,0 +1,70 @@
+"""Bits of stored blocks and the weight-memory footprint of a block-precision map.
+
+A block is ``vector_width`` elements along K. An NVFP4 block stores ``vector_width * fp4_value_bits`` value bits
+plus its ``fp4_scale_bits`` scale; an FP8 block ``vector_width * fp8_value_bits + fp8_scale_bits``. Every block
+also carries ``metadata_bits_per_block`` (its precision flag) and every tensor one ``tensor_scale_bits`` scale.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fgmpsim.arch.record import BlockStorage
+from fgmpsim.errors import TraceError
+
+
+def block_bits(is_fp8: bool | np.ndarray, storage: BlockStorage, vector_width: int) -> int | np.ndarray:
+    """Bits of one stored block (values + block scale, *without* metadata): an ``int`` for a scalar flag, an
+    ``int64`` array of the same shape for an array of flags (``True`` = FP8)."""
+    fp4 = vector_width * storage.fp4_value_bits + storage.fp4_scale_bits
+    fp8 = vector_width * storage.fp8_value_bits + storage.fp8_scale_bits
+    if np.ndim(is_fp8) == 0:
+        return fp8 if bool(is_fp8) else fp4
+    return np.where(np.asarray(is_fp8, dtype=bool), np.int64(fp8), np.int64(fp4))
+
+
+def storage_precision_map(precision_map: np.ndarray, datapath_precisions: tuple[str, ...]) -> np.ndarray:
+    """The map as stored and computed on an array: an FP8-only datapath promotes every block to FP8, an
+    FP4-only datapath demotes every block to NVFP4, a mixed datapath keeps the map."""
+    precision_map = np.asarray(precision_map, dtype=bool)
+    if "fp4" not in datapath_precisions:
+        return np.ones_like(precision_map)
+    if "fp8" not in datapath_precisions:
+        return np.zeros_like(precision_map)
+    return precision_map
+
+
+def _checked(weight_map: np.ndarray) -> np.ndarray:
+    weight_map = np.asarray(weight_map)
+    if weight_map.dtype != np.bool_ or weight_map.ndim not in (2, 3):
+        raise TraceError(f"a weight map must be a 2-D [N, K/block] or 3-D [repeat, N, K/block] bool array, got "
+                         f"{weight_map.ndim}-D {weight_map.dtype}", "weight_map", "pass the op's precision map")
+    return weight_map
+
+
+def _tensors(weight_map: np.ndarray) -> int:
+    return 1 if weight_map.ndim == 2 else weight_map.shape[0]
+
+
+def weight_footprint_bits(weight_map: np.ndarray, storage: BlockStorage, vector_width: int) -> int:
+    """Stored bits of a weight tensor with this precision map: values + block scales + metadata per block + one
+    tensor scale per tensor. A 2-D map ``[N, K/block]`` is one tensor (shared by all of an op's repeats, stored
+    once); a 3-D map ``[repeat, N, K/block]`` is ``repeat`` distinct tensors, each with its own tensor scale."""
+    weight_map = _checked(weight_map)
+    n_blocks = weight_map.size
+    n_fp8 = int(np.count_nonzero(weight_map))
+    return (n_fp8 * block_bits(True, storage, vector_width)
+            + (n_blocks - n_fp8) * block_bits(False, storage, vector_width)
+            + n_blocks * storage.metadata_bits_per_block
+            + _tensors(weight_map) * storage.tensor_scale_bits)
+
+
+def bits_per_element(weight_map: np.ndarray, storage: BlockStorage, vector_width: int,
+                     include_tensor_scale: bool = True) -> float:
+    """Average stored bits per weight element (:func:`weight_footprint_bits` over the element count); with
+    ``include_tensor_scale=False`` the per-tensor scale is left out (the per-block cost alone)."""
+    weight_map = _checked(weight_map)
+    bits = weight_footprint_bits(weight_map, storage, vector_width)
+    if not include_tensor_scale:
+        bits -= _tensors(weight_map) * storage.tensor_scale_bits
+    return bits / (weight_map.size * vector_width)

@@ -1,0 +1,97 @@
+"""Price action counts with an energy table: counts x pJ per unit, summed per component.
+
+One implementation serves a single op (:func:`price`, a mapping of counts) and a whole result table
+(:func:`price_frame`, one column per action): both call :func:`_component_energy`, which works on scalars and on
+numpy/pandas columns alike.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from fgmpsim.arch.record import EnergyTable
+from fgmpsim.energy.actions import ACTION_COMPONENT, ACTION_ENTRY, ACTIONS, COMPONENTS
+from fgmpsim.errors import ConfigError, FgmpsimError
+
+
+@dataclass(frozen=True)
+class EnergyBreakdown:
+    """Energy per component in pJ. ``pe_buffers`` sums the weight, input and accumulation buffers; ``metadata``
+    is the energy of moving per-block precision flags at every level, priced at that level's per-bit cost."""
+
+    dram: float
+    glb: float
+    pe_buffers: float
+    mac_fp4xfp4: float
+    mac_fp4xfp8: float
+    mac_fp8xfp4: float
+    mac_fp8xfp8: float
+    scale_accumulate: float
+    aqu: float
+    metadata: float
+
+    @property
+    def total_pj(self) -> float:
+        """Sum of all components, pJ."""
+        return float(sum(asdict(self).values()))
+
+    def as_dict(self) -> dict[str, float]:
+        """``{"energy_<component>_pj": pJ, ..., "energy_total_pj": pJ}`` (the column names of :func:`price_frame`)."""
+        out = {f"energy_{name}_pj": value for name, value in asdict(self).items()}
+        out["energy_total_pj"] = self.total_pj
+        return out
+
+
+def _component_energy(count: Callable[[str], Any], table: EnergyTable) -> dict[str, Any]:
+    """pJ per component, where ``count(action)`` is a scalar or an array of counts (0 when not counted)."""
+    pj = table.as_dict()
+    energy: dict[str, Any] = {component: 0.0 for component in COMPONENTS}
+    for action in ACTIONS:
+        n = count(action)
+        entry = ACTION_ENTRY[action]
+        if entry not in pj:
+            if np.any(np.asarray(n) != 0):
+                raise ConfigError(f"the energy table has no entry {entry!r} but {action} were counted",
+                                  f"energy.actions.{entry}", "add the entry (pJ and source) to the arch YAML")
+            continue
+        energy[ACTION_COMPONENT[action]] = energy[ACTION_COMPONENT[action]] + n * pj[entry]
+    return energy
+
+
+def _check_counts(counts: Mapping[str, Any]) -> None:
+    for action, n in counts.items():
+        if action not in ACTION_ENTRY:
+            near = difflib.get_close_matches(action, ACTIONS, n=1)
+            raise FgmpsimError(f"unknown action {action!r}", "counts",
+                               f"did you mean {near[0]!r}?" if near else "use the names in fgmpsim.energy.ACTIONS")
+        if not np.isfinite(n) or n < 0:
+            raise FgmpsimError(f"action count must be finite and >= 0, got {n!r}", action,
+                               "check the simulator's counts")
+
+
+def price(counts: Mapping[str, int | float], table: EnergyTable) -> EnergyBreakdown:
+    """Energy of one set of action counts (names from :data:`fgmpsim.energy.ACTIONS`; absent = 0), in pJ."""
+    _check_counts(counts)
+    energy = _component_energy(lambda action: counts.get(action, 0), table)
+    return EnergyBreakdown(**{name: float(value) for name, value in energy.items()})
+
+
+def price_frame(frame: Any, table: EnergyTable) -> Any:
+    """A copy of a pandas frame with one row per op and one column per counted action (absent columns = 0),
+    with ``energy_<component>_pj`` and ``energy_total_pj`` columns added."""
+    present = [action for action in ACTIONS if action in frame.columns]
+    values = frame[present].to_numpy(dtype=np.float64)
+    if values.size and (not np.isfinite(values).all() or (values < 0).any()):
+        bad = present[int(np.argwhere(~np.isfinite(values) | (values < 0))[0][1])]
+        raise FgmpsimError("action counts must be finite and >= 0", bad, "check the simulator's counts")
+    energy = _component_energy(lambda action: frame[action].to_numpy(np.float64) if action in present else 0.0,
+                               table)
+    columns = {f"energy_{name}_pj": np.broadcast_to(np.asarray(value, np.float64), (len(frame),))
+               for name, value in energy.items()}
+    columns["energy_total_pj"] = sum(columns.values())
+    return frame.assign(**columns)

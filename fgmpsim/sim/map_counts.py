@@ -1,0 +1,119 @@
+"""FP8 block counts of an op's maps grouped by tiles: the only passes over the full maps.
+
+Everything the tile engine needs from a map is a count of FP8 blocks over some group of rows and blocks, so each
+map is reduced once (rows grouped into tiles or PEs, a slab add per row of the group: far faster than
+``np.add.reduceat`` along a middle axis) and every later step works on the small result.
+
+Maps are ``[R, rows, KB]`` with ``R`` 1 (shared by all repeats) or the repeat count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fgmpsim.sim.mapping import Tiling
+
+
+def tile_starts(total: int, size: int) -> np.ndarray:
+    """First index of every tile of ``size`` along a dimension of ``total``."""
+    return np.arange(0, total, size)
+
+
+def tile_sizes(total: int, size: int) -> np.ndarray:
+    """Extent of every tile (the last one may be short), int64."""
+    starts = tile_starts(total, size)
+    return np.minimum(starts + size, total) - starts
+
+
+def group_reduce(values: np.ndarray, size: int, axis: int, ufunc: np.ufunc = np.add,
+                 dtype: type | None = None) -> np.ndarray:
+    """``ufunc`` (``np.add`` or ``np.maximum``) over consecutive groups of ``size`` along ``axis``; the last group
+    may be short. Groups along a middle axis are combined one slab at a time, an order of magnitude faster than
+    ``ufunc.reduceat`` there. ``dtype``: accumulator type (default: that of ``values``)."""
+    dtype = dtype or values.dtype
+    moved = np.moveaxis(values, axis, 0)
+    full = moved.shape[0] // size
+    parts = []
+    if full:
+        main = moved[:full * size].reshape((full, size) + moved.shape[1:])
+        if axis == values.ndim - 1 or size > 64:
+            parts.append(ufunc.reduce(main, axis=1, dtype=dtype))
+        else:
+            acc = main[:, 0].astype(dtype)
+            for j in range(1, size):
+                ufunc(acc, main[:, j], out=acc)
+            parts.append(acc)
+    if full * size < moved.shape[0]:
+        parts.append(ufunc.reduce(moved[full * size:], axis=0, dtype=dtype, keepdims=True))
+    return np.moveaxis(parts[0] if len(parts) == 1 else np.concatenate(parts), 0, axis)
+
+
+def group_sum(values: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """Sums over groups of ``size`` along ``axis`` (see :func:`group_reduce`), int64; ``bool`` input counts True
+    (accumulated in int32, half the memory traffic, then widened)."""
+    if values.dtype == np.bool_:
+        return group_reduce(values.view(np.uint8), size, axis, dtype=np.int32).astype(np.int64)
+    return group_reduce(values, size, axis, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class MapCounts:
+    """FP8 blocks of an op's maps (each array has a leading repeat axis of 1 or ``repeat``).
+
+    ``w_cols``/``a_cols`` ``[R, KB]``: per block index (for the MAC count per mode); ``w_tiles`` ``[R, NT, KT]`` and
+    ``x_tiles`` ``[R, MT, KT]``: per weight / X tile. Weight stationary: ``a_mt_kb`` ``[R, MT, KB]`` per m-tile and
+    block (lane work), ``w_pe_kt`` ``[R, PEs, KT]`` per PE group of channels (``pe_lanes`` channels each, ``pe_first``
+    the first PE of every n-tile). Output stationary: ``a_rows_kt`` ``[R, M, KT]`` and ``w_rows_kt`` ``[R, N, KT]``
+    per row (lane work, the fullest input row)."""
+
+    w_cols: np.ndarray
+    a_cols: np.ndarray
+    w_tiles: np.ndarray
+    x_tiles: np.ndarray
+    a_mt_kb: np.ndarray | None = None
+    w_pe_kt: np.ndarray | None = None
+    pe_lanes: np.ndarray | None = None
+    pe_first: np.ndarray | None = None
+    a_rows_kt: np.ndarray | None = None
+    w_rows_kt: np.ndarray | None = None
+
+
+def _ws_pe_groups(n: int, tn: int, lpp: int) -> np.ndarray:
+    """First channel of every PE group: lane ``j`` of an n-tile sits in PE ``j // lanes_per_pe``."""
+    return np.concatenate([np.arange(s, min(s + tn, n), lpp) for s in tile_starts(n, tn)])
+
+
+def count_maps(w: np.ndarray, a: np.ndarray, tiling: Tiling, lanes_per_pe: int) -> MapCounts:
+    """Group the FP8 blocks of ``w [R, N, KB]`` and ``a [R, M, KB]`` as :class:`MapCounts` describes."""
+    mp = tiling.mapping
+    tm, tn, tkb = mp.tile_m, mp.tile_n, mp.tile_k_blocks
+    n = w.shape[1]
+    if tiling.ws:
+        a_mt_kb = group_sum(a, tm, axis=1)
+        starts = _ws_pe_groups(n, tn, lanes_per_pe)
+        if tn % lanes_per_pe == 0:
+            w_pe_kb = group_sum(w, lanes_per_pe, axis=1)
+        else:
+            w_pe_kb = np.add.reduceat(w.view(np.uint8), starts, axis=1, dtype=np.int64)
+        w_pe_kt = group_sum(w_pe_kb, tkb, axis=2)
+        pe_first = np.searchsorted(starts, tile_starts(n, tn))
+        return MapCounts(w_cols=w_pe_kb.sum(axis=1), a_cols=a_mt_kb.sum(axis=1),
+                         w_tiles=np.add.reduceat(w_pe_kt, pe_first, axis=1), x_tiles=group_sum(a_mt_kb, tkb, axis=2),
+                         a_mt_kb=a_mt_kb, w_pe_kt=w_pe_kt, pe_lanes=np.diff(starts, append=n), pe_first=pe_first)
+    a_rows_kt = group_sum(a, tkb, axis=2)
+    w_rows_kt = group_sum(w, tkb, axis=2)
+    return MapCounts(w_cols=w.view(np.uint8).sum(axis=1, dtype=np.int64),
+                     a_cols=a.view(np.uint8).sum(axis=1, dtype=np.int64),
+                     w_tiles=group_sum(w_rows_kt, tn, axis=1), x_tiles=group_sum(a_rows_kt, tm, axis=1),
+                     a_rows_kt=a_rows_kt, w_rows_kt=w_rows_kt)
+
+
+def mode_pairs(counts: MapCounts, n: int, m: int, repeat: int) -> np.ndarray:
+    """Block pairs of the op per mode, int64 ``[2, 2]`` indexed ``[w_fp8][a_fp8]``: ``sum_r sum_kb`` (#rows of W
+    with precision x at kb) x (#rows of A with precision y at kb)."""
+    wc = np.stack([n - counts.w_cols, counts.w_cols])
+    ac = np.stack([m - counts.a_cols, counts.a_cols])
+    pairs = (wc[:, None] * ac[None, :]).sum(axis=(2, 3))
+    return pairs * (repeat if max(wc.shape[1], ac.shape[1]) == 1 else 1)

@@ -1,0 +1,147 @@
+"""One op's operands as the hardware sees them: maps after the datapath's promotion/demotion, and the output format.
+
+This is input semantics shared by every engine (tile, reference, analytic), not a cost model:
+
+* **Datapath precisions** are applied before anything else (:func:`fgmpsim.energy.storage_precision_map`): an
+  FP8-only array stores and computes every block as FP8 (all-True maps), an FP4-only array every block as NVFP4
+  (all-False maps). :func:`precision_adjustment` says which happened.
+* **Output format** of an op (``M * N * repeat`` elements, ``ceil(elements / vector_width)`` blocks):
+
+  - no consumer: written unquantized, ``storage.unquantized_output_bits`` per element (BF16), no metadata, no AQU;
+  - consumer and AQU enabled: the AQU quantizes every output block; the FP8 share is the consumer operand's
+    (datapath-adjusted) FP8 fraction scaled to the output size, ``fp8_blocks = round(blocks * fp8 / size)``
+    (half rounds up); each block carries ``metadata_bits_per_block``;
+  - consumer and AQU disabled: every block in the datapath's highest precision (FP8, or NVFP4 on an FP4-only
+    array), each with ``metadata_bits_per_block`` (0 on the shipped baselines).
+
+  For every block it quantizes the AQU reads the Fisher sensitivity of each of the block's ``vector_width``
+  channels from its table: ``aqu_sensitivity_read_bits = aqu_blocks * vector_width *
+  sensitivity_bits_per_channel`` (no reuse across tokens is assumed: an upper estimate of that small cost).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from fgmpsim.arch.record import Arch
+from fgmpsim.energy import block_bits, storage_precision_map
+from fgmpsim.trace.record import GemmOp, PrecisionMap, Trace
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """How an op's output is written: ``blocks`` of ``vector_width`` outputs (``fp8_blocks`` of them FP8);
+    ``data_bits`` (values + block scales) and ``metadata_bits`` of the whole output over all repeats;
+    ``aqu_blocks`` blocks pass through the AQU (0 when it does not quantize)."""
+
+    blocks: int
+    fp8_blocks: int
+    data_bits: int
+    metadata_bits: int
+    aqu_blocks: int
+
+
+@dataclass(frozen=True, eq=False)
+class Operands:
+    """An op's datapath-adjusted maps, each 3-D: ``w`` ``[Rw, N, KB]`` and ``a`` ``[Ra, M, KB]`` where ``Rw``/``Ra``
+    is 1 (one map shared by every repeat) or ``repeat``; ``vw`` elements per block."""
+
+    op: GemmOp
+    w: np.ndarray
+    a: np.ndarray
+    vw: int
+    out: OutputFormat
+
+    @property
+    def kb(self) -> int:
+        """Blocks along K."""
+        return self.w.shape[2]
+
+    def repeat_maps(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(w [N, KB], a [M, KB])`` of repeat ``r``."""
+        return self.w[min(r, self.w.shape[0] - 1)], self.a[min(r, self.a.shape[0] - 1)]
+
+
+def precision_adjustment(arch: Arch) -> str:
+    """What the datapath does to the trace's maps, in words."""
+    dp = arch.pe_array.datapath_precisions
+    if "fp4" not in dp:
+        return "every NVFP4 block promoted to FP8 (FP8-only datapath)"
+    if "fp8" not in dp:
+        return "every FP8 block demoted to NVFP4 (FP4-only datapath)"
+    return "none (mixed FP4/FP8 datapath: maps used as traced)"
+
+
+def _as3d(pmap: np.ndarray) -> np.ndarray:
+    return pmap[None] if pmap.ndim == 2 else pmap
+
+
+class OperandCache:
+    """Materializes maps for one simulation. It keeps the last few materialized maps (q/k/v share one input map)
+    and each map's FP8 count (a consumer's map is needed for the producer's output split and again for the
+    consumer); a lazy map with an exact ``fp8_blocks`` count is not materialized for its count. Never more than
+    :attr:`KEEP` maps are held, so full-size traces stream."""
+
+    KEEP = 3
+
+    def __init__(self, trace: Trace, arch: Arch) -> None:
+        self.trace = trace
+        self.arch = arch
+        self._by_name = {op.name: op for op in trace.ops}
+        self._fp8_counts: dict[int, tuple[int, int]] = {}
+        self._recent: OrderedDict[int, tuple[PrecisionMap, np.ndarray]] = OrderedDict()
+
+    def adjusted(self, pmap: PrecisionMap) -> np.ndarray:
+        """A map (array or lazy) materialized and datapath-adjusted, as ``bool``."""
+        key = id(pmap)
+        if key in self._recent:
+            self._recent.move_to_end(key)
+            return self._recent[key][1]
+        array = pmap if isinstance(pmap, np.ndarray) else pmap.materialize()  # else a LazyMap
+        array = storage_precision_map(array, self.arch.pe_array.datapath_precisions)
+        self._recent[key] = (pmap, array)  # the map object is held so its id stays unique
+        if len(self._recent) > self.KEEP:
+            self._recent.popitem(last=False)
+        return array
+
+    def _fp8_count(self, pmap: PrecisionMap) -> tuple[int, int]:
+        key = id(pmap)
+        if key not in self._fp8_counts:
+            size = int(np.prod(pmap.shape))
+            dp = self.arch.pe_array.datapath_precisions
+            known = None if isinstance(pmap, np.ndarray) else getattr(pmap, "fp8_blocks", None)
+            if "fp4" not in dp or "fp8" not in dp:
+                count = size if "fp4" not in dp else 0
+            elif isinstance(known, (int, np.integer)):
+                count = int(known)
+            else:
+                count = int(np.count_nonzero(self.adjusted(pmap)))
+            self._fp8_counts[key] = (count, size)
+        return self._fp8_counts[key]
+
+    def output_format(self, op: GemmOp) -> OutputFormat:
+        """The output format of ``op`` (see the module docstring)."""
+        arch = self.arch
+        storage, vw = arch.storage, arch.pe_array.vector_width
+        elements = op.m * op.n * op.repeat
+        blocks = -(-elements // vw)
+        if op.consumer is None:
+            return OutputFormat(blocks, 0, elements * storage.unquantized_output_bits, 0, 0)
+        consumer = self._by_name[op.consumer]
+        if arch.aqu.enabled:
+            target = consumer.act_map if op.consumer_operand == "act" else consumer.weight_map
+            fp8, size = self._fp8_count(target)
+            fp8_blocks = (2 * blocks * fp8 + size) // (2 * size)
+        else:
+            fp8_blocks = blocks if "fp8" in arch.pe_array.datapath_precisions else 0
+        data = fp8_blocks * block_bits(True, storage, vw) + (blocks - fp8_blocks) * block_bits(False, storage, vw)
+        return OutputFormat(blocks, fp8_blocks, data, blocks * storage.metadata_bits_per_block,
+                            blocks if arch.aqu.enabled else 0)
+
+    def operands(self, op: GemmOp, out: OutputFormat | None = None) -> Operands:
+        """The op's adjusted maps and output format (``out``, when already computed)."""
+        return Operands(op, _as3d(self.adjusted(op.weight_map)), _as3d(self.adjusted(op.act_map)),
+                        self.arch.pe_array.vector_width, out or self.output_format(op))

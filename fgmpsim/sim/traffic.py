@@ -1,0 +1,215 @@
+"""Data movement of one op: what moves between DRAM, the GLB and the PE buffers for every tile, how many cycles
+each transfer takes, and the op's action counts.
+
+Block bits come from :func:`fgmpsim.energy.block_bits` (values + block scale); every block also moves its
+``metadata_bits_per_block``, counted separately (``*_metadata_bits``) but taking bandwidth. Partial sums are
+``psum_bits`` each; outputs follow :class:`fgmpsim.sim.operands.OutputFormat`. WS = weight stationary, OS = output
+stationary; a tile has ``rows x cols`` outputs.
+
+* **DRAM -> GLB fills**: the weight tile when first needed (WS: first m-tile of each chunk; OS: first m-tile, or
+  every tile when W is not GLB-resident) and the X tile when first needed (n-tile 0 of its rows, or every tile
+  when X is not resident). Cycles ``ceil(bits / min(dram.read, glb.write))``.
+* **GLB -> PE fills**: the weight tile (WS: with its DRAM fill, each block to the PE of its channel; OS: every
+  tile, multicast to every active PE), the X tile (WS: every tile, multicast to every active PE; OS: every tile,
+  row ``m`` to PE ``m``), and (WS, chunks of more than one m-tile) the tile's partial sums before every k-tile but
+  the first. Cycles ``max(ceil(GLB bits / glb.read), ceil(bits into the fullest PE / buffer.write))``.
+* **compute**: a lane reads its weight block for every block pair (``rows`` reads of each weight block of the
+  tile); a PE reads each input block once and broadcasts it to its lanes (a per-lane FIFO absorbs their skew);
+  each lane read-modify-writes each output's partial sum once per tile (no read on k-tile 0).
+* **drain** (accumulation buffer -> GLB): WS partial sums after every k-tile but the last (chunks of more than one
+  m-tile); the outputs after the last k-tile, through the AQU when it quantizes the op. Cycles
+  ``max(ceil(GLB bits / glb.write), ceil(partial-sum bits out of the fullest PE / accum.read))``; beside it the
+  AQU takes ``latency + ceil(rows * cols / (blocks_per_cycle * vector_width))``.
+* **write-back** (GLB -> DRAM): the outputs of the last k-tile, ``ceil(bits / min(glb.read, dram.write))``.
+
+An op's output bits ``B`` are spread over its output tiles in proportion to their outputs: the tile that brings the
+running output count to ``e`` (of ``E``) gets ``floor(B * e / E)`` minus what the tiles before it got.
+
+Vectorization: per-tile quantities are factors over the tile grid (:mod:`fgmpsim.sim.grid`), so the action counts
+are sums of factor products; only the per-tile cycle arrays that the schedule needs are materialized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fgmpsim.arch.record import PRECISION_PAIRS, Arch
+from fgmpsim.energy import block_bits
+from fgmpsim.sim.grid import Grid
+from fgmpsim.sim.map_counts import MapCounts, count_maps, mode_pairs, tile_sizes, tile_starts
+from fgmpsim.sim.mapping import Tiling
+from fgmpsim.sim.operands import Operands
+from fgmpsim.sim.tile_cost import lane_work
+
+
+def ceil_div(a: np.ndarray | int, b: int) -> np.ndarray | int:
+    """``ceil(a / b)`` for non-negative integers."""
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class OpTiles:
+    """One op's tiles in execution order (all repeats): per-tile cycle arrays (int64, length ``T``) and the op's
+    action counts (``fgmpsim.energy.ACTIONS`` names)."""
+
+    compute: np.ndarray      # slowest lane of the tile
+    ideal: np.ndarray        # ceil(total lane work / active lanes)
+    dram_w: np.ndarray       # DRAM -> GLB, weight tile
+    dram_x: np.ndarray       # DRAM -> GLB, X tile
+    pe_w: np.ndarray         # GLB -> weight buffers
+    pe_x: np.ndarray         # GLB -> input buffers
+    pe_psum: np.ndarray      # GLB -> accumulation buffers (partial-sum refill)
+    drain_glb: np.ndarray    # accumulation buffers -> GLB (partial sums or outputs)
+    drain_aqu: np.ndarray    # AQU part of the output drain
+    writeback: np.ndarray    # GLB -> DRAM (outputs)
+    counts: dict[str, int]
+
+    @property
+    def tiles(self) -> int:
+        return len(self.compute)
+
+
+def _bits(fp8: np.ndarray, blocks: np.ndarray, arch: Arch) -> np.ndarray:
+    """Data bits (values + scales) of ``blocks`` blocks of which ``fp8`` are FP8."""
+    vw = arch.pe_array.vector_width
+    return fp8 * block_bits(True, arch.storage, vw) + (blocks - fp8) * block_bits(False, arch.storage, vw)
+
+
+def spread(total_bits: int, elements: np.ndarray) -> np.ndarray:
+    """Split ``total_bits`` over tiles in proportion to ``elements`` (cumulative floor; sums to ``total_bits``)."""
+    cum = np.cumsum(elements)
+    whole = int(cum[-1]) if len(cum) else 1
+    q, r = divmod(total_bits, whole)
+    if whole >= 3_000_000_000:  # cum * r could overflow int64: exact Python integers instead
+        cum = cum.astype(object)
+    upto = cum * q + (cum * r) // whole
+    return np.diff(upto, prepend=0).astype(np.int64)
+
+
+_ONE = np.ones((1,) * 5, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class TileFactors:
+    """Per-tile quantities of one op as grid factors (see :mod:`fgmpsim.sim.grid`). Bits are data bits (values +
+    scales); ``*_blocks`` count blocks (each carries metadata); ``*_pe`` are data + metadata bits into the PE that
+    receives the most; flags are bool or 0/1. Every factor is 5-D."""
+
+    grid: Grid
+    rows: np.ndarray         # output rows of the tile
+    cols: np.ndarray         # output columns of the tile
+    last: np.ndarray         # last k-tile: outputs drain
+    later: np.ndarray        # not the first k-tile: partial sums are read
+    w_bits: np.ndarray
+    w_blocks: np.ndarray
+    x_bits: np.ndarray
+    x_blocks: np.ndarray
+    w_dram: np.ndarray       # the weight tile comes from DRAM
+    w_fill: np.ndarray       # the weight tile is sent to the PEs
+    x_dram: np.ndarray       # the X tile comes from DRAM
+    w_fanout: np.ndarray     # weight-buffer copies of each weight block
+    x_fanout: np.ndarray     # input-buffer copies of each X block
+    w_pe: np.ndarray
+    x_pe: np.ndarray
+    psum_pe: np.ndarray      # partial sums into / out of the fullest PE
+    spill_out: np.ndarray    # partial sums go to the GLB after this tile
+    refill: np.ndarray       # partial sums come back from the GLB before this tile
+
+
+def tile_factors(t: Tiling, mc: MapCounts, arch: Arch) -> TileFactors:
+    """The per-tile factors of an op with tiling ``t`` and map counts ``mc``."""
+    g = Grid.of(t)
+    mp, pe, meta = t.mapping, arch.pe_array, arch.storage.metadata_bits_per_block
+    tm, tn, tkb, lpp = mp.tile_m, mp.tile_n, mp.tile_k_blocks, pe.lanes_per_pe
+    kt = g.index("kt")
+    last = kt == t.k_tiles - 1
+    rows, cols = tile_sizes(t.shape.m, tm), tile_sizes(t.shape.n, tn)
+    kblocks = tile_sizes(t.shape.kb, tkb)
+    w_blocks, x_blocks = cols[:, None] * kblocks, rows[:, None] * kblocks
+    w_bits = g.place(_bits(mc.w_tiles, w_blocks, arch), "r nt kt")
+    x_bits = g.place(_bits(mc.x_tiles, x_blocks, arch), "r mt kt")
+    w_blocks, x_blocks = g.place(w_blocks, "nt kt"), g.place(x_blocks, "mt kt")
+    rows, cols = g.place(rows, "mt"), g.place(cols, "nt")
+    x_all = x_bits + x_blocks * meta
+    x_dram = (g.index("nt") == 0) | (not t.x_resident)
+    if t.ws:
+        first_m = g.index("i") == 0
+        chunk_len = np.minimum(t.chunk_tiles, t.m_tiles - np.arange(g.chunks) * t.chunk_tiles)
+        spill = g.place((chunk_len > 1) & (t.k_tiles > 1), "ch")
+        pe_blocks = mc.pe_lanes[:, None] * kblocks
+        pe_bits = _bits(mc.w_pe_kt, pe_blocks, arch) + pe_blocks * meta
+        return TileFactors(
+            g, rows, cols, last, kt > 0, w_bits, w_blocks, x_bits, x_blocks, w_dram=first_m, w_fill=first_m,
+            x_dram=x_dram, w_fanout=_ONE, x_fanout=-(-cols // lpp),
+            w_pe=g.place(np.maximum.reduceat(pe_bits, mc.pe_first, axis=1), "r nt kt"), x_pe=x_all,
+            psum_pe=rows * np.minimum(cols, lpp), spill_out=spill & ~last, refill=spill & (kt > 0))
+    row_bits = _bits(mc.a_rows_kt, kblocks, arch) + kblocks * meta
+    return TileFactors(
+        g, rows, cols, last, kt > 0, w_bits, w_blocks, x_bits, x_blocks,
+        w_dram=(g.index("mt") == 0) | (not t.w_resident), w_fill=_ONE, x_dram=x_dram, w_fanout=rows,
+        x_fanout=_ONE, w_pe=w_bits + w_blocks * meta,
+        x_pe=g.place(np.maximum.reduceat(row_bits, tile_starts(t.shape.m, tm), axis=1), "r mt kt"),
+        psum_pe=cols, spill_out=_ONE - 1, refill=_ONE - 1)
+
+
+def action_counts(f: TileFactors, mc: MapCounts, ops: Operands, arch: Arch) -> dict[str, int]:
+    """The op's action counts (names of ``fgmpsim.energy.ACTIONS``): sums of factor products over the tiles."""
+    total, out, op = f.grid.total, ops.out, ops.op
+    meta, ps, vw = arch.storage.metadata_bits_per_block, arch.storage.psum_bits, ops.vw
+    fills = total(f.w_dram, f.w_bits) + total(f.x_dram, f.x_bits)
+    fills_meta = meta * (total(f.w_dram, f.w_blocks) + total(f.x_dram, f.x_blocks))
+    spilled, refilled = ps * total(f.spill_out, f.rows, f.cols), ps * total(f.refill, f.rows, f.cols)
+    inputs, inputs_meta = total(f.x_fanout, f.x_bits), meta * total(f.x_fanout, f.x_blocks)
+    pairs = mode_pairs(mc, op.n, op.m, op.repeat)
+    return {
+        "dram_read_bits": fills, "dram_read_metadata_bits": fills_meta,
+        "dram_write_bits": out.data_bits, "dram_write_metadata_bits": out.metadata_bits,
+        "glb_write_bits": fills + spilled + out.data_bits,
+        "glb_write_metadata_bits": fills_meta + out.metadata_bits,
+        "glb_read_bits": total(f.w_fill, f.w_bits) + total(f.x_bits) + refilled + out.data_bits,
+        "glb_read_metadata_bits": meta * (total(f.w_fill, f.w_blocks) + total(f.x_blocks)) + out.metadata_bits,
+        "weight_buffer_write_bits": total(f.w_fill, f.w_fanout, f.w_bits),
+        "weight_buffer_write_metadata_bits": meta * total(f.w_fill, f.w_fanout, f.w_blocks),
+        "weight_buffer_read_bits": total(f.rows, f.w_bits),
+        "weight_buffer_read_metadata_bits": meta * total(f.rows, f.w_blocks),
+        "input_buffer_write_bits": inputs, "input_buffer_write_metadata_bits": inputs_meta,
+        "input_buffer_read_bits": inputs, "input_buffer_read_metadata_bits": inputs_meta,
+        "accum_buffer_read_bits": ps * (total(f.later, f.rows, f.cols) + total(f.last, f.rows, f.cols)) + spilled,
+        "accum_buffer_write_bits": ps * total(f.rows, f.cols) + refilled,
+        "accum_buffer_read_metadata_bits": 0, "accum_buffer_write_metadata_bits": 0,
+        **{f"macs_{PRECISION_PAIRS[2 * w + a]}": int(vw * pairs[w, a]) for w in (0, 1) for a in (0, 1)},
+        "block_pairs": int(pairs.sum()), "aqu_blocks": out.aqu_blocks,
+        "aqu_sensitivity_read_bits": out.aqu_blocks * vw * arch.aqu.sensitivity_bits_per_channel,
+    }
+
+
+def op_tiles(ops: Operands, t: Tiling, arch: Arch) -> OpTiles:
+    """The per-tile cycles and the action counts of one op (see the module docstring)."""
+    mc = count_maps(ops.w, ops.a, t, arch.pe_array.lanes_per_pe)
+    f = tile_factors(t, mc, arch)
+    g, mem, aqu, ps = f.grid, arch.memory, arch.aqu, arch.storage.psum_bits
+    meta = arch.storage.metadata_bits_per_block
+    w_all, x_all = f.w_bits + f.w_blocks * meta, f.x_bits + f.x_blocks * meta
+    out_e = g.flat(f.last * f.rows * f.cols)
+    out_bits = spread(ops.out.data_bits, out_e) + spread(ops.out.metadata_bits, out_e)
+    glb_r, glb_w = mem.glb.read_bits_per_cycle, mem.glb.write_bits_per_cycle
+    fill_rate = min(mem.dram.read_bits_per_cycle, glb_w)
+    slowest, ideal = lane_work(ops.w, ops.a, mc, t, arch, g)
+    outputs = f.rows * f.cols
+    return OpTiles(
+        compute=g.flat(slowest), ideal=g.flat(ideal),
+        dram_w=g.flat(f.w_dram * ceil_div(w_all, fill_rate)), dram_x=g.flat(f.x_dram * ceil_div(x_all, fill_rate)),
+        pe_w=g.flat(f.w_fill * np.maximum(ceil_div(w_all, glb_r),
+                                          ceil_div(f.w_pe, mem.weight_buffer.write_bits_per_cycle))),
+        pe_x=g.flat(np.maximum(ceil_div(x_all, glb_r), ceil_div(f.x_pe, mem.input_buffer.write_bits_per_cycle))),
+        pe_psum=g.flat(f.refill * np.maximum(ceil_div(outputs * ps, glb_r),
+                                             ceil_div(f.psum_pe * ps, mem.accum_buffer.write_bits_per_cycle))),
+        drain_glb=np.maximum(ceil_div(g.flat(f.spill_out * outputs * ps) + out_bits, glb_w),
+                             g.flat((f.spill_out | f.last)
+                                    * ceil_div(f.psum_pe * ps, mem.accum_buffer.read_bits_per_cycle))),
+        drain_aqu=(g.flat(f.last * (aqu.latency_cycles + ceil_div(outputs, aqu.blocks_per_cycle * ops.vw)))
+                   if ops.out.aqu_blocks else np.zeros(g.tiles, dtype=np.int64)),
+        writeback=ceil_div(out_bits, min(glb_r, mem.dram.write_bits_per_cycle)),
+        counts=action_counts(f, mc, ops, arch))

@@ -1,0 +1,61 @@
+"""``fgmpsim simulate``: tables and files on success, one ``error:`` line and exit status 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import fgmpsim.cli as cli
+from fgmpsim.trace import GemmOp, Trace
+
+
+@pytest.fixture
+def run(monkeypatch):
+    """``fgmpsim`` with only the simulate verb registered (the other verbs are tested by their owners)."""
+    monkeypatch.setattr(cli, "_VERB_MODULES", ("simulate",))
+    return cli.main
+
+
+@pytest.fixture
+def trace_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    ops = (GemmOp("q", 0, "linear", 32, 128, 64, 1, rng.random((64, 8)) < 0.3, rng.random((32, 8)) < 0.3,
+                  consumer="o"),
+           GemmOp("o", 0, "linear", 32, 64, 32, 1, rng.random((32, 4)) < 0.3, rng.random((32, 4)) < 0.3))
+    return Trace("cli", ops).save(tmp_path / "trace")
+
+
+@pytest.mark.parametrize("engine", ["tile", "reference", "analytic"])
+def test_simulate_prints_the_table_and_totals_and_writes_json(run, trace_dir, tmp_path, capsys, engine):
+    out = tmp_path / "res.json"
+    assert run(["simulate", "--trace", str(trace_dir), "--arch", "fgmp", "--engine", engine, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "cycles" in text and "pJ/MAC" in text and "utilization" in text and "mJ" in text
+    document = json.loads(out.read_text())
+    assert document["engine"] == engine and [op["op"] for op in document["ops"]] == ["q", "o"]
+
+
+def test_overrides_change_the_arch(run, trace_dir, tmp_path, capsys):
+    out = tmp_path / "res.csv"
+    assert run(["simulate", "--trace", str(trace_dir), "--arch", "fgmp", "--set", "clock_hz=2e9",
+                "--out", str(out)]) == 0
+    assert "2 GHz" in capsys.readouterr().out and out.exists()
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--out", "res.xlsx"], "(--out)"),
+    (["--set", "memory.input_buffer.size_bytes=8"], "(memory.input_buffer.size_bytes)"),
+    (["--set", "pe_array.vector_width=8"], "(pe_array.vector_width)"),
+])
+def test_bad_input_exits_2_with_one_error_line(run, trace_dir, capsys, args, field):
+    assert run(["simulate", "--trace", str(trace_dir), "--arch", "fgmp", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and field in err[0]
+
+
+def test_missing_trace_exits_2(run, tmp_path, capsys):
+    assert run(["simulate", "--trace", str(tmp_path / "nope"), "--arch", "fgmp"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")

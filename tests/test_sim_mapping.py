@@ -1,0 +1,116 @@
+"""The mapper and explicit mappings: tiles fit their buffers, fixed fields are kept, impossible ones name the field."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fgmpsim.arch import load_arch
+from fgmpsim.errors import ConfigError, MappingError
+from fgmpsim.sim import Mapping, simulate
+from fgmpsim.sim.mapping import OpShape, choose_tiling, worst_block_bits
+from fgmpsim.trace import GemmOp, Trace
+
+
+def one_gemm(m=64, k=256, n=96, consumer=False, block=16) -> Trace:
+    rng = np.random.default_rng(0)
+    ops = [GemmOp("g", 0, "linear", m, k, n, 1, rng.random((n, k // block)) < 0.3,
+                  rng.random((m, k // block)) < 0.3, consumer="c" if consumer else None)]
+    if consumer:
+        ops.append(GemmOp("c", 1, "linear", m, n, 16, 1, np.zeros((16, n // block), bool),
+                          np.zeros((m, n // block), bool)))
+    return Trace("one", tuple(ops), block_size=block)
+
+
+@pytest.mark.parametrize("arch_name", ["fgmp", "fgmp_output_stationary", "fp8_baseline", "nvfp4"])
+def test_mapper_tiles_fit_every_buffer_at_worst_case_block_bits(arch_name):
+    arch = load_arch(arch_name, {"memory.glb.size_bytes": 262144})
+    pe, bw, ps = arch.pe_array, worst_block_bits(arch), arch.storage.psum_bits
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        shape = OpShape(int(rng.integers(1, 3000)), int(rng.integers(1, 700)), int(rng.integers(1, 12000)),
+                        int(rng.integers(1, 3)), bool(rng.integers(0, 2)))
+        t = choose_tiling(arch, shape)
+        m = t.mapping
+        usable = {level: getattr(arch.memory, level).usable_tile_bytes * 8
+                  for level in ("weight_buffer", "input_buffer", "accum_buffer", "glb")}
+        if t.ws:
+            lanes = min(m.tile_n, pe.lanes_per_pe)
+            assert m.tile_n <= pe.lanes and m.tile_n == min(shape.n, pe.lanes)
+            assert lanes * m.tile_k_blocks * bw <= usable["weight_buffer"]
+            assert m.tile_m * m.tile_k_blocks * bw <= usable["input_buffer"]
+            assert lanes * m.tile_m * ps <= usable["accum_buffer"]
+            assert m.chunk_m % m.tile_m == 0
+        else:
+            assert m.tile_m <= pe.pes and m.tile_n == min(shape.n, pe.lanes_per_pe)
+            assert m.tile_n * m.tile_k_blocks * bw <= usable["weight_buffer"]
+            assert m.tile_n * ps <= usable["accum_buffer"]
+        assert m.tile_m <= shape.m and m.tile_n <= shape.n and m.tile_k_blocks <= shape.kb
+
+
+def test_mapper_keeps_small_operands_resident_and_reads_weights_once():
+    # X (64 x 16 blocks) and the partial sums of all 64 rows fit the 1 MiB usable GLB: one chunk, X resident.
+    arch = load_arch("fgmp")
+    r = simulate(one_gemm(), arch).to_frame().iloc[0]
+    assert r.chunk_m >= r.M and r.x_resident
+
+
+def test_fixed_arch_mapping_fields_are_respected():
+    arch = load_arch("fgmp", {"mapping.tile_m": 4, "mapping.tile_k_blocks": 8})
+    r = simulate(one_gemm(), arch).to_frame().iloc[0]
+    assert (r.tile_m, r.tile_k_blocks, r.tile_n) == (4, 8, 96)
+
+
+@pytest.mark.parametrize("level, size", [("input_buffer", 8), ("weight_buffer", 8), ("accum_buffer", 2)])
+def test_buffer_too_small_for_the_smallest_tile_names_the_buffer(level, size):
+    arch = load_arch("fgmp", {f"memory.{level}.size_bytes": size})
+    with pytest.raises(MappingError) as err:
+        simulate(one_gemm(), arch)
+    assert err.value.field == f"memory.{level}.size_bytes"
+    assert "bytes" in err.value.what and f"memory.{level}.size_bytes" in err.value.fix
+
+
+def test_glb_too_small_names_the_glb():
+    arch = load_arch("fgmp", {"memory.glb.size_bytes": 64})
+    with pytest.raises(MappingError) as err:
+        simulate(one_gemm(), arch)
+    assert err.value.field == "memory.glb.size_bytes"
+
+
+@pytest.mark.parametrize("mapping, field", [
+    (Mapping("weight_stationary", 8, 512, 4), "mapping.tile_n"),           # more channels than the 256 lanes
+    (Mapping("weight_stationary", 8, 256, 16 * 64), "mapping.tile_k_blocks"),  # weight tile > weight buffer
+    (Mapping("weight_stationary", 4096, 256, 16), "mapping.tile_m"),       # input tile > input buffer
+    (Mapping("weight_stationary", 0, 256, 4), "mapping.tile_m"),
+    (Mapping("weight_stationary", 8, 256, 4, chunk_m=12), "mapping.chunk_m"),
+    (Mapping("output_stationary", 8, 16, 4), "mapping.dataflow"),
+])
+def test_impossible_explicit_mapping_names_the_field(mapping, field):
+    trace = one_gemm(m=4096, k=16 * 1024, n=512)
+    with pytest.raises(MappingError) as err:
+        simulate(trace, load_arch("fgmp"), mapping=mapping)
+    assert err.value.field == field
+
+
+def test_output_stationary_limits_tiles_to_pes_and_lanes():
+    with pytest.raises(MappingError) as err:
+        simulate(one_gemm(), load_arch("fgmp_output_stationary"), mapping=Mapping("output_stationary", 32, 4, 4))
+    assert err.value.field == "mapping.tile_m"
+
+
+def test_mapping_dict_keys_must_be_ops():
+    with pytest.raises(MappingError) as err:
+        simulate(one_gemm(), load_arch("fgmp"), mapping={"nope": Mapping("weight_stationary", 1, 1, 1)})
+    assert err.value.field == "mapping"
+
+
+def test_explicit_tiles_larger_than_the_gemm_are_clamped():
+    r = simulate(one_gemm(m=3, k=32, n=5), load_arch("fgmp"),
+                 mapping=Mapping("weight_stationary", 8, 256, 64)).to_frame().iloc[0]
+    assert (r.tile_m, r.tile_n, r.tile_k_blocks, r.tiles) == (3, 5, 2, 1)
+
+
+def test_block_size_must_match_the_vector_width():
+    with pytest.raises(ConfigError) as err:
+        simulate(one_gemm(block=8), load_arch("fgmp"))
+    assert err.value.field == "pe_array.vector_width"
