@@ -1,0 +1,119 @@
+"""``quantize()``: FGMP and baseline policies on a real model, as a perplexity table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fgmpsim.quant.perplexity import perplexity
+from fgmpsim.quant.pipeline import DEFAULT_EVAL_TOKENS, Calibrated, calibrate, evaluate_policy
+from fgmpsim.quant.policies import POLICIES, get_policy
+from fgmpsim.quant.scores import FP4_FORMAT, FP8_FORMAT, check_fraction
+
+DEFAULT_POLICIES: tuple[str, ...] = tuple(POLICIES)
+COLUMNS = ("policy", "fp4_fraction_target", "weight_fp4_fraction", "act_fp4_fraction", "perplexity",
+           "delta_vs_fp8", "delta_vs_fp8_pct")
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizeResult:
+    """The perplexity table (one row per policy and target fraction, plus ``reference``), settings and notes."""
+
+    table: pd.DataFrame
+    settings: dict[str, Any]
+    notes: tuple[str, ...]
+
+    def to_markdown(self, command: str | None = None) -> str:
+        """The table as a Markdown document: command, settings, table, notes."""
+        lines = ["# Perplexity of FGMP and baseline policies", ""]
+        if command:
+            lines += ["```", command, "```", ""]
+        lines += [f"- {key}: {value}" for key, value in self.settings.items() if key != "provenance"] + [""]
+        lines += markdown_table(self.table) + [""]
+        lines += [f"- {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+    def write(self, out_dir: str | Path, command: str | None = None, stem: str = "perplexity") -> tuple[Path, Path]:
+        """Write ``<stem>.md`` and ``<stem>.csv`` into ``out_dir`` (created); returns both paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        md, csv = out / f"{stem}.md", out / f"{stem}.csv"
+        md.write_text(self.to_markdown(command), encoding="utf-8")
+        self.table.to_csv(csv, index=False)
+        return md, csv
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def markdown_table(frame: pd.DataFrame) -> list[str]:
+    """A pipe table of ``frame`` (floats to 4 significant digits, NaN as empty cells)."""
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return [header, rule, *rows]
+
+
+def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    fp8 = frame.loc[frame.policy == "fp8", "perplexity"]
+    if len(fp8):
+        frame["delta_vs_fp8"] = frame.perplexity - fp8.iloc[0]
+        frame["delta_vs_fp8_pct"] = 100.0 * frame.delta_vs_fp8 / fp8.iloc[0]
+    return frame
+
+
+def _notes(cal: Calibrated) -> tuple[str, ...]:
+    s = cal.settings
+    head = ("lm_head quantized with the decoder linears" if s["include_lm_head"]
+            else "lm_head and token embeddings are not quantized (float32 here, BF16 on an accelerator)")
+    return (
+        s["provenance"],
+        f"quantized: every decoder nn.Linear (weights and input activations); {head}; attention matmuls "
+        "(QK^T, PV), softmax and norms run unquantized in this perplexity evaluation",
+        f"formats: low {FP4_FORMAT} (E2M1, E4M3 scale per 16-block, FP32 tensor scale), high {FP8_FORMAT} "
+        "(E4M3, FP32 per-tensor scale); activation tensor scales per sequence, blocks along K",
+        f"Fisher: {s['calib_sequences']} x {s['seq_len']} calibration tokens from the first 80% of the text tokens; "
+        f"activation thresholds from {s['act_calib_sequences']} of those sequences (unquantized model)",
+        f"perplexity: {s['eval_tokens'] // s['seq_len']} non-overlapping {s['seq_len']}-token windows from the last "
+        "20% of the text tokens, exp(mean NLL) of every in-window next-token prediction",
+        "fp4_fraction_target is empty for policies that do not mix precisions; weight/act fractions are achieved "
+        "shares of 16-element blocks in low precision",
+    )
+
+
+def quantize(model: str = "smollm2-135m", policies: Sequence[str] = DEFAULT_POLICIES,
+             fp4_fractions: Sequence[float] = (0.7,), text: str | Path | None = None, calib_sequences: int = 32,
+             seq_len: int = 256, eval_tokens: int | None = DEFAULT_EVAL_TOKENS, seed: int = 0,
+             include_lm_head: bool = False, progress: bool = True) -> QuantizeResult:
+    """Evaluate ``policies`` at each target ``fp4_fractions`` on ``model``; Fisher is computed once for all.
+
+    Policies that do not mix precisions (``fp8``, ``nvfp4``, ``zqfp_w4a8``) are evaluated once. The table also has a
+    ``reference`` row (the unquantized model). ``eval_tokens=None`` evaluates the whole evaluation stream.
+    """
+    chosen = [get_policy(name) for name in policies]
+    fractions = [check_fraction(f) for f in fp4_fractions]
+    cal = calibrate(model, text, calib_sequences=calib_sequences, seq_len=seq_len, eval_tokens=eval_tokens,
+                    include_lm_head=include_lm_head, progress=progress)
+    nan = float("nan")
+    rows = [dict(policy="reference", fp4_fraction_target=nan, weight_fp4_fraction=nan, act_fp4_fraction=nan,
+                 perplexity=perplexity(cal.model, cal.eval_windows, batch_size=1, progress=progress,
+                                       description="reference"))]
+    for policy in chosen:
+        for fraction in fractions if policy.uses_fraction else [nan]:
+            ev = evaluate_policy(cal, policy, 0.0 if math.isnan(fraction) else fraction, seed=seed,
+                                 progress=progress)
+            rows.append(dict(policy=policy.name, fp4_fraction_target=fraction,
+                             weight_fp4_fraction=ev.weight_plan.fp4_fraction, act_fp4_fraction=ev.act_fp4_fraction,
+                             perplexity=ev.perplexity))
+    settings = {**cal.settings, "seed": seed, "fp4_fractions": list(fractions),
+                "policies": [p.name for p in chosen]}
+    return QuantizeResult(table=_table(rows), settings=settings, notes=_notes(cal))
