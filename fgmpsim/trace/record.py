@@ -19,6 +19,8 @@ Conventions (see DESIGN.md, "Contracts"):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -137,6 +139,13 @@ class Trace:
     def macs(self) -> int:
         """Total scalar MACs over all ops and repeats."""
         return sum(op.macs for op in self.ops)
+
+    def save(self, path: str | PathLike[str]) -> Path:
+        """Write this trace to directory ``path`` (``manifest.yaml`` + ``maps.npz``) and return it; see
+        :func:`fgmpsim.trace.io.save_trace`."""
+        from fgmpsim.trace.io import save_trace
+
+        return save_trace(self, path)
 
     def op(self, name: str) -> GemmOp:
         """The op called ``name``; :class:`TraceError` if there is none."""

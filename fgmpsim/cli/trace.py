@@ -1,0 +1,142 @@
+"""``fgmpsim trace synth | gemm | show | fit``: make, inspect and fit traces (thin shell over ``fgmpsim.trace``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from fgmpsim.trace.record import Trace
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("trace", help="make, inspect and fit layer traces",
+                                   description=__doc__.splitlines()[0])
+    verbs = parser.add_subparsers(dest="trace_verb", metavar="ACTION", parser_class=type(parser))
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+    synth = verbs.add_parser("synth", help="full-size synthetic trace from a known model or a config.json")
+    which = synth.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="known model name, e.g. llama-2-7b")
+    which.add_argument("--config", help="path of a Hugging Face config.json (Llama-style)")
+    synth.add_argument("--phase", default="prefill", help="prefill (default) or decode")
+    synth.add_argument("--tokens", type=int, default=None, help="prefill tokens per sequence (default 2048)")
+    synth.add_argument("--batch", type=int, default=1, help="sequences (default 1)")
+    synth.add_argument("--kv-len", type=int, default=None, help="keys per sequence (decode: required)")
+    synth.add_argument("--fp4-fraction", type=float, default=0.7, help="target NVFP4 fraction (default 0.7)")
+    synth.add_argument("--act-fp4-fraction", type=float, default=None,
+                       help="target NVFP4 fraction of activations (default: --fp4-fraction)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--params", default=None, help="fitted map model YAML (default: the shipped fit)")
+    synth.add_argument("--out", required=True, help="trace directory to write")
+    synth.set_defaults(func=_synth)
+
+    gemm = verbs.add_parser("gemm", help="a one-GEMM trace with uniform or random maps")
+    for dim in ("m", "k", "n"):
+        gemm.add_argument(f"--{dim}", type=int, required=True, help=f"GEMM {dim.upper()} (elements)")
+    gemm.add_argument("--fp4-fraction", type=float, default=1.0, help="NVFP4 fraction of each map (default 1)")
+    gemm.add_argument("--seed", type=int, default=0)
+    gemm.add_argument("--repeat", type=int, default=1)
+    gemm.add_argument("--block-size", type=int, default=16)
+    gemm.add_argument("--out", required=True, help="trace directory to write")
+    gemm.set_defaults(func=_gemm)
+
+    show = verbs.add_parser("show", help="summary table of a trace directory")
+    show.add_argument("dir", help="trace directory")
+    show.add_argument("--arch", default="fgmp", help="arch name or YAML whose block storage prices weight bits")
+    show.set_defaults(func=_show)
+
+    fit = verbs.add_parser("fit", help="fit the synthetic-map model to a real trace")
+    fit.add_argument("dir", help="trace directory of a real export")
+    fit.add_argument("--out", required=True, help="YAML file for the fitted parameters")
+    fit.add_argument("--plot", default=None, help="also write a real-vs-synthetic comparison figure (PNG)")
+    fit.set_defaults(func=_fit)
+
+
+def _written(trace: Trace, out: str) -> int:
+    from rich.console import Console
+
+    from fgmpsim.trace.io import save_trace
+
+    path = save_trace(trace, out)
+    Console(soft_wrap=True).print(f"wrote {path}: {len(trace.ops)} ops, {trace.macs / 1e9:,.3f} GMAC, achieved "
+                                  f"FP4 fraction {_fractions(trace.meta['fp4_fraction_achieved'])}")
+    return 0
+
+
+def _fractions(by_class: dict[str, float | None]) -> str:
+    return ", ".join(f"{cls} {'-' if value is None else format(value, '.4f')}" for cls, value in by_class.items())
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from fgmpsim.trace.synth import synth_trace
+    from fgmpsim.trace.synth_model import load_synth_params
+
+    params = load_synth_params(args.params) if args.params else None
+    trace = synth_trace(args.model or args.config, tokens=args.tokens, batch=args.batch, phase=args.phase,
+                        kv_len=args.kv_len, fp4_fraction=args.fp4_fraction, act_fp4_fraction=args.act_fp4_fraction,
+                        seed=args.seed, params=params)
+    return _written(trace, args.out)
+
+
+def _gemm(args: argparse.Namespace) -> int:
+    from fgmpsim.trace.gemm import gemm_trace
+
+    trace = gemm_trace(args.m, args.k, args.n, fp4_fraction=args.fp4_fraction, seed=args.seed, repeat=args.repeat,
+                       block_size=args.block_size)
+    return _written(trace, args.out)
+
+
+def _show(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    from fgmpsim.arch import find_arch, load_arch
+    from fgmpsim.trace.io import load_trace
+    from fgmpsim.trace.summary import summary_totals, trace_summary
+
+    trace = load_trace(args.dir)
+    arch = load_arch(find_arch(args.arch))
+    frame = trace_summary(trace, arch.storage)
+    table = Table(title=f"trace {trace.name} ({args.dir}), block {trace.block_size}, weight bits priced with "
+                        f"{arch.name} storage")
+    for column in ("op", "kind", "M", "K", "N", "repeat", "MMAC", "weight FP4", "act FP4", "weight KiB"):
+        table.add_column(column, justify="left" if column in ("op", "kind") else "right")
+    for row in frame.itertuples(index=False):
+        kib = "-" if pd.isna(row.weight_bits) else f"{row.weight_bits / 8192:,.1f}"
+        table.add_row(row.op, row.kind, str(row.M), str(row.K), str(row.N), str(row.repeat), f"{row.macs / 1e6:,.1f}",
+                      f"{row.weight_fp4_fraction:.4f}", f"{row.act_fp4_fraction:.4f}", kib)
+    totals = summary_totals(frame)
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:  # piped or redirected: print the whole table, not 80 columns of it
+        console.width = 160
+    console.print(table, soft_wrap=False)
+    console.print(f"total: {totals['ops']} ops, {totals['macs'] / 1e9:,.3f} GMAC; FP4 fraction of blocks: static "
+                  f"weights {totals['static_weight_fp4_fraction']:.4f}, activations {totals['act_fp4_fraction']:.4f}, "
+                  f"attention second operands {totals['dynamic_operand_fp4_fraction']:.4f}; stored weights "
+                  f"{totals['weight_bytes'] / 2**20:,.2f} MiB ({totals['weight_bits_per_element']:.4f} bits/element)")
+    achieved = trace.meta.get("fp4_fraction_achieved")
+    if isinstance(achieved, dict):
+        scope = trace.meta.get("fp4_fraction_scope", "as the trace's maker counts it")
+        console.print(f"manifest: achieved FP4 fraction {_fractions(achieved)} ({scope})")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from fgmpsim.trace.fit import fit_synth_params
+    from fgmpsim.trace.io import load_trace
+
+    real = load_trace(args.dir)
+    params = fit_synth_params(real)
+    Path(args.out).write_text(params.to_yaml(), encoding="utf-8")
+    Console(soft_wrap=True).print(f"wrote {args.out}: map model for {len(params.roles)} roles fitted to {real.name}")
+    if args.plot:
+        from fgmpsim.trace.fit_report import plot_comparison, synthetic_twin
+
+        plot_comparison(real, synthetic_twin(real, params), args.plot)
+        Console(soft_wrap=True).print(f"wrote {args.plot}")
+    return 0
+
