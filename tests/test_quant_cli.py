@@ -30,3 +30,16 @@ def test_recorded_command_spells_out_every_setting():
                                       "--out", "somewhere"])
     assert command_line(args) == ("fgmpsim quantize --model smollm2-135m --policies fgmp mse --fp4-fraction 0.5 0.9 "
                                   "--calib-sequences 32 --seq-len 256 --eval-tokens 4096 --seed 0")
+
+
+def test_missing_model_extra_is_a_model_error_naming_the_install(tmp_path, monkeypatch):
+    import sys
+
+    from fgmpsim.errors import ModelError
+    from fgmpsim.quant.model import load_model
+
+    (tmp_path / "config.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import of transformers now raises ImportError
+    with pytest.raises(ModelError, match=r"needs the 'model' extra .*pip install torch==2\.13\.0") as err:
+        load_model.__wrapped__(str(tmp_path))
+    assert err.value.field == "model"

@@ -64,9 +64,13 @@ def _resolve(spec: str) -> tuple[Path, str | None, str]:
 def load_model(spec: str) -> LoadedModel:
     """Load ``spec`` once per process (float32, eval mode, gradients off). Takes ~5-30 s on CPU."""
     directory, gguf, provenance = _resolve(spec)
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+    except ImportError as err:
+        raise ModelError(f"quantizing a real model needs the 'model' extra ({err.name} is not installed)", "model",
+                         "pip install torch==2.13.0 && pip install -e '.[model]'") from None
 
     hf_logging.set_verbosity_error()
     kwargs = {"gguf_file": gguf} if gguf else {}
