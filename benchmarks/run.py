@@ -40,8 +40,13 @@ class Measurement:
     peak_rss_bytes: int
     simpy_events: int
     macs: int
-    checks: list[tuple[str, float, float, bool]] = field(default_factory=list)
-    """(what, measured, target, passed) for each target of the case."""
+    checks: list[tuple[str, float, str, float, bool]] = field(default_factory=list)
+    """(what, measured, "<=" or ">=", target, passed) for each target of the case."""
+
+    def check(self, what: str, measured: float, relation: str, target: float) -> None:
+        """Record one target: ``measured`` must be ``<=`` (a time, a size) or ``>=`` (a speedup) ``target``."""
+        passed = measured <= target if relation == "<=" else measured >= target
+        self.checks.append((what, measured, relation, target, bool(passed)))
 
     @property
     def passed(self) -> bool:
@@ -85,12 +90,11 @@ def _synth_case(case: str, description: str, model: str, *, tokens: int | None, 
     summary = result.summary()
     m = Measurement(case, description, sim_s, total_s, _peak_rss_bytes(), int(summary.get("simpy_events", 0)),
                     int(summary["macs"]))
-    m.checks.append((f"simulate s ({'warm' if warm else 'cold'})", sim_s, sim_target_s, sim_s <= sim_target_s))
+    m.check(f"simulate s ({'warm' if warm else 'cold'})", sim_s, "<=", sim_target_s)
     if total_target_s is not None:
-        m.checks.append(("generate+simulate s", total_s, total_target_s, total_s <= total_target_s))
+        m.check("generate+simulate s", total_s, "<=", total_target_s)
     if rss_target_gib is not None:
-        rss = m.peak_rss_bytes / GIB
-        m.checks.append(("peak RSS GiB", rss, rss_target_gib, rss <= rss_target_gib))
+        m.check("peak RSS GiB", m.peak_rss_bytes / GIB, "<=", rss_target_gib)
     return m
 
 
@@ -122,7 +126,7 @@ def case_smollm2_shipped() -> Measurement:
     m = Measurement("smollm2_shipped", f"shipped real trace {path.name} (SmolLM2-135M, Q4_1 GGUF weights), fgmp",
                     sim_s, time.perf_counter() - start, _peak_rss_bytes(), int(summary.get("simpy_events", 0)),
                     int(summary["macs"]))
-    m.checks.append(("simulate s", sim_s, 0.5, sim_s <= 0.5))
+    m.check("simulate s", sim_s, "<=", 0.5)
     return m
 
 
@@ -139,8 +143,8 @@ def case_reference_vs_tile() -> Measurement:
     m = Measurement("reference_vs_tile", "64x512x96 GEMM, 70% FP4: per-cycle reference engine vs tile engine",
                     tile_s, ref_s + tile_s, _peak_rss_bytes(), int(tile.summary().get("simpy_events", 0)),
                     int(tile.summary()["macs"]))
-    m.checks.append(("tile speedup x", speedup, 100.0, speedup >= 100.0))
-    m.checks.append(("same cycles (1 = yes)", float(same), 1.0, same))
+    m.check("tile speedup x", speedup, ">=", 100.0)
+    m.check("same cycles (1 = yes)", float(same), ">=", 1.0)
     return m
 
 
@@ -167,8 +171,8 @@ def _table(results: list[Measurement]) -> str:
     lines = ["| case | simulate s | generate + first simulate s | peak RSS MiB | SimPy events | simulated MAC/s | target | result |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for m in results:
-        targets = "; ".join(f"{what} {value:.3g} (<= {target:g})" if "speedup" not in what and "same" not in what
-                            else f"{what} {value:.3g} (>= {target:g})" for what, value, target, _ in m.checks)
+        targets = "; ".join(f"{what} {value:.3g} ({relation} {target:g})"
+                            for what, value, relation, target, _ in m.checks)
         lines.append(f"| {m.case} | {m.sim_seconds:.3f} | {m.total_seconds:.3f} | {m.peak_rss_bytes / 2**20:,.0f} | "
                      f"{m.simpy_events:,} | {m.macs / m.sim_seconds:.3e} | {targets} | "
                      f"{'pass' if m.passed else 'FAIL'} |")
