@@ -138,6 +138,20 @@ def test_same_inputs_give_bit_identical_frames():
     pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
+def test_memoized_synthetic_maps_give_the_same_frame_as_freshly_generated_ones(monkeypatch):
+    from fgmpsim.trace import synth_trace, synthetic_map
+
+    arch = load_arch("fgmp")
+    monkeypatch.setattr(synthetic_map, "_CACHE", synthetic_map._PackedMapCache(synthetic_map.CACHE_BYTES))
+    trace = synth_trace("smollm2-135m", tokens=64, fp4_fraction=0.7, seed=1)
+    cold = simulate(trace, arch).to_frame()  # every lazy map generated
+    warm = simulate(trace, arch).to_frame()  # every lazy map unpacked from the cache
+    monkeypatch.setattr(synthetic_map, "_CACHE", synthetic_map._PackedMapCache(0))  # nothing cached
+    uncached = simulate(synth_trace("smollm2-135m", tokens=64, fp4_fraction=0.7, seed=1), arch).to_frame()
+    pd.testing.assert_frame_equal(cold, warm, check_exact=True)
+    pd.testing.assert_frame_equal(cold, uncached, check_exact=True)
+
+
 def test_ops_run_back_to_back_on_the_simpy_timeline():
     result = simulate(chained_trace(repeat=2), load_arch("fgmp"))
     frame = result.to_frame()
