@@ -45,13 +45,14 @@ def weighted_block_error(a: np.ndarray, b: np.ndarray, fisher: np.ndarray, block
     return blocked(np.broadcast_to(fisher, diff.shape) * diff * diff, block_size).sum(axis=-1)
 
 
-def check_fraction(fp4_fraction: float, field: str = "fp4_fraction") -> float:
-    """``fp4_fraction`` as a float in [0, 1], else :class:`PolicyError`."""
-    value = float(fp4_fraction)
-    if not 0.0 <= value <= 1.0:
+def check_fraction(fp4_fraction: object, field: str = "fp4_fraction") -> float:
+    """``fp4_fraction`` (share of blocks in NVFP4) as a float in [0, 1], else :class:`PolicyError` naming
+    ``field``; booleans and non-numbers are refused rather than coerced."""
+    if (isinstance(fp4_fraction, bool) or not isinstance(fp4_fraction, (int, float, np.integer, np.floating))
+            or not 0.0 <= fp4_fraction <= 1.0):
         raise PolicyError(f"FP4 fraction must lie in [0, 1], got {fp4_fraction!r}", field,
                           "pass the share of blocks kept in NVFP4, e.g. 0.7")
-    return value
+    return float(fp4_fraction)
 
 
 def fp8_block_count(total_blocks: int, fp4_fraction: float) -> int:

@@ -28,7 +28,7 @@ import numpy as np
 
 from fgmpsim.arch.record import Arch
 from fgmpsim.energy import block_bits, storage_precision_map
-from fgmpsim.trace.record import GemmOp, PrecisionMap, Trace
+from fgmpsim.trace.record import GemmOp, PrecisionMap, Trace, materialize_map
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,7 @@ class OperandCache:
         if key in self._recent:
             self._recent.move_to_end(key)
             return self._recent[key][1]
-        array = pmap if isinstance(pmap, np.ndarray) else pmap.materialize()  # else a LazyMap
-        array = storage_precision_map(array, self.arch.pe_array.datapath_precisions)
+        array = storage_precision_map(materialize_map(pmap), self.arch.pe_array.datapath_precisions)
         self._recent[key] = (pmap, array)  # the map object is held so its id stays unique
         if len(self._recent) > self.KEEP:
             self._recent.popitem(last=False)

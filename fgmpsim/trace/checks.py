@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fgmpsim.errors import PolicyError, TraceError
+from fgmpsim.errors import TraceError
 
 
 def positive_int(value: object, field: str, fix: str) -> int:
@@ -19,11 +19,3 @@ def seed_value(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise TraceError(f"seed must be a non-negative integer, got {value!r}", "seed", "e.g. --seed 0")
     return int(value)
-
-
-def fp4_fraction_value(value: object, field: str = "fp4_fraction") -> float:
-    """A fraction of NVFP4 blocks in [0, 1], else :class:`PolicyError` naming ``field``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0.0 <= value <= 1.0:
-        raise PolicyError(f"{field} must be a number in [0, 1], got {value!r}", field,
-                          "give the fraction of NVFP4 blocks, e.g. 0.7")
-    return float(value)

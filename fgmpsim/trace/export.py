@@ -29,23 +29,13 @@ from fgmpsim.quant.model import KNOWN_MODELS
 from fgmpsim.quant.pipeline import ACT_CALIB_SEQUENCES, DEFAULT_EVAL_TOKENS, Calibrated, calibrate, evaluate_policy
 from fgmpsim.quant.policies import Policy, activation_rules, activation_threshold, get_policy
 from fgmpsim.quant.scores import BLOCK_SIZE, FP4_FORMAT, FP8_FORMAT, check_fraction
-from fgmpsim.trace.models import ModelShape
+from fgmpsim.trace.models import ModelShape, from_config
 from fgmpsim.trace.record import GemmOp, Trace
 
 MASKING = "dense: causal masking is not exploited, attention is counted as the full M x N product"
 LINEARS = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
            "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
 """The Llama decoder linears and the submodule that holds each."""
-
-
-def model_shape(model: Any, name: str) -> ModelShape:
-    """The GEMM sizes of a Llama-style Hugging Face model, from its config."""
-    c = model.config
-    heads = c.num_attention_heads
-    return ModelShape(name=name, hidden=c.hidden_size, intermediate=c.intermediate_size, layers=c.num_hidden_layers,
-                      heads=heads, kv_heads=getattr(c, "num_key_value_heads", None) or heads,
-                      head_dim=getattr(c, "head_dim", None) or c.hidden_size // heads, vocab=c.vocab_size,
-                      tie_embeddings=bool(getattr(c, "tie_word_embeddings", False)))
 
 
 def _check_tokens(tokens: Any) -> int:
@@ -127,7 +117,7 @@ def export_trace(cal: Calibrated, policy: str | Policy, fp4_fraction: float, tok
     policy = get_policy(policy) if isinstance(policy, str) else policy
     fraction = check_fraction(fp4_fraction)
     t = _check_tokens(len(tokens))
-    shape = model_shape(cal.model, model_name)
+    shape = from_config(cal.model.config.to_dict(), f"{model_name} config", model_name)
     names = _linear_names(cal, shape.layers)
     operands: dict[int, dict[str, np.ndarray]] = {}
     with captured_attention(cal.model, lambda layer, rows: operands.setdefault(layer, rows)):

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from fgmpsim.errors import TraceError
-from fgmpsim.trace.record import Trace
-from fgmpsim.trace.stats import distinct_maps, map_table, materialized, row_col_fractions
+from fgmpsim.trace.record import Trace, materialize_map
+from fgmpsim.trace.stats import distinct_maps, map_table, row_col_fractions
 from fgmpsim.trace.synth_model import CLASSES, ROLE_CLASS, RoleParams, SynthParams
 from fgmpsim.trace.synthetic_map import SyntheticMap
 
@@ -98,7 +98,7 @@ def fit_effects(maps: Sequence[np.ndarray]) -> tuple[float, float]:
 def _maps_by_role(trace: Trace) -> dict[str, list[np.ndarray]]:
     out: dict[str, list[np.ndarray]] = {}
     for role, _, pmap in distinct_maps(trace):
-        out.setdefault(role, []).append(materialized(pmap))
+        out.setdefault(role, []).append(materialize_map(pmap))
     return out
 
 

@@ -9,9 +9,9 @@ import pandas as pd
 
 from fgmpsim.errors import TraceError
 from fgmpsim.trace.models import ModelShape
-from fgmpsim.trace.record import GemmOp, Trace
-from fgmpsim.trace.stats import class_fp4_fractions, distinct_maps, map_table, materialized, row_col_fractions, \
-    structure_table
+from fgmpsim.trace.record import GemmOp, Trace, materialize_map
+from fgmpsim.trace.stats import (class_fp4_fractions, distinct_maps, map_table, row_col_fractions,
+                                 structure_table)
 from fgmpsim.trace.synth import synth_trace
 from fgmpsim.trace.synth_model import ROLE_CLASS, SynthParams
 
@@ -92,7 +92,7 @@ def plot_comparison(real: Trace, synth: Trace, path: str | os.PathLike[str]) -> 
     for axis, index, what in ((axes[1, 0], 1, "column (block index along K)"), (axes[1, 1], 0, "row")):
         for role in PLOT_ROLES:
             for label, trace, style in (("real", real, "-"), ("synth", synth, "--")):
-                values = np.sort(np.concatenate([row_col_fractions(materialized(pmap))[index]
+                values = np.sort(np.concatenate([row_col_fractions(materialize_map(pmap))[index]
                                                  for r, _, pmap in distinct_maps(trace) if r == role]))
                 axis.plot(values, np.linspace(0, 1, values.size), style, label=f"{role} {label}")
         axis.set_xlabel(f"FP8 fraction of a {what}")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 
 from fgmpsim.errors import TraceError
-from fgmpsim.trace.checks import fp4_fraction_value, positive_int, seed_value
+from fgmpsim.quant.scores import check_fraction
+from fgmpsim.trace.checks import positive_int, seed_value
 from fgmpsim.trace.record import GemmOp, Trace
 from fgmpsim.trace.synthetic_map import SyntheticMap
 
@@ -26,7 +27,7 @@ def gemm_trace(m: int, k: int, n: int, fp4_fraction: float = 1.0, seed: int = 0,
     if k % block_size:
         raise TraceError(f"K={k} is not a multiple of the block size {block_size}", "k",
                          f"use K = {math.ceil(k / block_size) * block_size} (pad with zeros)")
-    fp4_fraction = fp4_fraction_value(fp4_fraction)
+    fp4_fraction = check_fraction(fp4_fraction)
     seed = seed_value(seed)
 
     def random_map(rows: int, operand: str) -> SyntheticMap:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,7 @@ _REQUIRED = {"hidden": "hidden_size", "intermediate": "intermediate_size", "laye
 
 
 def from_config_json(path: str | os.PathLike[str]) -> ModelShape:
-    """A :class:`ModelShape` from a Hugging Face ``config.json`` (Llama-style keys).
-
-    ``num_key_value_heads`` defaults to ``num_attention_heads`` (no GQA), ``head_dim`` to
-    ``hidden_size / num_attention_heads``, ``tie_word_embeddings`` to false, as in ``transformers``.
-    """
+    """A :class:`ModelShape` from a Hugging Face ``config.json`` file (see :func:`from_config`)."""
     file = Path(path)
     try:
         config = json.loads(file.read_text(encoding="utf-8"))
@@ -89,22 +86,30 @@ def from_config_json(path: str | os.PathLike[str]) -> ModelShape:
                          "give the path of a model's config.json") from None
     if not isinstance(config, dict):
         raise ModelError(f"{file} is not a JSON object", "config", "give the path of a model's config.json")
+    return from_config(config, str(file), str(config.get("_name_or_path") or file.parent.name or "custom"))
+
+
+def from_config(config: Mapping[str, Any], source: str, name: str) -> ModelShape:
+    """A :class:`ModelShape` named ``name`` from Hugging Face config keys (Llama-style) read from ``source``.
+
+    ``num_key_value_heads`` defaults to ``num_attention_heads`` (no GQA), ``head_dim`` to
+    ``hidden_size / num_attention_heads``, ``tie_word_embeddings`` to false, as in ``transformers``.
+    """
     fields: dict[str, Any] = {}
     for field, key in _REQUIRED.items():
         if key not in config:
-            raise ModelError(f"{file} lacks {key!r}", key, f"add {key} to the config (needed for the {field} size)")
+            raise ModelError(f"{source} lacks {key!r}", key, f"add {key} to the config (needed for the {field} size)")
         fields[field] = config[key]
-    fields["kv_heads"] = config.get("num_key_value_heads", fields["heads"])
-    if "head_dim" in config:
+    fields["kv_heads"] = config.get("num_key_value_heads") or fields["heads"]
+    if config.get("head_dim"):
         fields["head_dim"] = config["head_dim"]
     elif isinstance(fields["hidden"], int) and isinstance(fields["heads"], int) and fields["heads"] > 0:
         if fields["hidden"] % fields["heads"]:
-            raise ModelError(f"{file}: hidden_size {fields['hidden']} is not divisible by num_attention_heads "
+            raise ModelError(f"{source}: hidden_size {fields['hidden']} is not divisible by num_attention_heads "
                              f"{fields['heads']}", "head_dim", "add head_dim to the config")
         fields["head_dim"] = fields["hidden"] // fields["heads"]
     else:
         fields["head_dim"] = None  # rejected by ModelShape with the field named
-    name = str(config.get("_name_or_path") or file.parent.name or "custom")
     return ModelShape(name=name, tie_embeddings=bool(config.get("tie_word_embeddings", False)), **fields)
 
 

@@ -51,8 +51,9 @@ class LazyMap(Protocol):
 PrecisionMap = np.ndarray | LazyMap
 
 
-def _map_array(m: PrecisionMap) -> np.ndarray:
-    return m.materialize() if isinstance(m, LazyMap) else m
+def materialize_map(pmap: PrecisionMap) -> np.ndarray:
+    """``pmap`` as a ``bool`` array (a lazy map is generated, an array returned as it is)."""
+    return pmap.materialize() if isinstance(pmap, LazyMap) else pmap
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,11 +80,11 @@ class GemmOp:
 
     def weight_map_array(self) -> np.ndarray:
         """The weight-side map, materialized, as ``bool`` ``[N, K/B]`` or ``[repeat, N, K/B]``."""
-        return _map_array(self.weight_map)
+        return materialize_map(self.weight_map)
 
     def act_map_array(self) -> np.ndarray:
         """The activation map, materialized, as ``bool`` ``[M, K/B]`` or ``[repeat, M, K/B]``."""
-        return _map_array(self.act_map)
+        return materialize_map(self.act_map)
 
     def check(self, block_size: int) -> None:
         """Raise :class:`TraceError` naming this op and the field if shapes or values are inconsistent."""

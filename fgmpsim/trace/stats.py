@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fgmpsim.trace.record import PrecisionMap, Trace
+from fgmpsim.trace.record import PrecisionMap, Trace, materialize_map
 from fgmpsim.trace.synth_model import ROLE_CLASS, op_roles
 from fgmpsim.trace.synthetic_map import SyntheticMap
 
@@ -20,7 +20,7 @@ def fp8_blocks(pmap: PrecisionMap) -> int:
     """Number of FP8 (True) blocks of a map, without generating a synthetic one."""
     if isinstance(pmap, SyntheticMap):
         return pmap.fp8_blocks
-    return int(np.count_nonzero(materialized(pmap)))
+    return int(np.count_nonzero(materialize_map(pmap)))
 
 
 def map_table(trace: Trace) -> pd.DataFrame:
@@ -65,17 +65,13 @@ def distinct_maps(trace: Trace) -> list[tuple[str, int, PrecisionMap]]:
     return out
 
 
-def materialized(pmap: PrecisionMap) -> np.ndarray:
-    """The map as a ``bool`` array."""
-    return pmap if isinstance(pmap, np.ndarray) else pmap.materialize()
-
 
 def structure_table(trace: Trace) -> pd.DataFrame:
     """One row per distinct map with a known role: ``role, layer, blocks, fp8_fraction, row_std, col_std`` (the
     standard deviation of per-row and per-column FP8 fractions); materializes one map at a time."""
     rows = []
     for role, layer, pmap in distinct_maps(trace):
-        bits = materialized(pmap)
+        bits = materialize_map(pmap)
         row, col = row_col_fractions(bits)
         rows.append({"role": role, "layer": layer, "blocks": bits.size, "fp8_fraction": float(bits.mean()),
                      "row_std": float(row.std()), "col_std": float(col.std())})

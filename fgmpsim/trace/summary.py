@@ -14,8 +14,8 @@ import pandas as pd
 
 from fgmpsim.arch.record import BlockStorage
 from fgmpsim.energy import weight_footprint_bits
-from fgmpsim.trace.record import PrecisionMap, Trace
-from fgmpsim.trace.stats import fp8_blocks, materialized
+from fgmpsim.trace.record import PrecisionMap, Trace, materialize_map
+from fgmpsim.trace.stats import fp8_blocks
 from fgmpsim.trace.synthetic_map import SyntheticMap
 
 SUMMARY_COLUMNS = ("op", "layer", "kind", "M", "K", "N", "repeat", "static_weight", "macs", "weight_blocks",
@@ -48,7 +48,7 @@ def _footprint_map(pmap: PrecisionMap) -> np.ndarray:
     """The map to price. The footprint depends only on a map's shape and FP8 count, so a synthetic map is stood in
     for by one with its FP8 blocks first instead of being generated (Llama-2-70B: seconds, not a minute)."""
     if not isinstance(pmap, SyntheticMap):
-        return materialized(pmap)
+        return materialize_map(pmap)
     flat = np.zeros(pmap.blocks, dtype=np.bool_)
     flat[:pmap.fp8_blocks] = True
     return flat.reshape(pmap.shape)

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from fgmpsim.errors import TraceError
-from fgmpsim.trace.checks import fp4_fraction_value, positive_int, seed_value
+from fgmpsim.quant.scores import check_fraction
+from fgmpsim.trace.checks import positive_int, seed_value
 from fgmpsim.trace.models import ModelShape, resolve_model
 from fgmpsim.trace.record import GemmOp, Trace
 from fgmpsim.trace.synth_model import ROLE_CLASS, SynthParams, load_synth_params
@@ -70,8 +71,8 @@ def synth_trace(model: str | ModelShape, tokens: int | None = None, batch: int =
     """
     shape = resolve_model(model)
     rows, queries, keys = _check_sizes(shape, tokens, batch, phase, kv_len, block_size)
-    targets = {"weight": fp4_fraction_value(fp4_fraction),
-               "act": fp4_fraction_value(fp4_fraction if act_fp4_fraction is None else act_fp4_fraction,
+    targets = {"weight": check_fraction(fp4_fraction),
+               "act": check_fraction(fp4_fraction if act_fp4_fraction is None else act_fp4_fraction,
                                          "act_fp4_fraction")}
     seed = seed_value(seed)
     params = params or load_synth_params()
