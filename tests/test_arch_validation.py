@@ -60,6 +60,12 @@ BROKEN = [
     ({"mapping": {"tile_m": 49}}, "mapping.tile_m", "memory.accum_buffer"),
     ({"mapping": {"tile_x": 1}}, "mapping.tile_x", "unknown key"),
     ({"name": ""}, "name", "non-empty"),
+    # fixed tiles wider than the array would compute more outputs in parallel than it has lanes (or PEs)
+    ({"mapping": {"tile_n": 257}}, "mapping.tile_n", "exceed the 256 lanes"),
+    ({"pe_array": {"dataflow": "output_stationary"}, "mapping": {"tile_n": 17}}, "mapping.tile_n",
+     "exceed the 16 lanes (lanes_per_pe)"),
+    ({"pe_array": {"dataflow": "output_stationary"}, "mapping": {"tile_m": 17}}, "mapping.tile_m",
+     "exceed the 16 PEs"),
 ]
 
 

@@ -152,6 +152,19 @@ def test_memoized_synthetic_maps_give_the_same_frame_as_freshly_generated_ones(m
     pd.testing.assert_frame_equal(cold, uncached, check_exact=True)
 
 
+def test_a_fixed_tile_wider_than_the_array_never_beats_peak_throughput():
+    import dataclasses
+
+    from fgmpsim.arch.record import FixedMapping
+
+    arch = load_arch("fgmp")  # 256 lanes; a hand-built record skips load_arch's check, the mapper clamps
+    wide = dataclasses.replace(arch, mapping=FixedMapping(tile_n=1024))
+    trace = chained_trace(n=2048)
+    for result in (simulate(trace, arch), simulate(trace, wide)):
+        assert result.to_frame().iloc[0].macs <= result.to_frame().iloc[0].cycles * arch.peak_macs_per_cycle
+        assert result.summary()["utilization"] <= 1.0
+
+
 def test_ops_run_back_to_back_on_the_simpy_timeline():
     result = simulate(chained_trace(repeat=2), load_arch("fgmp"))
     frame = result.to_frame()

@@ -62,6 +62,15 @@ def _check_fixed_tiles(arch: Arch) -> None:
     tile, pe, storage = arch.mapping, arch.pe_array, arch.storage
     worst = max(block_bits(True, storage, pe.vector_width), block_bits(False, storage, pe.vector_width))
     worst += storage.metadata_bits_per_block
+    ws = pe.dataflow == "weight_stationary"
+    n_width, n_what = (pe.lanes, "pes x lanes_per_pe") if ws else (pe.lanes_per_pe, "lanes_per_pe")
+    if tile.tile_n is not None and tile.tile_n > n_width:
+        raise ConfigError(f"tile_n={tile.tile_n} output channels exceed the {n_width} lanes ({n_what}) that compute "
+                          f"them in parallel ({pe.dataflow})", "mapping.tile_n",
+                          f"use mapping.tile_n <= {n_width} or enlarge the array")
+    if not ws and tile.tile_m is not None and tile.tile_m > pe.pes:
+        raise ConfigError(f"tile_m={tile.tile_m} output rows exceed the {pe.pes} PEs that compute them in parallel "
+                          f"(output_stationary)", "mapping.tile_m", f"use mapping.tile_m <= {pe.pes} or add PEs")
     mem = arch.memory
     if tile.tile_k_blocks is not None:
         _fits(mem.weight_buffer, "mapping.tile_k_blocks", pe.lanes_per_pe * tile.tile_k_blocks * worst,

@@ -283,10 +283,10 @@ def choose_tiling(arch: Arch, shape: OpShape) -> Tiling:
     pe, fixed = arch.pe_array, arch.mapping
     dataflow = pe.dataflow
     ws = dataflow == "weight_stationary"
-    if ws:
-        n_widths = _widths(min(shape.n, pe.lanes), fixed.tile_n and min(fixed.tile_n, shape.n))
-    else:
-        n_widths = _widths(min(shape.n, pe.lanes_per_pe), fixed.tile_n and min(fixed.tile_n, shape.n))
+    # load_arch rejects fixed tiles wider than the array; the clamp keeps hand-built Arch records honest too
+    width = min(shape.n, pe.lanes if ws else pe.lanes_per_pe)
+    n_widths = _widths(width, fixed.tile_n and min(fixed.tile_n, width))
+    if not ws:
         m_cap = min(shape.m, pe.pes)
     mem, bw, ps = arch.memory, worst_block_bits(arch), arch.storage.psum_bits
     for tn in n_widths:
