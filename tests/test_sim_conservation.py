@@ -165,6 +165,20 @@ def test_a_fixed_tile_wider_than_the_array_never_beats_peak_throughput():
         assert result.summary()["utilization"] <= 1.0
 
 
+def test_aqu_output_blocks_pad_each_row_along_the_consumers_k_axis():
+    from fgmpsim.trace import synth_trace
+
+    # SmolLM2 decode, batch 1, 100 cached keys: attn_qk writes S[9 heads, 1 query, 100 keys]; P's blocks run along
+    # the keys, so each of the 9 rows pads to ceil(100 / 16) = 7 blocks: 63 (not ceil(900 / 16) = 57).
+    # v_proj writes 1 token x 192 channels of V, whose blocks run along tokens: 192 / 16 = 12 blocks (amortized).
+    # q_proj writes 1 x 576 channels = 9 heads x 64: 36 blocks either way.
+    frame = simulate(synth_trace("smollm2-135m", phase="decode", kv_len=100), load_arch("fgmp")).to_frame()
+    first = frame.groupby("op").aqu_blocks.first()
+    assert first["layers.0.self_attn.attn_qk"] == 63
+    assert first["layers.0.self_attn.v_proj"] == 12
+    assert first["layers.0.self_attn.q_proj"] == 36
+
+
 def test_ops_run_back_to_back_on_the_simpy_timeline():
     result = simulate(chained_trace(repeat=2), load_arch("fgmp"))
     frame = result.to_frame()

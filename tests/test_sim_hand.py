@@ -104,15 +104,17 @@ def test_dram_bound_tile_and_its_analytic_bound():
 
 @pytest.mark.parametrize("accum_db", [False, True])
 def test_slow_aqu_stalls_the_array(accum_db):
-    # As the one-tile case, but the output feeds an all-FP4 activation: 4 outputs = 1 NVFP4 block (24 + 1 bits).
-    # AQU: 2 cycles latency + ceil(4 / (1 block x 4 elements per cycle)) = 3 cycles against a 1-cycle GLB write,
+    # As the one-tile case, but the output feeds an all-FP4 activation whose K axis is this op's 2 output channels:
+    # each of the 2 output rows pads to one 4-element NVFP4 block (24 + 1 bits), 2 blocks.
+    # AQU time counts real elements: 2 cycles latency + ceil(4 / (1 block x 4 elements per cycle)) = 3 cycles
+    # against a 1-cycle GLB write,
     # serialized after the compute (single-buffered accumulators) or beside an empty step: 3 AQU stall cycles.
     # 2 (DRAM) + 2 (PE fills) + 10 + 3 (drain) + 1 (write-back) = 18.
     arch = hand_arch(db=(True, True, True, accum_db))
     r = row(gemm(consumer_act=np.zeros((2, 1), bool)), arch, Mapping("weight_stationary", 2, 2, 2))
     assert (r.cycles, r.stall_aqu_cycles, r.stall_dram_cycles, r.stall_glb_cycles) == (18, 3, 3, 2)
-    assert (r.aqu_blocks, r.aqu_sensitivity_read_bits) == (1, 1 * 4 * 8)
-    assert (r.dram_write_bits, r.dram_write_metadata_bits) == (24, 1)
+    assert (r.aqu_blocks, r.aqu_sensitivity_read_bits) == (2, 2 * 4 * 8)
+    assert (r.dram_write_bits, r.dram_write_metadata_bits) == (2 * 24, 2)
 
 
 def test_output_stationary_one_tile():

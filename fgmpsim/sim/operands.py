@@ -5,7 +5,12 @@ This is input semantics shared by every engine (tile, reference, analytic), not 
 * **Datapath precisions** are applied before anything else (:func:`fgmpsim.energy.storage_precision_map`): an
   FP8-only array stores and computes every block as FP8 (all-True maps), an FP4-only array every block as NVFP4
   (all-False maps). :func:`precision_adjustment` says which happened.
-* **Output format** of an op (``M * N * repeat`` elements, ``ceil(elements / vector_width)`` blocks):
+* **Output format** of an op (``M * N * repeat`` elements). Blocks run along the consumer's K axis. For every
+  consumer operand but ``attn_pv``'s V that axis is this op's output channels (N), so each of the ``repeat * M``
+  output rows pads to whole blocks: ``repeat * M * ceil(N / vector_width)`` blocks. V's blocks run along tokens,
+  which decode appends one per step, so they are counted by elements, amortized: ``ceil(elements /
+  vector_width)`` (also the count for an op without a consumer). Blocks set storage, traffic and AQU energy; AQU
+  *time* streams the real elements at ``blocks_per_cycle * vector_width`` per cycle (padding costs no cycles).
 
   - no consumer: written unquantized, ``storage.unquantized_output_bits`` per element (BF16), no metadata, no AQU;
   - consumer and AQU enabled: the AQU quantizes every output block; the FP8 share is the consumer operand's
@@ -130,6 +135,8 @@ class OperandCache:
         if op.consumer is None:
             return OutputFormat(blocks, 0, elements * storage.unquantized_output_bits, 0, 0)
         consumer = self._by_name[op.consumer]
+        if op.consumer_operand == "act" or consumer.kind != "attn_pv":
+            blocks = op.repeat * op.m * -(-op.n // vw)
         if arch.aqu.enabled:
             target = consumer.act_map if op.consumer_operand == "act" else consumer.weight_map
             fp8, size = self._fp8_count(target)
