@@ -8,19 +8,47 @@ One entry function per job; the CLI, notebooks and tests all call these:
 * :func:`load_arch` (architecture YAML -> :class:`Arch`), :func:`simulate` (trace x arch -> :class:`RunResult`).
 
 ``quantize`` and ``export`` need the ``model`` extra (torch, transformers); everything else runs without torch.
+Names are imported on first use (PEP 562), so ``import fgmpsim`` and every CLI call stay fast: numpy, pandas and
+ml_dtypes load only when a function that needs them is called.
 """
 
-from fgmpsim.arch import Arch, load_arch
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from fgmpsim.errors import (ConfigError, FgmpsimError, FormatError, MappingError, ModelError, PolicyError,
                             SweepError, TraceError)
-from fgmpsim.formats import fake_quant
-from fgmpsim.quant import quantize
-from fgmpsim.sim import Mapping, RunResult, simulate
-from fgmpsim.trace import GemmOp, Trace, gemm_trace, load_trace, synth_trace
-from fgmpsim.trace.export import export
 
 __version__ = "0.1.0"
 
-__all__ = ["Arch", "ConfigError", "FgmpsimError", "FormatError", "GemmOp", "Mapping", "MappingError", "ModelError",
-           "PolicyError", "RunResult", "SweepError", "Trace", "TraceError", "__version__", "export", "fake_quant",
-           "gemm_trace", "load_arch", "load_trace", "quantize", "simulate", "synth_trace"]
+_LAZY = {
+    "Arch": "fgmpsim.arch", "load_arch": "fgmpsim.arch",
+    "fake_quant": "fgmpsim.formats",
+    "quantize": "fgmpsim.quant",
+    "Mapping": "fgmpsim.sim", "RunResult": "fgmpsim.sim", "simulate": "fgmpsim.sim",
+    "GemmOp": "fgmpsim.trace", "Trace": "fgmpsim.trace", "gemm_trace": "fgmpsim.trace",
+    "load_trace": "fgmpsim.trace", "synth_trace": "fgmpsim.trace",
+    "export": "fgmpsim.trace.export",
+}
+"""Public name -> the module that defines it."""
+
+_SUBPACKAGES = ("analysis", "arch", "energy", "formats", "quant", "sim", "sweep", "trace")
+
+__all__ = ["ConfigError", "FgmpsimError", "FormatError", "MappingError", "ModelError", "PolicyError", "SweepError",
+           "TraceError", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f"fgmpsim.{name}")
+    else:
+        raise AttributeError(f"module 'fgmpsim' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBPACKAGES})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -60,7 +62,8 @@ def test_cli_gemm_then_show(run, tmp_path):
     status, out, _ = run("trace", "show", str(tmp_path / "g"))
     assert status == 0
     assert "gemm" in out and "0.7500" in out and "GMAC" in out and "bits/element" in out
-    assert "static weights 0.7500, activations 0.7500" in out
+    assert "weights without lm_head 0.7500, all static weights 0.7500" in out
+    assert "input activations of every op 0.7500" in out
 
 
 def test_cli_synth_writes_a_loadable_trace(run, tmp_path):
@@ -113,3 +116,15 @@ def test_weight_bits_of_synthetic_maps_equal_the_footprint_of_the_generated_maps
     for op in trace.ops[:9] + trace.ops[-1:]:
         if op.static_weight:
             assert frame.loc[op.name, "weight_bits"] == weight_footprint_bits(op.weight_map_array(), STORAGE, 16)
+
+
+def test_quantized_weight_fraction_of_shipped_trace_is_what_its_manifest_reports():
+    """The maps' FP4 fraction without lm_head is the fraction the exporting policy counted (manifest), so a user
+    sees which number is the "70%"; with lm_head (kept FP8) it is lower."""
+    from fgmpsim.arch import load_arch
+
+    trace = load_trace(Path(__file__).resolve().parent.parent / "traces" / "smollm2-135m-fgmp70")
+    totals = summary_totals(trace_summary(trace, load_arch("fgmp").storage))
+    assert totals["quantized_weight_fp4_fraction"] == pytest.approx(trace.meta["fp4_fraction_achieved"]["weight"],
+                                                                   abs=5e-5)
+    assert totals["static_weight_fp4_fraction"] < totals["quantized_weight_fp4_fraction"]

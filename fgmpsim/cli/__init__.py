@@ -17,8 +17,22 @@ from fgmpsim.errors import FgmpsimError
 _VERB_MODULES = ("quantize", "export", "trace", "simulate")
 
 
+EXAMPLES = """first steps:
+  fgmpsim demo                                                     FGMP vs all-FP8 on shipped traces, with plots
+  fgmpsim trace show traces/smollm2-135m-fgmp70                    what a trace holds
+  fgmpsim simulate --trace traces/smollm2-135m-fgmp70 --arch fgmp --arch fp8_baseline
+  fgmpsim VERB --help                                              each verb's options and examples
+"""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors in fgmpsim's one-line form (still exit status 2)."""
+    """argparse that reports usage errors in fgmpsim's one-line form (still exit status 2) and shows docstring
+    descriptions as plain text (no reStructuredText backticks)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        if kwargs.get("description"):
+            kwargs["description"] = kwargs["description"].replace("``", "")
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"error: {message} ({self.prog}): see '{self.prog} --help'\n")
@@ -28,7 +42,11 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = _Parser(prog="fgmpsim", description=__doc__.splitlines()[0])
+    from fgmpsim import __version__
+
+    parser = _Parser(prog="fgmpsim", description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"fgmpsim {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
     for name in _VERB_MODULES:

@@ -1,65 +1,71 @@
-"""``fgmpsim simulate``: one trace on one architecture -> per-op table, totals, optional results file."""
+"""fgmpsim simulate: one trace on one or more architectures -> totals, the costliest ops, an optional results file."""
 
 from __future__ import annotations
 
 import argparse
 
+EXAMPLES = """examples:
+  fgmpsim simulate --trace traces/smollm2-135m-fgmp70 --arch fgmp
+  fgmpsim simulate --trace traces/smollm2-135m-fgmp70 --arch fgmp --arch fp8_baseline      (side by side)
+  fgmpsim simulate --trace traces/smollm2-135m-fgmp70 --arch fgmp --set pe_array.lanes_per_pe=8 --per-op
+  fgmpsim simulate --trace out/l7b --arch fgmp --engine analytic --out out/l7b.parquet
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("simulate", help="simulate a trace on an architecture",
-                                   description=__doc__.splitlines()[0])
+    parser = subparsers.add_parser("simulate", help="simulate a trace on one or more architectures",
+                                   description=__doc__.split(": ", 1)[1], epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trace", required=True, help="trace directory (manifest.yaml + maps.npz)")
-    parser.add_argument("--arch", required=True, help="arch YAML path or shipped name (fgmp, fp8_baseline, ...)")
+    parser.add_argument("--arch", required=True, action="append",
+                        help="arch YAML path or shipped name (fgmp, fp8_baseline, ...); repeat to compare side by "
+                             "side")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override an arch field, e.g. --set memory.glb.size_bytes=1048576 (repeatable)")
+                        help="override an arch field, e.g. --set memory.glb.size_bytes=1048576 (repeatable; "
+                             "applies to every --arch)")
     parser.add_argument("--engine", default="tile", choices=("tile", "event", "reference", "analytic"),
                         help="tile (exact, vectorized, default), event (the same timing as SimPy events per tile "
                              "step, small traces), reference (per-cycle, tiny GEMMs) or analytic (lower bound)")
-    parser.add_argument("--out", default=None, help="write results to FILE (.parquet, .csv or .json)")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--top", type=int, default=5, metavar="N",
+                       help="show the N ops that take the most energy (default 5; 0 for none)")
+    shown.add_argument("--per-op", action="store_true", help="show every op")
+    parser.add_argument("--out", default=None,
+                        help="write results to FILE (.parquet, .csv or .json; one --arch only)")
     parser.set_defaults(func=_simulate)
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from fgmpsim.arch import load_arch
+    from fgmpsim.cli.display import console, op_table, summary_table
+    from fgmpsim.cli.progress import op_progress
+    from fgmpsim.errors import ConfigError
     from fgmpsim.sim import simulate
     from fgmpsim.sim.result import output_path
     from fgmpsim.trace import load_trace
 
-    if args.out:
+    if len(set(args.arch)) != len(args.arch):
+        raise ConfigError(f"--arch repeats {sorted({a for a in args.arch if args.arch.count(a) > 1})}", "--arch",
+                          "name each architecture once")
+    if args.top < 0:
+        raise ConfigError(f"--top must be >= 0, got {args.top}", "--top", "pass the number of ops to show")
+    if args.out is not None and len(args.arch) > 1:
+        raise ConfigError("--out writes one result but several --arch were given", "--out",
+                          "simulate one --arch per --out, or use `fgmpsim sweep` for many design points")
+    if args.out is not None:
         output_path(args.out)
-    arch = load_arch(args.arch, overrides=args.set)
-    result = simulate(load_trace(args.trace), arch, engine=args.engine)
-    console = Console(soft_wrap=True, width=168)
-    table = Table(title=f"{result.trace} on {result.arch} ({result.engine} engine)")
-    columns = (("op", "op", str), ("kind", "kind", str), ("M", "M", str), ("K", "K", str), ("N", "N", str),
-               ("rep", "repeat", str), ("cycles", "cycles", "{:,}".format),
-               ("compute", "compute_cycles", "{:,}".format), ("DRAM stall", "stall_dram_cycles", "{:,}".format),
-               ("GLB stall", "stall_glb_cycles", "{:,}".format),
-               ("imbalance", "stall_imbalance_cycles", "{:,}".format), ("AQU stall", "stall_aqu_cycles", "{:,}".format),
-               ("MMAC", "macs", lambda v: f"{v / 1e6:,.1f}"), ("energy uJ", "energy_pj", lambda v: f"{v / 1e6:,.2f}"),
-               ("pJ/MAC", "pj_per_mac", "{:.3f}".format))
-    for title, _, _ in columns:
-        table.add_column(title, justify="left" if title in ("op", "kind") else "right", no_wrap=True)
-    for row in result.rows:
-        table.add_row(*(fmt(row[key]) for _, key, fmt in columns))
-    console.print(table)
-    s = result.summary()
-    cycles = max(s["cycles"], 1)
-    stalls = ", ".join(f"{name} {s[f'stall_{name}_cycles']:,} ({100 * s[f'stall_{name}_cycles'] / cycles:.1f}%)"
-                       for name in ("dram", "glb", "imbalance", "aqu"))
-    console.print(f"[bold]{arch.describe()}[/bold]\n"
-                  f"datapath: {result.precision_adjustment}\n"
-                  f"total: {s['cycles']:,} cycles = {s['seconds'] * 1e3:,.3f} ms at {arch.clock_hz / 1e9:g} GHz, "
-                  f"{s['macs'] / 1e9:,.3f} GMAC, utilization {100 * s['utilization']:.1f}%\n"
-                  f"stalls: {stalls}\n"
-                  f"energy: {s['energy_pj'] / 1e9:,.4f} mJ, {s['pj_per_mac']:.4f} pJ/MAC; weights "
-                  f"{s['weight_bytes'] / 2 ** 20:,.2f} MiB, {s['weight_bits_per_element']:.4f} bits/element\n"
-                  f"moved: DRAM {s['dram_bytes'] / 2 ** 20:,.2f} MiB, GLB {s['glb_bytes'] / 2 ** 20:,.2f} MiB, "
-                  f"PE buffers {s['pe_buffer_bytes'] / 2 ** 20:,.2f} MiB\n"
-                  f"SimPy events: {s['simpy_events']:,}")
+    archs = [load_arch(name, overrides=args.set) for name in args.arch]
+    trace = load_trace(args.trace)
+    results = []
+    for arch in archs:
+        with op_progress(f"{trace.name} on {arch.name}", len(trace.ops)) as advance:
+            results.append(simulate(trace, arch, engine=args.engine, on_op=advance))
+    out = console()
+    out.print(summary_table(results, archs))
+    for result in results:
+        out.print(f"datapath of {result.arch}: {result.precision_adjustment}")
+        if args.per_op or args.top:
+            out.print(op_table(result, None if args.per_op else args.top))
     if args.out:
-        console.print(f"wrote {result.save(args.out)}")
+        out.print(f"wrote {results[0].save(args.out)}")
     return 0

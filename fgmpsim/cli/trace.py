@@ -110,14 +110,18 @@ def _show(args: argparse.Namespace) -> int:
     if not console.is_terminal:  # piped or redirected: print the whole table, not 80 columns of it
         console.width = 160
     console.print(table, soft_wrap=False)
-    console.print(f"total: {totals['ops']} ops, {totals['macs'] / 1e9:,.3f} GMAC; FP4 fraction of blocks: static "
-                  f"weights {totals['static_weight_fp4_fraction']:.4f}, activations {totals['act_fp4_fraction']:.4f}, "
-                  f"attention second operands {totals['dynamic_operand_fp4_fraction']:.4f}; stored weights "
+    console.print(f"total: {totals['ops']} ops, {totals['macs'] / 1e9:,.3f} GMAC; stored weights "
                   f"{totals['weight_bytes'] / 2**20:,.2f} MiB ({totals['weight_bits_per_element']:.4f} bits/element)")
+    console.print(f"FP4 fraction of blocks as simulated: weights without lm_head "
+                  f"{totals['quantized_weight_fp4_fraction']:.4f}, all static weights "
+                  f"{totals['static_weight_fp4_fraction']:.4f} (with lm_head, kept in FP8), input activations of "
+                  f"every op {totals['act_fp4_fraction']:.4f}, attention's second operands (K, V) "
+                  f"{totals['dynamic_operand_fp4_fraction']:.4f}")
     achieved = trace.meta.get("fp4_fraction_achieved")
     if isinstance(achieved, dict):
         scope = trace.meta.get("fp4_fraction_scope", "as the trace's maker counts it")
-        console.print(f"manifest: achieved FP4 fraction {_fractions(achieved)} ({scope})")
+        console.print(f"FP4 fraction the policy achieved (manifest): {_fractions(achieved)} "
+                      f"({scope})")
     return 0
 
 

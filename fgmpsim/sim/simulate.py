@@ -19,6 +19,7 @@ the op (tile: op level, event: tile-step level, reference and analytic: 0).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
 from dataclasses import fields
 from typing import Any
@@ -115,10 +116,12 @@ def _columns(ops: Operands, tiling: Tiling, timing: OpTiming, counts: dict[str, 
 
 
 def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
-             mapping: Mapping | MappingABC[str, Mapping] | None = None, max_event_steps: int = MAX_STEPS) -> RunResult:
+             mapping: Mapping | MappingABC[str, Mapping] | None = None, max_event_steps: int = MAX_STEPS,
+             on_op: Callable[[], None] | None = None) -> RunResult:
     """Simulate every op of ``trace`` on ``arch``. ``mapping``: one :class:`Mapping` for every op, a dict of op
     name -> :class:`Mapping` (other ops use the mapper), or ``None`` (the mapper, honouring ``arch.mapping``).
-    ``max_event_steps``: the most tile steps (all ops) the event engine takes on.
+    ``max_event_steps``: the most tile steps (all ops) the event engine takes on. ``on_op``: called once after
+    each op is costed (a progress bar's advance).
     Raises :class:`~fgmpsim.errors.MappingError` for impossible mappings (naming the field),
     :class:`~fgmpsim.errors.ConfigError` for an unknown engine, a block-size mismatch or a trace too large for the
     event engine."""
@@ -142,6 +145,8 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
         mappings.append((op.name, tiling.mapping))
         timings.append(timing)
         events.append(simpy_events)
+        if on_op is not None:
+            on_op()
     if engine == "tile":
         spans = run_ops(timings)
     else:

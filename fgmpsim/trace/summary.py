@@ -56,7 +56,8 @@ def _footprint_map(pmap: PrecisionMap) -> np.ndarray:
 
 def summary_totals(frame: pd.DataFrame) -> dict[str, float | int]:
     """Totals of a :func:`trace_summary` frame: ``ops``, ``macs``, block-weighted FP4 fractions of the static
-    weights, of the activation maps and of the dynamic second operands of attention (``nan`` without attention),
+    weights (all of them, and without ``lm_head``, which policies keep unquantized: what a policy's target counts), of the
+    activation maps and of the dynamic second operands of attention (``nan`` without attention),
     stored weight bits/bytes and bits per stored weight element."""
     static = frame["static_weight"].astype(bool)
 
@@ -70,6 +71,7 @@ def summary_totals(frame: pd.DataFrame) -> dict[str, float | int]:
         "ops": len(frame),
         "macs": int(frame["macs"].sum()),
         "static_weight_fp4_fraction": fp4(frame[static], "weight"),
+        "quantized_weight_fp4_fraction": fp4(frame[static & (frame["kind"] != "lm_head")], "weight"),
         "act_fp4_fraction": fp4(frame, "act"),
         "dynamic_operand_fp4_fraction": fp4(frame[~static], "weight"),
         "weight_bits": weight_bits,
