@@ -11,16 +11,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-import fgmpsim
 from fgmpsim.arch import schema
 from fgmpsim.arch.checks import check_arch
 from fgmpsim.arch.documents import read_with_extends
 from fgmpsim.arch.overrides import Overrides, apply_overrides, parse_overrides
 from fgmpsim.arch.record import Arch
 from fgmpsim.errors import ConfigError
-
-ARCH_CONFIG_DIR = Path(fgmpsim.__file__).resolve().parent.parent / "arch_configs"
-"""The shipped ``arch_configs/`` folder (next to the ``fgmpsim`` package in the editable install)."""
+from fgmpsim.resources import ARCH_CONFIG_DIR
 
 
 def shipped_names() -> tuple[str, ...]:

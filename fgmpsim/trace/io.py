@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 
 from fgmpsim.errors import TraceError
+from fgmpsim.resources import resolve_trace_dir, shipped_traces
 from fgmpsim.trace.record import TRACE_FORMAT_VERSION, GemmOp, LazyMap, PrecisionMap, Trace
 from fgmpsim.trace.synthetic_map import GENERATOR as SYNTHETIC_GENERATOR
 from fgmpsim.trace.synthetic_map import SyntheticMap
@@ -84,11 +85,13 @@ def save_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
 
 
 def load_trace(path: str | os.PathLike[str]) -> Trace:
-    """Read and check the trace in directory ``path``; :class:`TraceError` names the file, op and field."""
-    directory = Path(path).resolve()
+    """Read and check the trace in directory ``path`` (or a shipped trace's name, e.g. ``smollm2-135m-fgmp70``);
+    :class:`TraceError` names the file, op and field."""
+    directory = resolve_trace_dir(path).resolve()
     if not directory.is_dir():
         raise TraceError(f"trace directory {path} does not exist", "path",
-                         "give a directory made by fgmpsim export / trace synth / trace gemm")
+                         "give a directory made by fgmpsim export / trace synth / trace gemm, or a shipped "
+                         f"trace: {', '.join(shipped_traces())}")
     manifest = _read_manifest(_inside(directory, MANIFEST))
     block_size = _field(manifest, "block_size", int, "manifest")
     name = _field(manifest, "name", str, "manifest")
