@@ -18,8 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-PRECISION_PAIRS: tuple[str, ...] = ("fp4xfp4", "fp4xfp8", "fp8xfp4", "fp8xfp8")
-"""Weight x activation precision pairs, in the order (w_fp8, a_fp8) = (0,0), (0,1), (1,0), (1,1)."""
+from fgmpsim.precision import PRECISION_PAIRS
 
 Dataflow = Literal["weight_stationary", "output_stationary"]
 DATAFLOWS: tuple[str, ...] = ("weight_stationary", "output_stationary")

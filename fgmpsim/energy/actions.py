@@ -12,7 +12,7 @@ quantized by the AQU; ``aqu_sensitivity_read_bits`` counts bits read from the AQ
 
 from __future__ import annotations
 
-from fgmpsim.arch.record import PRECISION_PAIRS
+from fgmpsim.precision import PRECISION_PAIRS
 
 MEMORY_LEVELS: tuple[str, ...] = ("dram", "glb", "weight_buffer", "input_buffer", "accum_buffer")
 """Memory levels in the order of :meth:`fgmpsim.arch.Memory.levels`."""
