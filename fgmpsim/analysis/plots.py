@@ -172,7 +172,7 @@ def roofline_plot(result: RunResult, arch: Arch, path: str | os.PathLike[str], *
     ax.set_xlabel("arithmetic intensity (MAC/byte)")
     ax.set_ylabel("MAC/cycle")
     ax.legend(fontsize=8)
-    ax.set_title(title or f"roofline: {result.trace} on {result.arch} (peak {peak:,} MAC/cycle)")
+    ax.set_title(title or f"roofline: {result.trace}\non {result.arch}, peak {peak:,} MAC/cycle", fontsize=10)
     return _save(fig, path)
 
 
