@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fgmpsim.analysis.metrics import METRICS, TOTAL, run_metrics
+from fgmpsim.analysis.metrics import TOTAL, run_metrics
 from fgmpsim.errors import ConfigError
 from fgmpsim.sim.result import RunResult
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """``frame``: rows (design, scope), columns ``design, arch, trace, scope``, :data:`METRICS` and
+    """``frame``: rows (design, scope), columns ``design, arch, trace, scope``, the metrics of :data:`fgmpsim.analysis.metrics.METRICS` and
     ``<metric>_vs_baseline``. ``baseline`` names the baseline's rows; ``designs`` the others, in the given order."""
 
     baseline: str

@@ -116,23 +116,21 @@ def fp4_fraction_plot(frame: pd.DataFrame, metrics: Sequence[str], path: str | o
         raise ConfigError(f"no column {fraction!r}", "fraction", "pass the column holding the FP4 fraction")
     data = frame.sort_values(fraction)
     relative = all(m.endswith("_vs_baseline") for m in metrics)
+    divisor, ylabel = (0.01, "change vs baseline (%)") if relative else axis_label(metrics[0], data[metrics[0]])
     fig, ax = _figure()
     groups = data.groupby(series, sort=False) if series else [(None, data)]
     style = 0
     for key, rows in groups:
         for metric in metrics:
-            values = rows[metric].to_numpy(np.float64) * (100 if relative else 1)
+            values = rows[metric].to_numpy(np.float64) / divisor
             name = metric.removesuffix("_vs_baseline") + ("" if key is None else f" ({key})")
             ax.plot(100 * rows[fraction], values, marker=_MARKERS[style % len(_MARKERS)],
                     color=_GREYS[style % 3], linestyle=("-", "--", ":", "-.")[style % 4], label=name)
             style += 1
     ax.set_xlabel("blocks in NVFP4 (%)")
+    ax.set_ylabel(ylabel)
     if relative:
-        ax.set_ylabel("change vs baseline (%)")
         ax.axhline(0, color="0.5", linewidth=0.6)
-    else:
-        ylabel = axis_label(metrics[0], data[metrics[0]])[1]
-        ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     ax.set_title(title or "against the FP4 fraction")
     return _save(fig, path)
@@ -155,7 +153,7 @@ def roofline_plot(result: RunResult, arch: Arch, path: str | os.PathLike[str], *
     fig, ax = _figure()
     columns = {"DRAM": "dram_bytes", "GLB": "glb_bytes"}
     intensities = []
-    for i, (level, bytes_per_cycle) in enumerate(_levels(arch).items()):
+    for i, level in enumerate(_levels(arch)):
         moved = frame[columns[level]].to_numpy(np.float64)
         ok = moved > 0
         intensity = frame["macs"].to_numpy(np.float64)[ok] / moved[ok]

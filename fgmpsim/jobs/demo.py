@@ -23,7 +23,6 @@ from pathlib import Path
 import pandas as pd
 
 import fgmpsim
-from fgmpsim.analysis.metrics import TOTAL
 from fgmpsim.analysis.plots import energy_breakdown_plot, precision_map_plot, roofline_plot
 from fgmpsim.analysis.units import format_change, format_quantity, kind_of, metric_label
 from fgmpsim.errors import TraceError
