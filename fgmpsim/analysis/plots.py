@@ -175,7 +175,7 @@ def roofline_plot(result: RunResult, arch: Arch, path: str | os.PathLike[str], *
 
 
 def precision_map_plot(precision_map: np.ndarray, path: str | os.PathLike[str], *, rows: str = "output channel",
-                       title: str | None = None, max_rows: int = 1024) -> Path:
+                       title: str | None = None, max_rows: int = 1024, block_size: int = 16) -> Path:
     """Heat map of one map (``True`` = FP8 block, black; NVFP4 white); a 3-D map shows its first slice, and at
     most ``max_rows`` rows are drawn (every k-th row of a taller map, said in the title)."""
     pmap = np.asarray(precision_map, dtype=bool)
@@ -189,7 +189,7 @@ def precision_map_plot(precision_map: np.ndarray, path: str | os.PathLike[str], 
     fig, ax = _figure(6.0, 5.0)
     ax.imshow(shown, cmap="gray_r", vmin=0, vmax=1, aspect="auto", interpolation="nearest",
               extent=(0, pmap.shape[1], pmap.shape[0], 0))
-    ax.set_xlabel("K block (16 elements per block)")
+    ax.set_xlabel(f"K block ({block_size} elements per block)")
     ax.set_ylabel(f"{rows} (row)")
     fp8 = pmap.mean()
     note = f", every {stride}th row" if stride > 1 else ""
