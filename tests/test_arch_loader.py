@@ -56,7 +56,7 @@ def test_base_is_a_fragment_and_loading_it_alone_names_the_first_missing_field()
 def test_fp8_baseline_differs_from_fgmp_only_in_datapath_aqu_and_metadata() -> None:
     assert _diff(load_arch("fgmp"), load_arch("fp8_baseline")) == {
         "name", "pe_array.datapath_precisions", "aqu.enabled", "aqu.blocks_per_cycle", "aqu.latency_cycles",
-        "aqu.sensitivity_bits_per_channel", "storage.metadata_bits_per_block"}
+        "aqu.sensitivity_bits_per_channel", "aqu.sensitivity_channels", "storage.metadata_bits_per_block"}
     base = load_arch("fp8_baseline")
     assert base.pe_array.datapath_precisions == ("fp8",)
     assert not base.aqu.enabled and base.storage.metadata_bits_per_block == 0

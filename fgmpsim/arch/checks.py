@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fgmpsim.arch.record import Arch, MemoryLevel
 from fgmpsim.energy.actions import required_entries
+from fgmpsim.energy.area import check_area
 from fgmpsim.energy.footprint import block_bits
 from fgmpsim.errors import ConfigError
 
@@ -17,6 +18,7 @@ def check_arch(arch: Arch) -> None:
     _check_metadata(arch)
     _check_energy_entries(arch)
     _check_fixed_tiles(arch)
+    check_area(arch)
 
 
 def _check_aqu(arch: Arch) -> None:

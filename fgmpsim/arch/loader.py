@@ -91,4 +91,8 @@ def arch_to_dict(arch: Arch) -> dict[str, Any]:
     data["energy"]["actions"] = {name: {"pj": entry.pj, "source": entry.source}
                                  for name, entry in arch.energy.entries}
     del data["energy"]["entries"]
+    if arch.area is not None:
+        data["area"]["entries"] = {name: {"mm2": entry.mm2, "source": entry.source} for name, entry in arch.area.entries}
+    else:
+        del data["area"]
     return data

@@ -63,13 +63,19 @@ class AQU:
 
     It quantizes ``blocks_per_cycle`` output blocks per cycle after a pipeline ``latency_cycles``, choosing each
     block's precision from its Fisher-weighted perturbation using ``sensitivity_bits_per_channel``-bit per-channel
-    sensitivities held in a local table.
+    sensitivities held in a local table of ``sensitivity_channels`` entries (it sizes the table's area only).
     """
 
     enabled: bool
     blocks_per_cycle: int
     latency_cycles: int
     sensitivity_bits_per_channel: int
+    sensitivity_channels: int = 0
+
+    @property
+    def sensitivity_table_bytes(self) -> int:
+        """Bytes of the per-channel sensitivity table (0 when the AQU is disabled)."""
+        return -(-self.sensitivity_channels * self.sensitivity_bits_per_channel // 8) if self.enabled else 0
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,27 @@ class EnergyTable:
 
 
 @dataclass(frozen=True)
+class AreaEntry:
+    """Silicon area of one unit (a KiB of SRAM, a scalar MAC, a lane, a block per cycle of AQU throughput) in mm²,
+    with where the number comes from."""
+
+    mm2: float
+    source: str
+
+
+@dataclass(frozen=True)
+class AreaTable:
+    """mm² per unit at ``technology_node_nm``. ``entries`` maps names (see ``fgmpsim.energy.AREA_ENTRIES``) to
+    :class:`AreaEntry`."""
+
+    technology_node_nm: int
+    entries: tuple[tuple[str, AreaEntry], ...]
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: entry.mm2 for name, entry in self.entries}
+
+
+@dataclass(frozen=True)
 class FixedMapping:
     """Optional tile sizes fixed in the YAML (``None`` = chosen by the mapper). Units: elements (``tile_m``,
     ``tile_n``) and blocks (``tile_k_blocks``)."""
@@ -171,6 +198,7 @@ class Arch:
     energy: EnergyTable
     mapping: FixedMapping = FixedMapping()
     source: str = ""
+    area: AreaTable | None = None
 
     @property
     def peak_macs_per_cycle(self) -> int:

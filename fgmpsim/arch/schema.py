@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from fgmpsim.arch.record import (AQU, DATAFLOWS, Arch, BlockStorage, EnergyEntry, EnergyTable, FixedMapping, Memory,
-                                 MemoryLevel, ModeCycles, PEArray)
+from fgmpsim.arch.record import (AQU, DATAFLOWS, Arch, AreaEntry, AreaTable, BlockStorage, EnergyEntry, EnergyTable,
+                                 FixedMapping, Memory, MemoryLevel, ModeCycles, PEArray)
 from fgmpsim.energy.actions import ENTRIES
+from fgmpsim.energy.area import AREA_ENTRIES
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -63,6 +64,7 @@ class AQUModel(_Strict):
     blocks_per_cycle: NonNegativeInt = 0
     latency_cycles: NonNegativeInt = 0
     sensitivity_bits_per_channel: NonNegativeInt = 0
+    sensitivity_channels: NonNegativeInt = 0
 
 
 class DramModel(_Strict):
@@ -115,6 +117,20 @@ class EnergyModel(_Strict):
     actions: EnergyActionsModel  # type: ignore[valid-type]
 
 
+class AreaEntryModel(_Strict):
+    mm2: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    source: Annotated[str, Field(min_length=1)]
+
+
+AreaEntriesModel = create_model(  # one optional field per entry, as for the energy actions
+    "AreaEntriesModel", __base__=_Strict, **{entry: (AreaEntryModel | None, None) for entry in AREA_ENTRIES})
+
+
+class AreaModel(_Strict):
+    technology_node_nm: PositiveInt
+    entries: AreaEntriesModel  # type: ignore[valid-type]
+
+
 class ArchModel(_Strict):
     name: Annotated[str, Field(min_length=1)]
     clock_hz: PositiveFloat
@@ -124,6 +140,7 @@ class ArchModel(_Strict):
     storage: StorageModel
     mapping: MappingModel = MappingModel()
     energy: EnergyModel
+    area: AreaModel | None = None
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:
@@ -239,5 +256,9 @@ def to_record(model: ArchModel, source: str) -> Arch:
                                          for name in ENTRIES if (e := getattr(actions, name)) is not None)),
         mapping=FixedMapping(**model.mapping.model_dump()),
         source=source,
+        area=None if model.area is None else AreaTable(
+            technology_node_nm=model.area.technology_node_nm,
+            entries=tuple((name, AreaEntry(mm2=float(e.mm2), source=e.source))
+                          for name in AREA_ENTRIES if (e := getattr(model.area.entries, name)) is not None)),
     )
 

@@ -1,18 +1,14 @@
-"""Terminal tables of simulation results: totals first (units scaled to magnitude), then the costliest ops.
-
-Tables fit the terminal; in a pipe or a file they are printed whole (no truncation at 80 columns).
+"""Terminal tables shared by the verbs: totals first (units scaled to magnitude), changes vs a first column, the
+costliest ops. Tables fit the terminal; in a pipe or a file they are printed whole (no truncation at 80 columns).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from fgmpsim import units
-from fgmpsim.arch.record import Arch
+from fgmpsim.analysis.units import format_change, format_quantity, format_row
 from fgmpsim.sim.result import STALLS, RunResult
 
 STALL_CAUSES = ("DRAM", "GLB", "lane imbalance", "AQU")
@@ -22,74 +18,95 @@ PIPE_WIDTH = 200
 """Columns used when stdout is not a terminal: wide enough that no table of fgmpsim truncates."""
 
 
-def console() -> Console:
-    """A console for results: the terminal's width on a terminal, :data:`PIPE_WIDTH` in a pipe."""
+def console() -> Any:
+    """A rich console for results: the terminal's width on a terminal, :data:`PIPE_WIDTH` in a pipe."""
+    from rich.console import Console
+
     out = Console(soft_wrap=False)
     if not out.is_terminal:
         out.width = PIPE_WIDTH
     return out
 
 
-def _energy_components(result: RunResult) -> dict[str, float]:
-    """Total pJ per energy component (``energy_<component>_pj`` summed over ops)."""
-    return {key[len("energy_"):-len("_pj")]: sum(row[key] for row in result.rows)
-            for key in result.rows[0] if key.startswith("energy_") and key != "energy_pj"}
+def quantity_row(label: str, kind: str, values: Sequence[float], changes: Sequence[float | None]) -> list[str]:
+    """[label with the row's unit, then each value, each followed by its relative change unless that is None].
+    ``kind`` is a quantity kind of :mod:`fgmpsim.analysis.units` (one unit for the whole row)."""
+    unit, shown = format_row(values, kind)
+    cells = [f"{label} ({unit})" if unit and unit != label else label]
+    for text, change in zip(shown, changes):
+        cells.append(text)
+        if change is not None:
+            cells.append(format_change(change))
+    return cells
 
 
-def _summary_rows(result: RunResult, arch: Arch) -> list[tuple[str, float, Callable[[float], str]]]:
-    """(quantity, value in base units, formatter) for one result; the value is what relative changes compare."""
-    s = result.summary()
-    cycles = max(s["cycles"], 1)  # stalls print with their share of all cycles
-    rows: list[tuple[str, float, Callable[[float], str]]] = [
-        ("cycles", s["cycles"], "{:,.0f}".format),
-        (f"time at {arch.clock_hz / 1e9:g} GHz", s["seconds"], units.duration),
-        ("utilization", s["utilization"], units.percent),
-        *((f"  {cause} stall cycles", s[key], lambda v: f"{v:,.0f} ({units.percent(v / cycles)})")
-          for cause, key in zip(STALL_CAUSES, STALLS)),
-        ("MACs", s["macs"], lambda v: units.count(v, "MAC")),
-        ("energy", s["energy_pj"], units.energy),
-        ("energy per MAC", s["pj_per_mac"], lambda v: f"{v:.4f} pJ"),
-        *((f"  {name.replace('_', ' ')}", pj, units.energy) for name, pj in _energy_components(result).items()),
-        ("weight memory", s["weight_bytes"], units.size),
-        ("weight bits per element", s["weight_bits_per_element"], "{:.4f}".format),
-        ("DRAM traffic", s["dram_bytes"], units.size),
-        ("GLB traffic", s["glb_bytes"], units.size),
-        ("PE buffer traffic", s["pe_buffer_bytes"], units.size),
-    ]
-    return rows
+def results_table(title: str, heads: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 1) -> Any:
+    """A table whose value columns never truncate (the first ``text_columns`` wrap instead)."""
+    from rich import box
+    from rich.table import Table
 
-
-def summary_table(results: Sequence[RunResult], archs: Sequence[Arch]) -> Table:
-    """Totals of each result side by side; from the second result on, a column of relative change vs the first."""
-    first = results[0]
-    table = Table(title=f"{first.trace} ({first.engine} engine)")
-    table.add_column("quantity", no_wrap=True)
-    for index, result in enumerate(results):
-        table.add_column(result.arch, justify="right", no_wrap=True)
-        if index:
-            table.add_column(f"vs {first.arch}", justify="right", no_wrap=True)
-    columns = [_summary_rows(result, arch) for result, arch in zip(results, archs)]
-    for line in zip(*columns):
-        cells: list[str] = [line[0][0]]
-        base = line[0][1]
-        for index, (_, value, fmt) in enumerate(line):
-            cells.append(fmt(value))
-            if index:
-                cells.append(units.change(value / base - 1) if base else "-")
-        table.add_row(*cells)
+    table = Table(title=title, box=box.SIMPLE, pad_edge=False)
+    for i, head in enumerate(heads):
+        if i < text_columns:
+            table.add_column(head)
+        else:
+            width = max(len(head), *(len(row[i]) for row in rows)) if rows else len(head)
+            table.add_column(head, justify="right", no_wrap=True, min_width=width)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
-_OP_COLUMNS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
-    ("op", "op", str), ("kind", "kind", str), ("M", "M", str), ("K", "K", str), ("N", "N", str),
-    ("rep", "repeat", str), ("cycles", "cycles", "{:,}".format),
-    ("stalls", "stalls", units.percent), ("MACs", "macs", lambda v: units.count(v, "MAC")),
-    ("energy", "energy_pj", units.energy), ("share", "share", units.percent),
-    ("pJ/MAC", "pj_per_mac", "{:.4f}".format),
-)
+def _energy_components(result: RunResult) -> dict[str, float]:
+    """Total pJ per energy component (``energy_<component>_pj`` summed over ops)."""
+    return {key: sum(row[key] for row in result.rows)
+            for key in result.rows[0] if key.startswith("energy_") and key.endswith("_pj") and key != "energy_pj"}
 
 
-def op_table(result: RunResult, top: int | None) -> Table:
+def _quantities(result: RunResult) -> list[tuple[str, str, float]]:
+    """(label, quantity kind, value in base units) of one result's totals, in display order."""
+    s = result.summary()
+    return [
+        ("cycles", "cycles", s["cycles"]),
+        (f"time at {result.clock_hz / 1e9:g} GHz", "seconds", s["seconds"]),
+        ("utilization", "fraction", s["utilization"]),
+        *((f"  {cause} stalls", "cycles", s[key]) for cause, key in zip(STALL_CAUSES, STALLS)),
+        ("MACs", "count", s["macs"]),
+        ("energy", "energy_pj", s["energy_pj"]),
+        ("energy per MAC", "pj_per_mac", s["pj_per_mac"]),
+        *((f"  {key[len('energy_'):-len('_pj')].replace('_', ' ')}", "energy_pj", pj)
+          for key, pj in _energy_components(result).items()),
+        ("area", "mm2", s.get("area_mm2", math.nan)),
+        ("weight memory", "bytes", s["weight_bytes"]),
+        ("weight bits per element", "bits", s["weight_bits_per_element"]),
+        ("DRAM traffic", "bytes", s["dram_bytes"]),
+        ("GLB traffic", "bytes", s["glb_bytes"]),
+        ("PE buffer traffic", "bytes", s["pe_buffer_bytes"]),
+    ]
+
+
+def summary_table(results: Sequence[RunResult]) -> Any:
+    """Totals of each result side by side; from the second result on, each value's change vs the first's."""
+    columns = [_quantities(result) for result in results]
+    rows = []
+    for line in zip(*columns):
+        (label, kind, base), values = line[0], [value for _, _, value in line]
+        changes = [None, *(value / base - 1 if base else math.nan for value in values[1:])]
+        rows.append(quantity_row(label, kind, values, changes))
+    heads = ["quantity", results[0].arch]
+    for result in results[1:]:
+        heads += [result.arch, f"vs {results[0].arch}"]
+    return results_table(f"{results[0].trace} ({results[0].engine} engine)", heads, rows)
+
+
+_OP_COLUMNS = (("op", "op", None), ("kind", "kind", None), ("M", "M", None), ("K", "K", None), ("N", "N", None),
+               ("rep", "repeat", None), ("cycles", "cycles", "cycles"), ("stalls", "stalls", "fraction"),
+               ("MACs", "macs", "count"), ("energy", "energy_pj", "energy_pj"), ("share", "share", "fraction"),
+               ("pJ/MAC", "pj_per_mac", "pj_per_mac"))
+"""(header, row key, quantity kind or None for text) of the per-op table."""
+
+
+def op_table(result: RunResult, top: int | None) -> Any:
     """Per-op table: every op in trace order (``top=None``) or the ``top`` ops with the most energy."""
     total_pj = sum(row["energy_pj"] for row in result.rows) or 1.0
     rows = [{**row, "share": row["energy_pj"] / total_pj,
@@ -98,9 +115,6 @@ def op_table(result: RunResult, top: int | None) -> Table:
         rows = sorted(rows, key=lambda row: -row["energy_pj"])[:top]
     title = (f"{result.arch}: every op" if top is None
              else f"{result.arch}: the {len(rows)} ops with the most energy (--per-op for all {len(result.rows)})")
-    table = Table(title=title)
-    for header, _, _ in _OP_COLUMNS:
-        table.add_column(header, justify="left" if header in ("op", "kind") else "right", no_wrap=True)
-    for row in rows:
-        table.add_row(*(fmt(row[key]) for _, key, fmt in _OP_COLUMNS))
-    return table
+    cells = [[str(row[key]) if kind is None else format_quantity(row[key], kind) for _, key, kind in _OP_COLUMNS]
+             for row in rows]
+    return results_table(title, [head for head, _, _ in _OP_COLUMNS], cells, text_columns=2)

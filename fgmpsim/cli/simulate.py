@@ -61,7 +61,7 @@ def _simulate(args: argparse.Namespace) -> int:
         with op_progress(f"{trace.name} on {arch.name}", len(trace.ops)) as advance:
             results.append(simulate(trace, arch, engine=args.engine, on_op=advance))
     out = console()
-    out.print(summary_table(results, archs))
+    out.print(summary_table(results))
     for result in results:
         out.print(f"datapath of {result.arch}: {result.precision_adjustment}")
         if args.per_op or args.top:

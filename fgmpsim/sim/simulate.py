@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any
 
 import numpy as np
 
 from fgmpsim.arch.record import PRECISION_PAIRS, Arch
-from fgmpsim.energy import price, weight_footprint_bits
+from fgmpsim.energy import area_breakdown, price, weight_footprint_bits
 from fgmpsim.errors import ConfigError, MappingError
 from fgmpsim.sim.analytic import Bound, op_bound
 from fgmpsim.sim.engine import OpSpan, run_ops
@@ -156,4 +156,5 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
         row["start_cycle"], row["end_cycle"], row["simpy_events"] = span.start, span.end, span.simpy_events
     return RunResult(arch=arch.name, trace=trace.name, engine=engine, clock_hz=arch.clock_hz,
                      peak_macs_per_cycle=arch.peak_macs_per_cycle, precision_adjustment=precision_adjustment(arch),
-                     mappings=tuple(mappings), rows=tuple(rows))
+                     mappings=tuple(mappings), rows=tuple(rows),
+                     area=tuple(asdict(area_breakdown(arch)).items()) if arch.area is not None else ())

@@ -1,0 +1,133 @@
+"""Area model: hand-computed areas from the table entries, the FGMP overhead, iso-area overrides, bad tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import fgmpsim
+from fgmpsim.arch import ARCH_CONFIG_DIR, arch_from_dict, arch_to_dict, load_arch
+from fgmpsim.energy import FGMP_OVERHEAD_COMPONENTS, area_breakdown, area_mm2, iso_area
+from fgmpsim.errors import ConfigError
+
+SMALL = ["pe_array.pes=2", "pe_array.lanes_per_pe=4", "memory.glb.size_bytes=65536",
+         "memory.weight_buffer.size_bytes=4096", "memory.input_buffer.size_bytes=2048",
+         "memory.accum_buffer.size_bytes=1024", "aqu.blocks_per_cycle=2"]
+
+
+def _table() -> dict[str, float]:
+    """The area entries as written in base.yaml, read without the loader."""
+    data = yaml.safe_load((ARCH_CONFIG_DIR / "base.yaml").read_text())
+    return {name: entry["mm2"] for name, entry in data["area"]["entries"].items()}
+
+
+def test_small_fgmp_array_area_by_hand() -> None:
+    t = _table()
+    # 2 PEs x 4 lanes x 16-wide = 128 MACs, 8 lanes; GLB 64 KiB; per PE 4 + 2 + 1 KiB; AQU 2 blocks/cycle with
+    # 8192 channels x 8 bits = 8 KiB of sensitivities
+    by_hand = (64 * t["glb_per_kib"] + 2 * 4 * t["weight_buffer_per_kib"] + 2 * 2 * t["input_buffer_per_kib"]
+               + 2 * 1 * t["accum_buffer_per_kib"] + 128 * (t["mac_fp8"] + t["mac_fgmp_extra"])
+               + 8 * (t["block_scale"] + t["accumulator"]) + 2 * t["aqu_block_per_cycle"]
+               + 8 * t["aqu_sensitivity_per_kib"])
+    assert area_mm2(load_arch("fgmp", SMALL)) == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_small_fp8_and_fp4_arrays_area_by_hand() -> None:
+    t = _table()
+    sram = 64 * t["glb_per_kib"] + 2 * (4 * t["weight_buffer_per_kib"] + 2 * t["input_buffer_per_kib"]
+                                        + t["accum_buffer_per_kib"])
+    small = [o for o in SMALL if not o.startswith("aqu.")]
+    assert area_mm2(load_arch("fp8_baseline", small)) == pytest.approx(
+        sram + 128 * t["mac_fp8"] + 8 * t["accumulator"], rel=1e-12)      # FP8 blocks carry no block scale
+    assert area_mm2(load_arch("nvfp4", small)) == pytest.approx(
+        sram + 128 * t["mac_fp4"] + 8 * (t["block_scale"] + t["accumulator"]), rel=1e-12)
+
+
+def test_fgmp_exceeds_fp8_baseline_by_exactly_the_charged_overhead() -> None:
+    fgmp, fp8 = area_breakdown(load_arch("fgmp")), area_breakdown(load_arch("fp8_baseline"))
+    for name in set(fgmp.as_dict()) - {f"area_{c}_mm2" for c in FGMP_OVERHEAD_COMPONENTS} - {"area_mm2"}:
+        assert fgmp.as_dict()[name] == fp8.as_dict()[name], name
+    assert fp8.fgmp_overhead_mm2 == 0.0
+    assert all(getattr(fgmp, c) > 0 for c in FGMP_OVERHEAD_COMPONENTS)
+    assert fgmp.total_mm2 - fp8.total_mm2 == pytest.approx(fgmp.fgmp_overhead_mm2, rel=1e-12)
+    # the documented figure (docs/energy_model.md, "Area"): +3.08%
+    assert 100 * (fgmp.total_mm2 / fp8.total_mm2 - 1) == pytest.approx(3.078, abs=5e-4)
+
+
+def test_summary_carries_area_and_its_breakdown() -> None:
+    trace = fgmpsim.gemm_trace(64, 64, 64, fp4_fraction=0.5, seed=0)
+    arch = load_arch("fgmp")
+    summary = fgmpsim.simulate(trace, arch).summary()
+    expected = area_breakdown(arch).as_dict()
+    assert {k: v for k, v in summary.items() if k.startswith("area_")} == expected
+    assert summary["area_mm2"] == pytest.approx(sum(v for k, v in expected.items() if k != "area_mm2"), rel=1e-12)
+
+
+@pytest.mark.parametrize("knob", ["lanes_per_pe", "glb"])
+def test_iso_area_grows_the_baseline_to_the_largest_area_within_the_target(knob: str) -> None:
+    target = area_mm2(load_arch("fgmp"))
+    base = load_arch("fp8_baseline")
+    iso = iso_area(base, target, knob)
+    grown = load_arch("fp8_baseline", list(iso.overrides))
+    assert area_mm2(grown) == pytest.approx(iso.area_mm2, rel=1e-12)
+    assert area_mm2(base) < iso.area_mm2 <= target
+    if knob == "lanes_per_pe":
+        lanes = grown.pe_array.lanes_per_pe
+        one_more = load_arch("fp8_baseline", [f"pe_array.lanes_per_pe={lanes + 1}"])
+        # ports widened with the lanes: one 144-bit weight block and one 32-bit psum per lane per cycle
+        assert grown.memory.weight_buffer.read_bits_per_cycle == -(-2304 * lanes // 16)
+        assert grown.memory.accum_buffer.write_bits_per_cycle == -(-512 * lanes // 16)
+    else:
+        one_more = load_arch("fp8_baseline", [f"memory.glb.size_bytes={grown.memory.glb.size_bytes + 1024}"])
+    assert area_mm2(one_more) > target
+
+
+def test_iso_area_refuses_a_smaller_target_and_an_unknown_knob() -> None:
+    base = load_arch("fp8_baseline")
+    with pytest.raises(ConfigError, match="below"):
+        iso_area(base, area_mm2(base) / 2)
+    with pytest.raises(ConfigError) as err:
+        iso_area(base, 10.0, "pes")
+    assert err.value.field == "knob"
+
+
+def test_area_table_round_trips_through_arch_to_dict() -> None:
+    arch = load_arch("fgmp")
+    assert arch_from_dict(arch_to_dict(arch), arch.source) == arch
+
+
+def _with(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "a.yaml"
+    path.write_text(f"extends: {ARCH_CONFIG_DIR / 'fgmp.yaml'}\nname: a\n{text}")
+    return path
+
+
+def test_a_missing_area_entry_is_named(tmp_path: Path) -> None:
+    data = arch_to_dict(load_arch("fgmp"))
+    del data["area"]["entries"]["mac_fgmp_extra"]
+    with pytest.raises(ConfigError) as err:
+        arch_from_dict(data)
+    assert err.value.field == "area.entries.mac_fgmp_extra"
+
+
+def test_an_unknown_area_entry_gets_a_suggestion(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="did you mean 'mac_fp8'"):
+        load_arch(_with(tmp_path, "area:\n  entries:\n    mac_fp88: {mm2: 1.0e-6, source: x}\n"))
+
+
+def test_an_enabled_aqu_needs_a_sized_sensitivity_table() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_arch("fgmp", ["aqu.sensitivity_channels=0"])
+    assert err.value.field == "aqu.sensitivity_channels"
+
+
+def test_an_arch_without_area_table_simulates_but_has_no_area() -> None:
+    data = arch_to_dict(load_arch("fp8_baseline"))
+    del data["area"]
+    arch = arch_from_dict(data)
+    assert "area_mm2" not in fgmpsim.simulate(fgmpsim.gemm_trace(16, 32, 16), arch).summary()
+    with pytest.raises(ConfigError) as err:
+        area_breakdown(arch)
+    assert err.value.field == "area"
