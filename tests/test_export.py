@@ -111,3 +111,19 @@ def test_save_and_load_round_trip(trace, tmp_path):
 def test_token_count_must_fill_whole_blocks(calibrated, tiny_tokens):
     with pytest.raises(PolicyError, match="multiple of the block size"):
         export_trace(calibrated, "fgmp", 0.7, tiny_tokens[5][:20], progress=False)
+
+
+def test_export_many_calibrates_once_and_traces_every_policy_and_fraction(calibrated, monkeypatch):
+    """Each policy x fraction point (a fraction-free policy once) equals a direct export_trace on the same
+    calibration, and the model is calibrated once for all of them."""
+    import fgmpsim.trace.export as export_module
+
+    calls = []
+    monkeypatch.setattr(export_module, "calibrate", lambda *a, **k: calls.append(k) or calibrated)
+    traces = export_module.export_many("tiny", ("fgmp", "fp8"), (0.5, 0.7), tokens=16, progress=False)
+    assert len(calls) == 1
+    assert [t.name for t in traces] == ["tiny-fgmp50", "tiny-fgmp70", "tiny-fp8"]
+    direct = export_trace(calibrated, "fgmp", 0.7, calibrated.eval_stream[:16], model_name="tiny", progress=False)
+    for ours, theirs in zip(traces[1].ops, direct.ops):
+        assert np.array_equal(ours.weight_map, theirs.weight_map) and np.array_equal(ours.act_map, theirs.act_map)
+    assert traces[1].meta["perplexity"] == direct.meta["perplexity"]

@@ -1,5 +1,5 @@
-"""``fgmpsim export``: quantize a real model with one policy and write its forward pass as a trace directory (thin
-shell over ``fgmpsim.trace.export.export``)."""
+"""``fgmpsim export``: quantize a real model and write its forward pass as a trace directory, per policy and FP4
+fraction (calibrated once; thin shell over ``fgmpsim.trace.export.export_many``)."""
 
 from __future__ import annotations
 
@@ -12,20 +12,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="quantized real model -> trace directory",
                                    description=__doc__.splitlines()[0])
     add_model_options(parser)
-    parser.add_argument("--policy", default="fgmp", help="quantization policy (default fgmp)")
-    parser.add_argument("--fp4-fraction", type=float, default=0.7, help="target NVFP4 share of blocks (default 0.7)")
+    parser.add_argument("--policy", nargs="+", default=["fgmp"], help="quantization policies (default fgmp)")
+    parser.add_argument("--fp4-fraction", nargs="+", type=float, default=[0.7],
+                        help="target NVFP4 shares of blocks (default 0.7)")
     parser.add_argument("--tokens", type=int, default=256, help="tokens of the traced pass, a multiple of 16 "
                                                                "(default 256)")
-    parser.add_argument("--out", required=True, help="trace directory to write")
+    parser.add_argument("--out", required=True,
+                        help="trace directory to write; with several policies or fractions, the folder that gets "
+                             "one trace directory per point, named <model>-<policy><percent FP4>")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from fgmpsim.trace.export import export
+    from pathlib import Path
 
-    trace = export(policy=args.policy, fp4_fraction=args.fp4_fraction, tokens=args.tokens, **model_kwargs(args))
-    path = trace.save(args.out)
-    achieved = trace.meta["fp4_fraction_achieved"]
-    print(f"wrote {path}: {len(trace.ops)} ops, {trace.macs:,} MACs, FP4 fraction weight {achieved['weight']:.4f} "
-          f"act {achieved['act']:.4f}, perplexity {trace.meta['perplexity']['value']:.4g}")
+    from fgmpsim.trace.export import export_many
+
+    traces = export_many(policies=args.policy, fp4_fractions=args.fp4_fraction, tokens=args.tokens,
+                         **model_kwargs(args))
+    for trace in traces:
+        path = trace.save(args.out if len(traces) == 1 else Path(args.out) / trace.name)
+        achieved = trace.meta["fp4_fraction_achieved"]
+        print(f"wrote {path}: {len(trace.ops)} ops, {trace.macs:,} MACs, FP4 fraction weight "
+              f"{achieved['weight']:.4f} act {achieved['act']:.4f}, perplexity {trace.meta['perplexity']['value']:.4g}")
     return 0

@@ -17,6 +17,7 @@ Hugging Face module names without the leading ``model.`` (``layers.3.self_attn.q
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,13 +178,14 @@ def _trace_name(model_name: str, policy: Policy, fraction: float) -> str:
         f"{model_name}-{policy.name}"
 
 
-def export(model: str = "smollm2-135m", policy: str = "fgmp", fp4_fraction: float = 0.7, tokens: int = 256,
-           text: str | Path | None = None, *, calib_sequences: int = 32, seq_len: int = 256,
-           eval_tokens: int | None = DEFAULT_EVAL_TOKENS, seed: int = 0, include_lm_head: bool = False,
-           progress: bool = True) -> Trace:
-    """Quantize ``model`` with ``policy`` and trace its forward pass over the first ``tokens`` evaluation tokens."""
-    chosen = get_policy(policy)
-    fraction = check_fraction(fp4_fraction)
+def export_many(model: str = "smollm2-135m", policies: Sequence[str] = ("fgmp",),
+                fp4_fractions: Sequence[float] = (0.7,), tokens: int = 256, text: str | Path | None = None, *,
+                calib_sequences: int = 32, seq_len: int = 256, eval_tokens: int | None = DEFAULT_EVAL_TOKENS,
+                seed: int = 0, include_lm_head: bool = False, progress: bool = True) -> tuple[Trace, ...]:
+    """Calibrate ``model`` once (Fisher, activation scores), then trace its forward pass over the first ``tokens``
+    evaluation tokens under every policy x FP4 fraction (a policy without a fraction, e.g. ``fp8``, once)."""
+    chosen = [get_policy(name) for name in policies]
+    fractions = [check_fraction(f) for f in fp4_fractions]
     t = _check_tokens(tokens)
     cal = calibrate(model, text, calib_sequences=calib_sequences, seq_len=seq_len, eval_tokens=eval_tokens,
                     include_lm_head=include_lm_head, progress=progress)
@@ -191,4 +193,15 @@ def export(model: str = "smollm2-135m", policy: str = "fgmp", fp4_fraction: floa
         raise ModelError(f"the evaluation stream has {len(cal.eval_stream)} tokens, {t} needed", "tokens",
                          "use fewer --tokens or a longer --text")
     label = model if model in KNOWN_MODELS else Path(model).stem
-    return export_trace(cal, chosen, fraction, cal.eval_stream[:t], seed=seed, model_name=label, progress=progress)
+    points = dict.fromkeys((policy, fraction if policy.uses_fraction else fractions[0])
+                           for policy in chosen for fraction in fractions)
+    return tuple(export_trace(cal, policy, fraction, cal.eval_stream[:t], seed=seed, model_name=label,
+                              progress=progress) for policy, fraction in points)
+
+
+def export(model: str = "smollm2-135m", policy: str = "fgmp", fp4_fraction: float = 0.7, tokens: int = 256,
+           text: str | Path | None = None, **options: Any) -> Trace:
+    """Quantize ``model`` with ``policy`` and trace its forward pass over the first ``tokens`` evaluation tokens
+    (options as :func:`export_many`)."""
+    (trace,) = export_many(model, (policy,), (fp4_fraction,), tokens, text, **options)
+    return trace
