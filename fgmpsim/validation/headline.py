@@ -86,11 +86,11 @@ def _summary_row(arch_name: str, frame: pd.DataFrame, result: Any) -> dict[str, 
             "weight_bits_per_element": summary["weight_bits_per_element"]}
 
 
-def compute_headline(progress: Any = None) -> Headline:
-    """Simulate :data:`TRACE_ARGS` on both archs and build the tornado (module docstring). ``progress(text)`` is
-    called before each simulation."""
+def compute_headline(progress: Any = None, trace: Any = None) -> Headline:
+    """Simulate ``trace`` (default: :data:`TRACE_ARGS`) on both archs and build the tornado (module docstring).
+    ``progress(text)`` is called before each simulation."""
     say = progress or (lambda text: None)
-    trace = synth_trace(**TRACE_ARGS)
+    trace = trace if trace is not None else synth_trace(**TRACE_ARGS)
     frames, rows = {}, []
     for name in ARCHS:
         say(f"simulating {trace.name} on {name}")
