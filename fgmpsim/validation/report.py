@@ -132,7 +132,7 @@ def _zigzag_section(root: Path, zigzag_python: str | None, store: bool, figures:
                "zigzag_free_total_ratio_min": float(free["ratio"].min()),
                "zigzag_free_total_ratio_max": float(free["ratio"].max()),
                "zigzag_unexplained": sum(1 for e in explained if e[4] == "UNEXPLAINED")}
-    reuse = comp[(comp["run"] == "free") & (comp["component"] == "weight_buffer") & (comp["ratio"] < 1)]["ratio"]
+    reuse = comp[(comp["run"] == "free") & (comp["component"] == "weight_buffer") & (comp["m"] > 1)]["ratio"]
     numbers["zigzag_free_weight_buffer_saved_min"] = float(1 - reuse.max()) if len(reuse) else 0.0
     numbers["zigzag_free_weight_buffer_saved_max"] = float(1 - reuse.min()) if len(reuse) else 0.0
     cyc = comp[comp["component"] == "total"].assign(r=lambda f: f["zigzag_cycles"] / f["fgmpsim_cycles"])

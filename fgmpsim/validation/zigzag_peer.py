@@ -65,11 +65,14 @@ def _memory(size_bits: int, read_bits: int, write_bits: int, min_bits: int, read
                       _port("w_port_1", "write", write_bits, min_bits, writes)]}
 
 
-def zigzag_inputs(arch: Arch, m: int, k: int, n: int,
-                  temporal_ordering: list[list[Any]] | None = None) -> dict[str, Any]:
+def zigzag_inputs(arch: Arch, m: int, k: int, n: int, temporal_ordering: list[list[Any]] | None = None,
+                  systolic: bool = False) -> dict[str, Any]:
     """``{"accelerator": ..., "mapping": ..., "workload": ...}``: the three ZigZag 3.x YAML documents of the GEMM
     ``Y[M, N] = X[M, K] W[N, K]^T`` on ``arch`` (module docstring); ``temporal_ordering`` (innermost first, e.g.
-    :func:`fgmpsim_ordering`) pins ZigZag's loop nest, ``None`` lets LOMA search it."""
+    :func:`fgmpsim_ordering`) pins ZigZag's loop nest, ``None`` lets LOMA search it. ``systolic`` declares both
+    array dimensions systolic, which adds ZigZag's fill/drain to its latency (energy is unchanged); the energy
+    comparison leaves it off, as fgmpsim's lanes are not systolic, ``benchmarks/peers.py`` turns it on to hold
+    cycles against a systolic array."""
     check_peer_arch(arch)
     pj, mem, st, pe = arch.energy.as_dict(), arch.memory, arch.storage, arch.pe_array
     wb, pb = st.fp8_value_bits, st.psum_bits
@@ -92,7 +95,8 @@ def zigzag_inputs(arch: Arch, m: int, k: int, n: int,
     mac_pj = pj["mac_fp8xfp8"] + pj["scale_accumulate"] / pe.vector_width
     accelerator = {"name": f"fgmpsim_{arch.name}", "memories": memories,
                    "operational_array": {"input_precision": [wb, wb], "unit_energy": mac_pj, "unit_area": 1,
-                                         "dimensions": both, "sizes": [pe.lanes_per_pe, pe.vector_width]}}
+                                         "dimensions": both, "sizes": [pe.lanes_per_pe, pe.vector_width],
+                                         **({"systolic_dimensions": both} if systolic else {})}}
     mapping = [{"name": "default",
                 "spatial_mapping": {"D1": [f"K, {pe.lanes_per_pe}"], "D2": [f"C, {pe.vector_width}"]},
                 "memory_operand_links": {"O": "O", "W": "I2", "I": "I1"}}]
@@ -106,10 +110,10 @@ def zigzag_inputs(arch: Arch, m: int, k: int, n: int,
 
 
 def write_zigzag_inputs(arch: Arch, m: int, k: int, n: int, folder: Path,
-                        temporal_ordering: list[list[Any]] | None = None) -> None:
+                        temporal_ordering: list[list[Any]] | None = None, systolic: bool = False) -> None:
     """Write ``accelerator.yaml``, ``mapping.yaml`` and ``workload.yaml`` (:func:`zigzag_inputs`) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, document in zigzag_inputs(arch, m, k, n, temporal_ordering).items():
+    for name, document in zigzag_inputs(arch, m, k, n, temporal_ordering, systolic).items():
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
 
