@@ -5,7 +5,8 @@ One entry function per job; the CLI, notebooks and tests all call these:
 * :func:`fake_quant` (bit-exact number formats), :func:`quantize` (FGMP and baselines on a real model, perplexity),
 * :func:`export` (quantized real model -> :class:`Trace`), :func:`synth_trace` / :func:`gemm_trace` (synthetic
   traces), :func:`load_trace`,
-* :func:`load_arch` (architecture YAML -> :class:`Arch`), :func:`simulate` (trace x arch -> :class:`RunResult`).
+* :func:`load_arch` (architecture YAML -> :class:`Arch`), :func:`simulate` (trace x arch -> :class:`RunResult`),
+* :func:`validate` (docs/validation.md: fgmpsim against ZigZag, SCALE-Sim, published silicon, the FGMP paper).
 
 ``quantize`` and ``export`` need the ``model`` extra (torch, transformers); everything else runs without torch.
 Names are imported on first use (PEP 562), so ``import fgmpsim`` and every CLI call stay fast: numpy, pandas and
@@ -30,10 +31,11 @@ _LAZY = {
     "GemmOp": "fgmpsim.trace", "Trace": "fgmpsim.trace", "gemm_trace": "fgmpsim.trace",
     "load_trace": "fgmpsim.trace", "synth_trace": "fgmpsim.trace",
     "export": "fgmpsim.trace.export",
+    "validate": "fgmpsim.validation",
 }
 """Public name -> the module that defines it."""
 
-_SUBPACKAGES = ("analysis", "arch", "energy", "formats", "quant", "sim", "sweep", "trace")
+_SUBPACKAGES = ("analysis", "arch", "energy", "formats", "quant", "sim", "sweep", "trace", "validation")
 
 __all__ = ["ConfigError", "FgmpsimError", "FormatError", "MappingError", "ModelError", "PolicyError", "SweepError",
            "TraceError", "__version__", *_LAZY]

@@ -30,6 +30,7 @@ from fgmpsim.energy import bits_per_element, price_frame
 from fgmpsim.errors import ConfigError
 from fgmpsim.sim import simulate
 from fgmpsim.trace import synth_trace
+from fgmpsim.validation.files import write_csv
 
 TRACE_ARGS: dict[str, Any] = {"model": "llama-2-7b", "tokens": 2048, "batch": 1, "phase": "prefill",
                               "fp4_fraction": 0.7, "seed": 0}
@@ -124,19 +125,12 @@ def compute_headline(progress: Any = None, trace: Any = None) -> Headline:
     return Headline(summary, frame)
 
 
-def _write_csv(frame: pd.DataFrame, path: Path, header: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    tmp.write_text(header + frame.to_csv(index=False))
-    tmp.replace(path)
-
-
 def store_headline(headline: Headline, root: Path) -> None:
     """Write :data:`HEADLINE_CSV` and :data:`TORNADO_CSV` under ``root`` (atomic), each naming its command."""
     args = " ".join(f"{k}={v}" for k, v in TRACE_ARGS.items())
     header = f"# synth_trace({args}) on {', '.join(ARCHS)}; produced by: python -m fgmpsim validate --full\n"
-    _write_csv(headline.summary, root / HEADLINE_CSV, header)
-    _write_csv(headline.tornado, root / TORNADO_CSV, header)
+    write_csv(headline.summary, root / HEADLINE_CSV, header)
+    write_csv(headline.tornado, root / TORNADO_CSV, header)
 
 
 def load_headline(root: Path) -> Headline:

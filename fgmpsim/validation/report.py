@@ -9,7 +9,6 @@ and fgmpsim's side of every comparison is recomputed live; ``full=True`` recompu
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from fgmpsim.errors import ConfigError
-from fgmpsim.validation import engines, headline, silicon, scalesim_table, zigzag_compare
+from fgmpsim.validation import engines, headline, scalesim_table, silicon, zigzag_compare
+from fgmpsim.validation.files import atomic_write
 
 FIGURES = "figures"
 """Folder of the figures, next to the report (docs/validation.md -> docs/figures/)."""
@@ -35,18 +35,6 @@ class ValidationReport:
     path: Path
     figures: tuple[Path, ...]
     numbers: dict[str, Any] = field(default_factory=dict)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _md_table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
@@ -140,7 +128,7 @@ def _zigzag_section(root: Path, zigzag_python: str | None, store: bool, figures:
     saved = (f"{100 * numbers['zigzag_free_weight_buffer_saved_min']:.0f}-"
              f"{100 * numbers['zigzag_free_weight_buffer_saved_max']:.0f}%")
     figure = figures / ZIGZAG_FIGURE
-    _atomic_write(figure, lambda p: _plot_zigzag(comp, p))
+    atomic_write(figure, lambda p: _plot_zigzag(comp, p))
     close = pinned[(pinned["ratio"] - 1).abs() <= zigzag_compare.TOLERANCE_PINNED]
     lines = [
         "## 2. Energy against ZigZag", "",
@@ -244,7 +232,7 @@ def _headline_section(root: Path, full: bool, figures: Path,
     saving = result.saving()
     spans = headline.tornado_spans(result)
     figure = figures / TORNADO_FIGURE
-    _atomic_write(figure, lambda p: _plot_tornado(spans, saving, p))
+    atomic_write(figure, lambda p: _plot_tornado(spans, saving, p))
     feet = headline.footprint_table()
     summ = result.summary.set_index("arch")
     bpe = summ["weight_bits_per_element"]
@@ -453,5 +441,5 @@ def validate(out: str | os.PathLike[str] = "docs/validation.md", full: bool = Fa
             "they differ.", "",
             "Key numbers (`ValidationReport.numbers`; fractions, pJ/MAC where named):", "",
             *[f"- `{k}`: {round(v, 4) if isinstance(v, float) else v}" for k, v in numbers.items()], ""]
-    _atomic_write(path, lambda p: p.write_text("\n".join(head + [s + "\n" for s in sections])))
+    atomic_write(path, lambda p: p.write_text("\n".join(head + [s + "\n" for s in sections])))
     return ValidationReport(path, tuple(written), numbers)

@@ -28,6 +28,7 @@ from fgmpsim.energy.actions import PE_BUFFERS
 from fgmpsim.errors import ConfigError
 from fgmpsim.sim import simulate
 from fgmpsim.trace import gemm_trace
+from fgmpsim.validation.files import write_csv
 from fgmpsim.validation.zigzag_peer import fgmpsim_ordering, run_zigzag, write_zigzag_inputs
 
 ARCH = "fp8_baseline"
@@ -103,11 +104,7 @@ def store_zigzag_reference(frame: pd.DataFrame, path: Path) -> Path:
     header = (f"# ZigZag energy per memory level (pJ) and latency (cycles) on fgmpsim's {ARCH} "
               f"{' '.join(ARCH_SET)} with fgmpsim's energy table; zigzag-dse {version}, LOMA objective energy.\n"
               f"# produced by: {STORE_COMMAND}\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    tmp.write_text(header + frame.to_csv(index=False))
-    tmp.replace(path)
-    return path
+    return write_csv(frame, path, header)
 
 
 def load_zigzag_reference(path: Path) -> pd.DataFrame:
