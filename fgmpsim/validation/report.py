@@ -37,13 +37,19 @@ class ValidationReport:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
+def _cell(value: Any, spec: str | None) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return ""
+    return format(value, spec) if spec and not isinstance(value, str) else str(value)
+
+
 def _md_table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
+    """A Markdown table of ``frame``; ``formats`` maps a column to its format spec (blank for missing values)."""
     formats = formats or {}
-    cells = [[("" if pd.isna(v) else format(v, formats[c])) if c in formats and not isinstance(v, str) else
-              ("" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)) for c, v in row.items()]
-             for _, row in frame.iterrows()]
-    lines = ["| " + " | ".join(frame.columns) + " |", "| " + " | ".join("---" for _ in frame.columns) + " |"]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "| " + " | ".join("---" for _ in frame.columns) + " |"]
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join(_cell(v, formats.get(c)) for c, v in row.items()) + " |")
+    return "\n".join(lines)
 
 
 def _pct(x: float) -> str:
@@ -181,6 +187,7 @@ def _silicon_section(say: Callable[[str], None], reuse: str) -> tuple[str, dict[
     chips["fp8_baseline / chip"] = fp8["on_chip_pj_per_mac"] / chips["pj_per_mac"]
     chips["node_nm"] = chips["node_nm"].map(lambda v: "not in abstract" if pd.isna(v) else f"{int(v)}")
     keller = theirs[theirs["name"].str.contains("0.67 V")]["pj_per_mac"].iloc[0]
+    simba_5nm = theirs[theirs["name"].str.startswith("Simba")]["pj_per_mac_at_5nm_cpp"].iloc[0]
     numbers = {"fgmp_on_chip_pj_per_mac": float(fgmp["on_chip_pj_per_mac"]),
                "fp8_on_chip_pj_per_mac": float(fp8["on_chip_pj_per_mac"]),
                "fgmp_vs_keller_067v": float(fgmp["on_chip_pj_per_mac"] / keller)}
@@ -201,7 +208,7 @@ def _silicon_section(say: Callable[[str], None], reuse: str) -> tuple[str, dict[
         "array with its streamers and control. Against the closest match, "
         f"fgmpsim's on-chip {fgmp['on_chip_pj_per_mac']:.3f} pJ/MAC (fgmp) is "
         f"{numbers['fgmp_vs_keller_067v']:.0f}x NVIDIA's 5 nm VSQ chip at nominal voltage (4-bit, "
-        f"{keller:.3f} pJ/MAC) and {fgmp['on_chip_pj_per_mac'] / (0.11 * 2 * 51 / 90):.1f}x Simba scaled to 5 nm, "
+        f"{keller:.3f} pJ/MAC) and {fgmp['on_chip_pj_per_mac'] / simba_5nm:.1f}x Simba scaled to 5 nm, "
         "i.e. pessimistic by a large factor even though several entries are optimistic. Why "
         "(the microarchitecture issue #10 lists these):", "",
         f"* **No reuse inside the PE** (pessimistic, dominant): the weight buffer is read for every MAC, 8 bits per "
