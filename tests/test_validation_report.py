@@ -50,6 +50,14 @@ def test_store_without_a_live_peer_is_one_line_error(capsys):
     assert len(err) == 1 and err[0].startswith("error: ") and "--zigzag-python" in err[0]
 
 
+def test_a_zigzag_interpreter_that_does_not_run_is_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert main(["validate", "--out", str(tmp_path / "v.md"), "--zigzag-python", str(tmp_path / "no-python")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "(--zigzag-python)" in err[0]
+    assert not (tmp_path / "v.md").exists()
+
+
 def test_validate_outside_the_repository_names_the_fix(tmp_path):
     with pytest.raises(ConfigError) as error:
         validate(tmp_path / "v.md", root=tmp_path)
