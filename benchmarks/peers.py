@@ -36,10 +36,11 @@ buffers each holding the same input rows. The peers' memories are derived from t
   words): the 2 MB GLB split 1/2 input, 1/4 filter, 1/4 output SRAM; ``InterfaceBandwidth: CALC`` (SCALE-Sim's
   default: it estimates the DRAM bandwidth needed instead of stalling). GEMM topology rows are
   ``name, M, N, K,`` with K the reduction (``topology_utils.load_arrays_gemm``: filter width = K, filters = N).
-* ZigZag: ``O[b][k] += I[b][c] * W[c][k]`` with B = M, C = K (reduction), K = N; spatial mapping K (N) over D1 (16
-  columns), C over D2 (16 rows), both systolic; per MAC a weight register of fgmpsim's weight buffer per MAC; one
-  FP32 accumulator per column; the GLB (size and bits per cycle of fgmpsim's) for inputs, weights and outputs; DRAM
-  at fgmpsim's bits per cycle. LOMA searches the temporal mapping for minimum latency.
+* ZigZag: the inputs of ``fgmpsim validate``'s energy comparison (``fgmpsim.validation.zigzag_peer``):
+  ``O[b][k] += I[b][c] * W[c][k]`` with B = M, C = K (reduction), K = N; spatial mapping K (N) over D1 (16
+  columns), C over D2 (16 rows), both systolic here; fgmpsim's weight, input and accumulation buffers (shared by the
+  array), its GLB and DRAM with their sizes and bits per cycle, priced with fgmpsim's energy table; one FP32 sum
+  per column. LOMA searches the temporal mapping for minimum latency.
 
 What the cycle counts mean:
 
@@ -54,11 +55,11 @@ What the cycle counts mean:
 Measured (2-core x86_64 machine shared with other jobs, one core per tool; scalesim 3.0.0 with numpy 2.2.6,
 zigzag-dse 3.9.1 with numpy 2.4.6): SCALE-Sim took 1.8 / 24 / 124 / 279 s on 64x256x256 / 256x512x512 /
 1024x512x512 / 512x1024x1024 (94x to 9,750x fgmpsim's wall time; its peak RSS grows by about 2 KB per simulated
-cycle, 4.6 GiB at 2.3 M cycles) and timed out on 1024x1024x1024; ZigZag took 1-4 s on every GEMM up to
-2048x4096x4096 (9x to 132x); fgmpsim 0.02-0.12 s. SCALE-Sim's cycles are exactly
+cycle, 4.6 GiB at 2.3 M cycles) and timed out on 1024x1024x1024; ZigZag took 2.4-6.1 s on every GEMM up to
+2048x4096x4096 (10x to 144x); fgmpsim 0.02-0.23 s. SCALE-Sim's cycles are exactly
 ceil(K/16) * ceil(N/16) * (M + 3*16 - 2) - 1 on all of them (fill and drain per fold), 1.68x fgmpsim's at M=64
-and 1.04x at M=1024; ZigZag's are within 0.7% of fgmpsim's up to 1024x1024x1024 and 6% above on 2048x4096x4096
-(memory stalls of its chosen temporal mapping).
+and 1.04x at M=1024; ZigZag's are 1.5-7.4% above fgmpsim's (1.074x at 64x256x256, 1.031x, 1.015x, 1.062x on
+2048x4096x4096: memory stalls of its chosen temporal mapping, with the weight buffer feeding every MAC each cycle).
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ class PeerArray:
     glb_write_bits_per_cycle: int
     dram_read_bits_per_cycle: int
     dram_write_bits_per_cycle: int
-    weight_bits_per_mac: int
+    arch_name: str
+    overrides: tuple[str, ...]
     operand_bits: int
     psum_bits: int
     output_bits: int
@@ -148,13 +150,12 @@ def peer_array(arch_name: str, overrides: list[str]) -> PeerArray:
     if pe.dataflow != "weight_stationary" or tuple(pe.datapath_precisions) != ("fp8",) or mem.glb.size_bytes is None:
         raise SystemExit(f"error: {arch.name} must be an all-FP8 weight-stationary array with a sized GLB to map onto "
                          "the peers (use --fgmpsim-arch fp8_baseline)")
-    macs_per_pe = pe.lanes_per_pe * pe.vector_width
     return PeerArray(rows=pe.vector_width, cols=pe.lanes, glb_bytes=mem.glb.size_bytes,
                      glb_read_bits_per_cycle=mem.glb.read_bits_per_cycle,
                      glb_write_bits_per_cycle=mem.glb.write_bits_per_cycle,
                      dram_read_bits_per_cycle=mem.dram.read_bits_per_cycle,
                      dram_write_bits_per_cycle=mem.dram.write_bits_per_cycle,
-                     weight_bits_per_mac=mem.weight_buffer.size_bytes * 8 // macs_per_pe,
+                     arch_name=arch_name, overrides=tuple(overrides),
                      operand_bits=arch.storage.fp8_value_bits, psum_bits=arch.storage.psum_bits,
                      output_bits=arch.storage.unquantized_output_bits)
 
@@ -211,48 +212,13 @@ UseRamulatorTrace: False
     (folder / "layout.csv").write_text("Layer,\n")  # read even without custom layouts; header only
 
 
-def _port(name: str, kind: str, bits: int, allocation: list[str], min_bits: int | None = None) -> dict:
-    return {"name": name, "type": kind, "bandwidth_min": min_bits or bits, "bandwidth_max": bits,
-            "allocation": allocation}
-
-
 def write_zigzag_inputs(array: PeerArray, gemm: Gemm, folder: Path) -> None:
-    """ZigZag 3.x accelerator (``accelerator.yaml``), mapping (``mapping.yaml``) and workload (``workload.yaml``)."""
-    import yaml
+    """ZigZag 3.x inputs from :func:`fgmpsim.validation.zigzag_peer.write_zigzag_inputs` (the same memories and
+    energy table as the energy comparison of ``fgmpsim validate``), with both array dimensions systolic."""
+    from fgmpsim.arch import load_arch
+    from fgmpsim.validation.zigzag_peer import write_zigzag_inputs as write
 
-    wb, pb = array.operand_bits, array.psum_bits
-    ins, outs = ["I1, tl", "I2, tl", "O, tl", "O, th"], ["I1, fh", "I2, fh", "O, fh", "O, fl"]
-    footprint_bits = (gemm.m * gemm.k + gemm.k * gemm.n) * wb + gemm.m * gemm.n * pb
-    memories = {
-        "weight_reg": {"size": array.weight_bits_per_mac, "r_cost": 0.095, "w_cost": 0.095, "area": 0, "latency": 1,
-                       "operands": ["I2"], "served_dimensions": [],
-                       "ports": [_port("r_port_1", "read", wb, ["I2, tl"]),
-                                 _port("w_port_1", "write", wb, ["I2, fh"])]},
-        "accum_reg": {"size": pb, "r_cost": 0.021, "w_cost": 0.021, "area": 0, "latency": 1, "operands": ["O"],
-                      "served_dimensions": ["D2"],
-                      "ports": [_port("r_port_1", "read", pb, ["O, tl"]), _port("r_port_2", "read", pb, ["O, th"]),
-                                _port("w_port_1", "write", pb, ["O, fh"]), _port("w_port_2", "write", pb, ["O, fl"])]},
-        "glb": {"size": array.glb_bytes * 8, "r_cost": 416.16, "w_cost": 378.4, "area": 0, "latency": 1,
-                "operands": ["I1", "I2", "O"], "served_dimensions": ["D1", "D2"],
-                "ports": [_port("r_port_1", "read", array.glb_read_bits_per_cycle, ins, wb),
-                          _port("w_port_1", "write", array.glb_write_bits_per_cycle, outs, wb)]},
-        "dram": {"size": footprint_bits, "r_cost": 700, "w_cost": 750, "area": 0, "latency": 1,
-                 "operands": ["I1", "I2", "O"], "served_dimensions": ["D1", "D2"],
-                 "ports": [_port("r_port_1", "read", array.dram_read_bits_per_cycle, ins, wb),
-                           _port("w_port_1", "write", array.dram_write_bits_per_cycle, outs, wb)]},
-    }
-    accelerator = {"name": "fgmpsim_peer_ws", "memories": memories,
-                   "operational_array": {"input_precision": [wb, wb], "unit_energy": 0.04, "unit_area": 1,
-                                         "dimensions": ["D1", "D2"], "sizes": [array.cols, array.rows],
-                                         "systolic_dimensions": ["D1", "D2"]}}
-    mapping = [{"name": "default", "spatial_mapping": {"D1": [f"K, {array.cols}"], "D2": [f"C, {array.rows}"]},
-                "memory_operand_links": {"O": "O", "W": "I2", "I": "I1"}}]
-    workload = [{"id": 0, "name": "gemm", "operator_type": "Gemm", "equation": "O[b][k]+=I[b][c]*W[c][k]",
-                 "dimension_relations": [], "loop_dims": ["B", "C", "K"], "loop_sizes": [gemm.m, gemm.k, gemm.n],
-                 "operand_precision": {"W": wb, "I": wb, "O": pb, "O_final": array.output_bits},
-                 "operand_source": {"I": 0, "W": 0}}]  # source = own id: both operands come from DRAM
-    for name, data in (("accelerator", accelerator), ("mapping", mapping), ("workload", workload)):
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    write(load_arch(array.arch_name, list(array.overrides)), gemm.m, gemm.k, gemm.n, folder, systolic=True)
 
 
 # ---- child side: runs in the tool's own interpreter, needs only the standard library and that tool -------------

@@ -8,6 +8,7 @@ One entry function per job; the CLI, notebooks and tests all call these:
 * :func:`load_arch` (architecture YAML -> :class:`Arch`), :func:`simulate` (trace x arch -> :class:`RunResult`),
 * :func:`compare` (designs vs the all-FP8 baseline on the same GEMMs), :func:`demo` (the main job on shipped
   defaults); the analysis behind them (tables, Pareto fronts, plots) is :mod:`fgmpsim.analysis`.
+* :func:`validate` (docs/validation.md: fgmpsim against ZigZag, SCALE-Sim, published silicon, the FGMP paper).
 
 ``quantize`` and ``export`` need the ``model`` extra (torch, transformers); everything else runs without torch.
 Names are imported on first use (PEP 562), so ``import fgmpsim`` and every CLI call stay fast: numpy, pandas and
@@ -33,10 +34,11 @@ _LAZY = {
     "load_trace": "fgmpsim.trace", "synth_trace": "fgmpsim.trace",
     "export": "fgmpsim.trace.export",
     "compare": "fgmpsim.jobs", "demo": "fgmpsim.jobs",
+    "validate": "fgmpsim.validation",
 }
 """Public name -> the module that defines it."""
 
-_SUBPACKAGES = ("analysis", "arch", "energy", "formats", "jobs", "quant", "sim", "sweep", "trace")
+_SUBPACKAGES = ("analysis", "arch", "energy", "formats", "jobs", "quant", "sim", "sweep", "trace", "validation")
 
 __all__ = ["ConfigError", "FgmpsimError", "FormatError", "MappingError", "ModelError", "PolicyError", "SweepError",
            "TraceError", "__version__", *_LAZY]

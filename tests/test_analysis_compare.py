@@ -156,7 +156,8 @@ def test_every_plot_writes_a_png_and_svg_on_request(small, job, tmp_path):
     _png(precision_map_plot(trace.ops[0].weight_map_array(), tmp_path / "m.png"))
     curve = pd.DataFrame({"fp4_fraction": [0.0, 0.5, 1.0], "energy_pj_vs_baseline": [0.0, -0.1, -0.3],
                           "weight_bytes_vs_baseline": [0.06, -0.2, -0.4]})
-    _png(fp4_fraction_plot(curve, ["energy_pj_vs_baseline", "weight_bytes_vs_baseline"], tmp_path / "f.png"))
+    _png(fp4_fraction_plot(curve, ["energy_pj_vs_baseline", "weight_bytes_vs_baseline"], tmp_path / "f.png",
+                           marks=[("paper: energy -14%", 0.7, -0.14)]))
     absolute = pd.DataFrame({"fp4_fraction": [0.0, 1.0, 0.0, 1.0], "energy_pj": [14e12, 9e12, 7e12, 5e12],
                              "model": ["a", "a", "b", "b"]})
     _png(fp4_fraction_plot(absolute, ["energy_pj"], tmp_path / "f2.png", series="model"))

@@ -109,9 +109,12 @@ def pareto_plot(frame: pd.DataFrame, x: str, y: str, path: str | os.PathLike[str
 
 
 def fp4_fraction_plot(frame: pd.DataFrame, metrics: Sequence[str], path: str | os.PathLike[str], *,
-                      fraction: str = "fp4_fraction", series: str | None = None, title: str | None = None) -> Path:
+                      fraction: str = "fp4_fraction", series: str | None = None, title: str | None = None,
+                      marks: Sequence[tuple[str, float, float]] = ()) -> Path:
     """``metrics`` (columns; typically ``*_vs_baseline`` changes, or absolute values of one kind) against the FP4
-    fraction column, one line per metric (and per value of ``series`` if given), markers distinguishing them."""
+    fraction column, one line per metric (and per value of ``series`` if given), markers distinguishing them.
+    ``marks``: points from elsewhere (e.g. a paper's), as (label, FP4 fraction, value in the metrics' base units),
+    drawn as labelled stars."""
     if fraction not in frame.columns:
         raise ConfigError(f"no column {fraction!r}", "fraction", "pass the column holding the FP4 fraction")
     data = frame.sort_values(fraction)
@@ -127,6 +130,10 @@ def fp4_fraction_plot(frame: pd.DataFrame, metrics: Sequence[str], path: str | o
             ax.plot(100 * rows[fraction], values, marker=_MARKERS[style % len(_MARKERS)],
                     color=_GREYS[style % 3], linestyle=("-", "--", ":", "-.")[style % 4], label=name)
             style += 1
+    for label, at, value in marks:
+        ax.scatter([100 * at], [value / divisor], marker="*", s=140, facecolors="white", edgecolors="black",
+                   zorder=4)
+        ax.annotate(label, (100 * at, value / divisor), textcoords="offset points", xytext=(6, -10), fontsize=8)
     ax.set_xlabel("blocks in NVFP4 (%)")
     ax.set_ylabel(ylabel)
     if relative:
