@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from fgmpsim.errors import FgmpsimError
 
-_VERB_MODULES = ("quantize", "export", "trace", "simulate")
+_VERB_MODULES = ("quantize", "export", "trace", "simulate", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):
