@@ -109,8 +109,10 @@ class SweepSpec:
 
 
 def _spec_error(err: ValidationError, prefix: str, model: type[BaseModel]) -> SweepError:
-    """The first pydantic error as a :class:`SweepError` naming the dotted field under ``prefix``."""
-    first = err.errors(include_url=False)[0]
+    """The first pydantic error (unknown keys first: a misspelt key also shows as a missing one) as a
+    :class:`SweepError` naming the dotted field under ``prefix``."""
+    errors = err.errors(include_url=False)
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(str(part) for part in first["loc"])
     field = ".".join((prefix, *loc) if prefix else loc)
     if first["type"] == "extra_forbidden":
