@@ -139,3 +139,4 @@ def test_worker_killed_mid_point_is_retried(tmp_path):
     assert killed and (report.ran, report.failed) == (4, 0)
     table = fgmpsim.sweep.load(tmp_path / "store")
     assert sorted(table["pe_array.lanes_per_pe"]) == [4, 8, 16, 32] and table["key"].is_unique
+

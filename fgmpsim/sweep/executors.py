@@ -20,6 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -156,12 +157,23 @@ class LocalPool:
                                           f"{MAX_ATTEMPTS} times (killed, or out of memory)")
 
 
+def _unreachable(address: str, why: str) -> SweepError:
+    return SweepError(f"cannot reach the Dask scheduler at {address} ({why})", "--dask",
+                      "start it (dask scheduler; dask worker ADDRESS) or use --dask local")
+
+
 def _check_address(address: str) -> None:
+    """A well-formed ``tcp://host:port`` whose port accepts connections (a refused port fails at once, where the
+    Dask client would retry until its timeout)."""
     scheme, _, rest = address.partition("://")
     host, _, port = rest.rpartition(":")
     if scheme not in ("tcp", "tls") or not host or not port.isdigit():
         raise SweepError(f"--dask {address!r} is not a scheduler address", "--dask",
                          "give tcp://HOST:PORT of a running dask scheduler, or 'local'")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=DASK_CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise _unreachable(address, err.strerror or type(err).__name__) from None
 
 
 class DaskExecutor:
@@ -178,17 +190,16 @@ class DaskExecutor:
                              "pip install 'dask[distributed]'") from None
         self.cluster = None
         if address == "local":
-            import logging
+            import logging  # the cluster's own log lines would interleave with the progress bar; outcomes say all
 
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, silence_logs=logging.ERROR)
+                                        dashboard_address=None, silence_logs=logging.CRITICAL)
             self.client = Client(self.cluster)
         else:
             try:
                 self.client = Client(address, timeout=DASK_CONNECT_TIMEOUT_S)
             except (OSError, TimeoutError) as err:
-                raise SweepError(f"cannot reach the Dask scheduler at {address} ({type(err).__name__})", "--dask",
-                                 "start it (dask scheduler; dask worker ADDRESS) or use --dask local") from None
+                raise _unreachable(address, type(err).__name__) from None
 
     def __enter__(self) -> DaskExecutor:
         return self
