@@ -130,7 +130,7 @@ def test_worker_killed_mid_point_is_retried(tmp_path):
     killed = []
 
     def kill_a_worker(done, failed, total):
-        if not killed:
+        if done and not killed:
             victim = multiprocessing.active_children()[0]
             killed.append(victim.pid)
             os.kill(victim.pid, signal.SIGKILL)

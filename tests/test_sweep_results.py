@@ -114,7 +114,7 @@ def test_dask_local_cluster_gives_the_local_pool_results_despite_a_lost_worker(s
     killed = []
 
     def kill_a_worker(done, failed, total):
-        if not killed:  # the cluster's worker processes are our children; the nanny restarts the killed one
+        if done and not killed:  # the cluster's worker processes are our children; the nanny restarts the killed one
             killed.append(multiprocessing.active_children()[0].pid)
             os.kill(killed[0], signal.SIGKILL)
 

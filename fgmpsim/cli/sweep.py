@@ -49,11 +49,11 @@ def _sweep(args: argparse.Namespace) -> int:
     def progress(done: int, failed: int, total: int) -> None:
         if bar is None:
             return
-        if "task" not in state:
-            state["start"], state["first_done"] = time.perf_counter(), done
+        if "task" not in state:  # the first call comes before any point of this run: earlier runs' are done
+            state["start"], state["first"] = time.perf_counter(), done + failed
             state["task"] = bar.add_task("sweep", total=total, failed=0, rate="")
         elapsed = time.perf_counter() - state["start"]
-        rate = (done - state["first_done"]) / elapsed if elapsed > 0 else 0.0
+        rate = (done + failed - state["first"]) / elapsed if elapsed > 0 else 0.0
         bar.update(int(state["task"]), completed=done + failed, failed=failed, rate=f"{rate:.2f} points/s")
 
     try:

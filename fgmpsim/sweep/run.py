@@ -30,7 +30,8 @@ RELATIVE_METRICS = ("cycles", "seconds", "energy_pj", "pj_per_mac", "weight_byte
 _POINT_COLUMNS = ("key", "role", "trace_source", "arch_ref", "engine")
 
 Progress = Callable[[int, int, int], None]
-"""``progress(done, failed, total)``, called after every point of the run (``done`` counts finished points)."""
+"""``progress(done, failed, total)``, called once before the first point and after every point (``done`` counts
+finished points, earlier runs' included)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ def run(spec: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec, out: str |
     ran = 0
     with executor:
         store.open(spec, points)
+        if progress is not None:
+            progress(done, sum(errors.values()), len(points))
         for outcome in executor.outcomes([_task(point) for point in todo]):
             outcome = _store(store, by_key[outcome.key], outcome)
             if outcome.ok:

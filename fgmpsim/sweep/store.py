@@ -101,15 +101,20 @@ class Store:
         return record if isinstance(record, dict) and record.get("format") == STORE_FORMAT else None
 
     def open(self, spec: SweepSpec, points: list[Point]) -> None:
-        """Create the folders, drop temporary files of a killed run and record this run's points."""
-        for folder in (self.points_dir, self.failed_dir):
-            folder.mkdir(parents=True, exist_ok=True)
-            for stale in folder.glob(f"{_TMP_PREFIX}*"):
-                stale.unlink(missing_ok=True)
+        """Create the folders, drop temporary files of a killed run and record this run's points (points of an
+        earlier code version stay in ``points/`` but are no longer loaded)."""
         record = {"format": STORE_FORMAT, "name": spec.name, "spec_sha256": spec_sha256(spec),
                   "spec": spec.document, "points": [point.describe() for point in points]}
         text = json.dumps(record, indent=1, default=str)
-        _atomic_write(self.out / SWEEP_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        try:
+            for folder in (self.points_dir, self.failed_dir):
+                folder.mkdir(parents=True, exist_ok=True)
+                for stale in folder.glob(f"{_TMP_PREFIX}*"):
+                    stale.unlink(missing_ok=True)
+            _atomic_write(self.out / SWEEP_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        except OSError as err:
+            raise SweepError(f"cannot create the sweep store in {str(self.out)!r}: {err.strerror or err}", "--out",
+                             "give a writable directory") from None
 
     def points(self) -> list[dict[str, Any]]:
         """The points of the latest run (as :meth:`Point.describe` gives them), or raise if ``out`` is no store."""
@@ -156,5 +161,9 @@ class Store:
 
     def write_summary(self, table: pd.DataFrame) -> Path:
         path = self.out / SUMMARY_FILE
-        _atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
+        try:
+            _atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
+        except OSError as err:
+            raise SweepError(f"cannot write {path}: {err.strerror or err}", "--out",
+                             "free space and rerun the same command: every finished point is kept") from None
         return path
