@@ -67,8 +67,9 @@ class SweepReport:
                     f"{self.out}); {timing}")
         errors = ", ".join(f"{name} {count}" for name, count in sorted(self.errors.items()))
         failed = f"{self.failed} failed ({errors}; see {self.out / 'failed'})" if self.failed else "0 failed"
+        rate = f", {self.points_per_second:.2f} points/s on {self.workers} worker(s)" if self.ran else ""
         return (f"sweep: {self.points} points in {self.out}: {self.ran} run now, {self.already_done} already done, "
-                f"{failed}; {self.seconds:.1f} s, {self.points_per_second:.2f} points/s on {self.workers} worker(s)")
+                f"{failed}; {self.seconds:.1f} s{rate}")
 
 
 def _workers(workers: int | None) -> int:

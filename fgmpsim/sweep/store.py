@@ -1,6 +1,7 @@
 """The result store of one sweep, in its output directory::
 
     DIR/sweep.json               which sweep this is (its spec and SHA-256) and every point of its latest run
+                                 (a run deletes the files of points not in it: made by another code version)
     DIR/points/<key>.parquet     one file per finished point: its per-op rows; the point and its summary() in the
                                  Parquet key-value metadata (``fgmpsim.point``)
     DIR/failed/<key>.json        one record per failed point: error class, message, whether it is transient
@@ -101,16 +102,18 @@ class Store:
         return record if isinstance(record, dict) and record.get("format") == STORE_FORMAT else None
 
     def open(self, spec: SweepSpec, points: list[Point]) -> None:
-        """Create the folders, drop temporary files of a killed run and record this run's points (points of an
-        earlier code version stay in ``points/`` but are no longer loaded)."""
+        """Create the folders, record this run's points, and delete temporary files of a killed run and the files
+        of points that are not in this run (made by another code version: their keys will not come back)."""
         record = {"format": STORE_FORMAT, "name": spec.name, "spec_sha256": spec_sha256(spec),
                   "spec": spec.document, "points": [point.describe() for point in points]}
         text = json.dumps(record, indent=1, default=str)
+        keys = {point.key for point in points}
         try:
             for folder in (self.points_dir, self.failed_dir):
                 folder.mkdir(parents=True, exist_ok=True)
-                for stale in folder.glob(f"{_TMP_PREFIX}*"):
-                    stale.unlink(missing_ok=True)
+                for stale in folder.iterdir():
+                    if stale.name.startswith(_TMP_PREFIX) or stale.stem not in keys:
+                        stale.unlink(missing_ok=True)
             _atomic_write(self.out / SWEEP_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         except OSError as err:
             raise SweepError(f"cannot create the sweep store in {str(self.out)!r}: {err.strerror or err}", "--out",
