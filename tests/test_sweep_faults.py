@@ -17,6 +17,7 @@ import yaml
 
 import fgmpsim
 from fgmpsim.cli import main
+from fgmpsim.sweep import points as points_module
 from fgmpsim.sweep import store as store_module
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,3 +141,15 @@ def test_worker_killed_mid_point_is_retried(tmp_path):
     table = fgmpsim.sweep.load(tmp_path / "store")
     assert sorted(table["pe_array.lanes_per_pe"]) == [4, 8, 16, 32] and table["key"].is_unique
 
+
+
+def test_code_change_recomputes_every_point_and_drops_the_stale_files(tmp_path, monkeypatch):
+    spec = {"traces": [GEMM], "archs": ["fgmp"], "grid": {"pe_array.lanes_per_pe": [8, 16]}}
+    out = tmp_path / "store"
+    assert fgmpsim.sweep.run(spec, out, workers=1).ran == 2
+    old = set(_finished(out))
+    monkeypatch.setattr(points_module, "code_fingerprint", lambda: "another version of the sources")
+    again = fgmpsim.sweep.run(spec, out, workers=1)
+    assert (again.already_done, again.ran) == (0, 2)
+    new = set(_finished(out))
+    assert len(new) == 2 and not new & old and len(fgmpsim.sweep.load(out)) == 2
