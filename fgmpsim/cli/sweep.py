@@ -1,8 +1,8 @@
-"""``fgmpsim sweep SPEC --out DIR``: a design-space sweep from a YAML spec into a resumable Parquet store.
+"""fgmpsim sweep SPEC --out DIR: a design-space sweep from a YAML spec into a resumable Parquet store.
 
-Exit status: 0 when every point has a result, 1 when some failed (the summary line says how many; rerun to retry
-the transient ones), 2 on bad input (before any point runs), 130 on Ctrl-C (finished points are kept; rerun the same
-command to resume).
+exit status: 0 when every point has a result, 1 when some failed (the summary line says how many; rerun to retry
+the transient ones), 2 on bad input (before any point runs), 130 on Ctrl-C (finished points are kept; rerun the
+same command to resume).
 """
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ import sys
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sweep", help="run a design-space sweep (local processes or Dask), resumable",
-                                   description=__doc__.splitlines()[0],
-                                   epilog="example: fgmpsim sweep docs/examples/sweep_smollm2.yaml --out out/sweep")
+                                   description=__doc__.splitlines()[0].partition(": ")[2].capitalize(),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   epilog="examples:\n  fgmpsim sweep docs/examples/sweep_smollm2.yaml --out out/sweep"
+                                          " --dry-run\n  fgmpsim sweep docs/examples/sweep_smollm2.yaml --out out/sweep"
+                                          " --dask local\n\n" + __doc__.split("\n\n", 1)[1])
     parser.add_argument("spec", metavar="SPEC", help="sweep spec YAML (traces, archs, grid/points, baseline)")
     parser.add_argument("--out", required=True, metavar="DIR", help="store directory (created; rerun to resume)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",

@@ -39,7 +39,8 @@ class SweepReport:
     """What :func:`run` did. ``points``: distinct points in the spec; ``already_done``: finished by an earlier run;
     ``ran``: finished now; ``failed``: points without a result (``errors``: their count per error class), failures
     recorded by an earlier run that would repeat included; ``seconds``: wall time of the run. A dry run fills
-    ``estimate_seconds`` (from ``point_seconds``, one point simulated here) instead of running."""
+    ``estimate_seconds`` (from ``point_seconds``, one point simulated here; ``point_error`` if it failed) instead
+    of running."""
 
     out: Path
     points: int
@@ -52,6 +53,7 @@ class SweepReport:
     dry_run: bool = False
     point_seconds: float | None = None
     estimate_seconds: float | None = None
+    point_error: str | None = None
 
     @property
     def points_per_second(self) -> float:
@@ -63,6 +65,8 @@ class SweepReport:
             todo = self.points - self.already_done
             timing = (f"one point took {self.point_seconds:.2f} s, so about {self.estimate_seconds:,.1f} s on "
                       f"{self.workers} worker(s)" if self.point_seconds is not None else "nothing to run")
+            if self.point_error:
+                timing += f" (that point failed: {self.point_error})"
             return (f"dry run: {self.points} points, {todo} to run ({self.already_done} already in "
                     f"{self.out}); {timing}")
         errors = ", ".join(f"{name} {count}" for name, count in sorted(self.errors.items()))
@@ -85,14 +89,15 @@ def _task(point: Point) -> Task:
 
 
 def _dry_run(store: Store, points: list[Point], todo: list[Point], workers: int) -> SweepReport:
-    point_s = estimate_s = None
+    point_s = estimate_s = error = None
     if todo:
         start = time.perf_counter()
-        run_task(_task(todo[0]))
+        outcome = run_task(_task(todo[0]))
         point_s = time.perf_counter() - start
         estimate_s = point_s * len(todo) / min(workers, len(todo))
+        error = None if outcome.ok else f"{outcome.error_class}: {outcome.message}"
     return SweepReport(store.out, len(points), len(points) - len(todo), 0, 0, 0.0, workers, dry_run=True,
-                       point_seconds=point_s, estimate_seconds=estimate_s)
+                       point_seconds=point_s, estimate_seconds=estimate_s, point_error=error)
 
 
 def run(spec: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec, out: str | os.PathLike[str],
