@@ -13,7 +13,7 @@ import sys
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sweep", help="run a design-space sweep (local processes or Dask), resumable",
-                                   description=__doc__.splitlines()[0].partition(": ")[2].capitalize(),
+                                   description=__doc__.splitlines()[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="examples:\n  fgmpsim sweep docs/examples/sweep_smollm2.yaml --out out/sweep"
                                           " --dry-run\n  fgmpsim sweep docs/examples/sweep_smollm2.yaml --out out/sweep"
