@@ -24,7 +24,6 @@ from typing import Any
 import fgmpsim
 from fgmpsim.arch import Arch, arch_from_dict, arch_to_dict, find_arch
 from fgmpsim.arch.documents import read_with_extends
-from fgmpsim.arch.overrides import parse_overrides
 from fgmpsim.errors import ConfigError, FgmpsimError, SweepError
 from fgmpsim.sweep.spec import SweepSpec, TraceSpec
 from fgmpsim.trace import Trace, gemm_trace, load_trace, synth_trace
@@ -128,19 +127,13 @@ def trace_sources(spec: SweepSpec) -> list[TraceSource]:
             for source in ([_dir_source(entry)] if entry.kind == "dir" else _recipe_sources(entry, spec.base_dir))]
 
 
-def _parsed(overrides: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
-    """Values as the arch loader reads them (a quoted ``"2e9"`` is the number 2e9), so columns have one type."""
-    return tuple((".".join(path), value) for path, value in parse_overrides(dict(overrides)))
-
-
 def override_sets(spec: SweepSpec) -> list[tuple[str, tuple[tuple[str, Any], ...]]]:
     """(where in the spec, overrides) per override set: the grid product, then each explicit point."""
     sets: list[tuple[str, tuple[tuple[str, Any], ...]]] = []
     if spec.grid:
         keys = [key for key, _ in spec.grid]
-        sets += [("grid", _parsed(tuple(zip(keys, values))))
-                 for values in itertools.product(*(v for _, v in spec.grid))]
-    sets += [(f"points.{i}", _parsed(point)) for i, point in enumerate(spec.points)]
+        sets += [("grid", tuple(zip(keys, values))) for values in itertools.product(*(v for _, v in spec.grid))]
+    sets += [(f"points.{i}", point) for i, point in enumerate(spec.points)]
     return sets or [("", ())]
 
 

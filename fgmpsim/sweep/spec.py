@@ -108,12 +108,18 @@ class SweepSpec:
     """The spec as written (after YAML parsing): it identifies the sweep in its store."""
 
 
+def _key(key: Any) -> str:
+    """A user's key as it may appear in a one-line field path: printable and short, else its clipped repr."""
+    text = str(key)
+    return text if text.isprintable() and len(text) <= 60 else repr(text)[:60]
+
+
 def _spec_error(err: ValidationError, prefix: str, model: type[BaseModel]) -> SweepError:
     """The first pydantic error (unknown keys first: a misspelt key also shows as a missing one) as a
     :class:`SweepError` naming the dotted field under ``prefix``."""
     errors = err.errors(include_url=False)
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(str(part) for part in first["loc"])
+    loc = tuple(_key(part) for part in first["loc"])
     field = ".".join((prefix, *loc) if prefix else loc)
     if first["type"] == "extra_forbidden":
         known = tuple(model.model_fields) if len(loc) == 1 else ()
@@ -143,7 +149,7 @@ def _trace(entry: Any, index: int, base_dir: Path) -> TraceSpec:
     if isinstance(entry, Mapping) and len(entry) == 1:
         (kind, recipe), = entry.items()
         if kind not in RECIPES:
-            raise SweepError(f"sweep spec: unknown trace kind {kind!r}", f"{where}.{kind}",
+            raise SweepError(f"sweep spec: unknown trace kind {_key(kind)!r}", f"{where}.{_key(kind)}",
                              closest_hint(str(kind), tuple(RECIPES)))
         model = RECIPES[kind]
         if not isinstance(recipe, Mapping):
@@ -160,14 +166,22 @@ def _trace(entry: Any, index: int, base_dir: Path) -> TraceSpec:
                      f"{entry!r:.60}", where, "write a path, or e.g. 'synth: {model: llama-2-7b}'")
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _override(key: Any, value: Any, field: str) -> tuple[str, Any]:
+    """One ``--set`` pair: the path checked against the arch schema (did-you-mean), a string value read as YAML
+    the way ``--set`` reads it (``"2e9"`` is the number 2e9); the value itself is validated per point."""
+    try:
+        (path, parsed), = parse_overrides({str(key): value})
+    except ConfigError as err:
+        raise SweepError(f"sweep spec: {_one_line(err.what)}", f"{field}.{_key(key)}", err.fix) from None
+    return ".".join(path), parsed
+
+
 def _overrides(pairs: Mapping[str, Any], field: str) -> tuple[tuple[str, Any], ...]:
-    """Check every ``--set`` path (did-you-mean from the arch schema); values are checked per point."""
-    for key in pairs:
-        try:
-            parse_overrides({str(key): None})
-        except ConfigError as err:
-            raise SweepError(f"sweep spec: {err.what}", f"{field}.{key}", err.fix) from None
-    return tuple((str(key), value) for key, value in pairs.items())
+    return tuple(_override(key, value, field) for key, value in pairs.items())
 
 
 def spec_from_dict(document: Mapping[str, Any], base_dir: str | Path = ".") -> SweepSpec:
@@ -183,12 +197,12 @@ def spec_from_dict(document: Mapping[str, Any], base_dir: str | Path = ".") -> S
     if "grid" in document and not model.grid:
         raise SweepError("sweep spec: the grid names no parameter", "grid",
                          "add e.g. 'pe_array.lanes_per_pe: [8, 16]' under grid, or remove it")
-    grid = _overrides(model.grid, "grid")
-    for key, values in grid:
-        _values(values, f"grid.{key}")
+    grid = tuple((_key(key), tuple(_override(key, value, f"grid.{_key(key)}")[1] for value in
+                                   _values(values, f"grid.{_key(key)}")))
+                 for key, values in model.grid.items())
     return SweepSpec(name=model.name, engine=model.engine,
                      traces=tuple(_trace(entry, i, base) for i, entry in enumerate(model.traces)),
-                     archs=tuple(model.archs), grid=tuple((key, tuple(values)) for key, values in grid),
+                     archs=tuple(model.archs), grid=grid,
                      points=tuple(_overrides(point, f"points.{i}") for i, point in enumerate(model.points)),
                      baseline=model.baseline, base_dir=base, document=dict(document))
 
@@ -208,5 +222,5 @@ def load_spec(spec: str | Path | Mapping[str, Any] | SweepSpec) -> SweepSpec:
     try:
         document = parse_yaml(text, path.name)
     except ConfigError as err:
-        raise SweepError(err.what, err.field, err.fix) from None
+        raise SweepError(_one_line(err.what), err.field, err.fix) from None
     return spec_from_dict(document, path.resolve().parent)
