@@ -200,6 +200,7 @@ class DaskExecutor:
                 self.client = Client(address, timeout=DASK_CONNECT_TIMEOUT_S)
             except (OSError, TimeoutError) as err:
                 raise _unreachable(address, type(err).__name__) from None
+        self.workers = len(self.client.scheduler_info().get("workers", {})) or workers
 
     def __enter__(self) -> DaskExecutor:
         return self

@@ -105,8 +105,8 @@ def run(spec: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec, out: str |
         progress: Progress | None = None) -> SweepReport:
     """Run the sweep ``spec`` (a YAML path, a dict or a :class:`SweepSpec`) into the store ``out``.
 
-    ``workers``: processes (default: the cores this process may use); ``dask``: ``"local"`` or a scheduler address
-    ``tcp://host:port`` instead of the local pool; ``dry_run``: simulate one point to estimate the run time and
+    ``workers``: processes (default: the cores this process may use); ``dask``: ``"local"`` (a LocalCluster of
+    ``workers`` processes) or a scheduler address ``tcp://host:port`` (its own workers) instead of the local pool; ``dry_run``: simulate one point to estimate the run time and
     write nothing. Bad input (the spec, a missing trace, ``out`` holding another sweep's store, an unreachable
     scheduler) raises :class:`SweepError` before any point runs; failed points are recorded and counted in the
     report. A ``KeyboardInterrupt`` ends the workers and propagates; finished points stay in ``out``."""
@@ -121,8 +121,8 @@ def run(spec: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec, out: str |
     todo = [p for p in points if p.key not in finished and p.key not in repeat]
     if dry_run:
         return _dry_run(store, points, todo, workers)
+    start = time.perf_counter()  # the pool's or cluster's start-up counts: the user waits for it too
     executor = DaskExecutor(dask, workers) if dask else LocalPool(workers)
-    start = time.perf_counter()
     by_key = {point.key: point for point in points}
     errors: Counter[str] = Counter(record.get("error_class", "?") for key, record in repeat.items() if key in by_key)
     done = sum(point.key in finished for point in points)
@@ -143,7 +143,7 @@ def run(spec: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec, out: str |
     store.write_summary(load(store.out))
     already = sum(point.key in finished for point in points)
     return SweepReport(store.out, len(points), already, ran, sum(errors.values()), time.perf_counter() - start,
-                       workers, dict(errors))
+                       executor.workers, dict(errors))
 
 
 def _store(store: Store, point: Point, outcome: Outcome) -> Outcome:
