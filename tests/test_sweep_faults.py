@@ -107,10 +107,12 @@ def test_failing_write_keeps_the_other_points_and_a_rerun_completes(tmp_path, mo
     real = store_module.write_point_file
     target = fgmpsim.sweep.expand(fgmpsim.sweep.load_spec(spec))[1].key
 
-    def full_disk(path, point, summary, frame):
-        if point.key == target:
+    def full_disk(path, data):
+        def half_then_full(tmp):
+            tmp.write_bytes(data[:len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, point, summary, frame)
+
+        store_module._atomic_write(path, half_then_full) if path.stem == target else real(path, data)
 
     monkeypatch.setattr(store_module, "write_point_file", full_disk)
     report = fgmpsim.sweep.run(spec, out, workers=2)

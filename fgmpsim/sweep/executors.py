@@ -28,12 +28,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
-import pandas as pd
-
 from fgmpsim.arch import Arch
 from fgmpsim.errors import SweepError
 from fgmpsim.sim import simulate
 from fgmpsim.sweep.points import TraceSource
+from fgmpsim.sweep.store import point_parquet
 from fgmpsim.trace import Trace
 
 TRACE_CACHE_SIZE = 2
@@ -45,21 +44,22 @@ DASK_CONNECT_TIMEOUT_S = 5
 
 @dataclass(frozen=True)
 class Task:
-    """One point as sent to a worker."""
+    """One point as sent to a worker (``description``: :meth:`Point.describe`, stored with its results)."""
 
     key: str
     trace: TraceSource
     arch: Arch
     engine: str
+    description: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a worker sends back: the summary and per-op frame, or the error (class name, message, transient)."""
+    """What a worker sends back: the point's Parquet file (:func:`~fgmpsim.sweep.store.point_parquet`, encoded in
+    the worker so the coordinator only writes it), or the error (class name, message, transient)."""
 
     key: str
-    summary: dict[str, Any] | None = None
-    frame: pd.DataFrame | None = None
+    parquet: bytes | None = None
     error_class: str | None = None
     message: str | None = None
     transient: bool = False
@@ -88,7 +88,7 @@ def run_task(task: Task) -> Outcome:
     machine-made errors (``OSError``, ``MemoryError``) are transient, everything else would repeat."""
     try:
         result = simulate(_trace(task.trace), task.arch, engine=task.engine)
-        return Outcome(task.key, result.summary(), result.to_frame())
+        return Outcome(task.key, point_parquet(task.description, result.summary(), result.to_frame()))
     except Exception as err:  # noqa: BLE001 - recorded with its class and message, see the docstring
         return Outcome(task.key, error_class=type(err).__name__, message=str(err),
                        transient=isinstance(err, (OSError, MemoryError)))

@@ -85,7 +85,7 @@ def _workers(workers: int | None) -> int:
 
 
 def _task(point: Point) -> Task:
-    return Task(point.key, point.trace, point.arch, point.engine)
+    return Task(point.key, point.trace, point.arch, point.engine, point.describe())
 
 
 def _dry_run(store: Store, points: list[Point], todo: list[Point], workers: int) -> SweepReport:
@@ -150,7 +150,7 @@ def _store(store: Store, point: Point, outcome: Outcome) -> Outcome:
     """Write a finished point, or record a failure; a failing write (a full disk) is itself a transient failure."""
     if outcome.ok:
         try:
-            store.write_point(point, outcome.summary or {}, outcome.frame)
+            store.write_point(point, outcome.parquet or b"")
             return outcome
         except OSError as err:
             outcome = Outcome(point.key, error_class=type(err).__name__, transient=True,

@@ -56,15 +56,24 @@ def _atomic_write(path: Path, write: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_point_file(path: Path, point: Point, summary: dict[str, Any], frame: pd.DataFrame) -> None:
-    """The per-op Parquet of one finished point, with the point and its summary in the file's metadata."""
+def point_parquet(description: dict[str, Any], summary: dict[str, Any], frame: pd.DataFrame) -> bytes:
+    """The Parquet file of one finished point: its per-op rows, with the point's ``description``
+    (:meth:`Point.describe`) and ``summary`` in the file's metadata. Workers encode it, so the coordinator only
+    writes bytes."""
     import pyarrow as pa  # lazily: `import fgmpsim` stays cheap
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = json.dumps({**point.describe(), "summary": summary}, default=_plain)
+    meta = json.dumps({**description, "summary": summary}, default=_plain)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), POINT_METADATA: meta.encode()})
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def write_point_file(path: Path, data: bytes) -> None:
+    """``data`` (from :func:`point_parquet`) as the point file ``path``, atomically."""
+    _atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 class Store:
@@ -144,9 +153,9 @@ class Store:
                 continue  # unreadable: the point counts as not run, so a rerun retries it
         return records
 
-    def write_point(self, point: Point, summary: dict[str, Any], frame: pd.DataFrame) -> None:
-        """Store a finished point (and forget an earlier failure of it)."""
-        write_point_file(self.point_path(point.key), point, summary, frame)
+    def write_point(self, point: Point, data: bytes) -> None:
+        """Store a finished point (its :func:`point_parquet` bytes) and forget an earlier failure of it."""
+        write_point_file(self.point_path(point.key), data)
         (self.failed_dir / f"{point.key}.json").unlink(missing_ok=True)
 
     def write_failure(self, point: Point, error_class: str, message: str, transient: bool) -> None:
