@@ -93,8 +93,9 @@ class TraceSpec:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A validated sweep spec. ``grid``: (path, values) pairs; ``points``: override dicts; ``base_dir``: where
-    relative paths resolve (the spec file's folder, or the working directory for a dict)."""
+    """A validated sweep spec. ``grid``: (path, values) pairs and ``points``: override sets, every path checked
+    and every string value read as ``--set`` reads it; ``base_dir``: where relative paths resolve (the spec file's
+    folder, or the working directory for a dict)."""
 
     name: str
     engine: str
@@ -197,8 +198,7 @@ def spec_from_dict(document: Mapping[str, Any], base_dir: str | Path = ".") -> S
     if "grid" in document and not model.grid:
         raise SweepError("sweep spec: the grid names no parameter", "grid",
                          "add e.g. 'pe_array.lanes_per_pe: [8, 16]' under grid, or remove it")
-    grid = tuple((_key(key), tuple(_override(key, value, f"grid.{_key(key)}")[1] for value in
-                                   _values(values, f"grid.{_key(key)}")))
+    grid = tuple((key, tuple(_override(key, value, "grid")[1] for value in _values(values, f"grid.{_key(key)}")))
                  for key, values in model.grid.items())
     return SweepSpec(name=model.name, engine=model.engine,
                      traces=tuple(_trace(entry, i, base) for i, entry in enumerate(model.traces)),
