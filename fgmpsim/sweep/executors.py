@@ -38,7 +38,7 @@ from fgmpsim.trace import Trace
 TRACE_CACHE_SIZE = 2
 """Traces a worker process keeps built (the points of one trace are adjacent, so two cover a change of trace)."""
 MAX_ATTEMPTS = 3
-"""Times a point is submitted again after its worker process died before it is reported as failed."""
+"""Submissions of a point whose worker process keeps dying before the point is reported as failed."""
 DASK_CONNECT_TIMEOUT_S = 5
 
 
@@ -144,6 +144,8 @@ class LocalPool:
                     except BrokenProcessPool:
                         lost.append(task)
                         continue
+                    except Exception as err:  # noqa: BLE001 - the outcome did not come back (e.g. not picklable)
+                        outcome = Outcome(task.key, error_class=type(err).__name__, message=str(err))
                     yield outcome
             self._close(kill=False)
             pending = []
