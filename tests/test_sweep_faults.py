@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -155,3 +156,20 @@ def test_code_change_recomputes_every_point_and_drops_the_stale_files(tmp_path, 
     assert (again.already_done, again.ran) == (0, 2)
     new = set(_finished(out))
     assert len(new) == 2 and not new & old and len(fgmpsim.sweep.load(out)) == 2
+
+
+def test_full_disk_at_the_summary_keeps_the_points_and_exits_1(tmp_path, monkeypatch, capsys):
+    spec = _write_spec(tmp_path / "spec.yaml", {"traces": [GEMM], "archs": ["fgmp"],
+                                                "grid": {"pe_array.lanes_per_pe": [8, 16]}})
+    out = tmp_path / "store"
+
+    def full(self, table):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store_module.Store, "write_summary", full)
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "1"]) == 1
+    assert "summary.parquet not written (No space left on device)" in capsys.readouterr().out
+    assert len(_finished(out)) == 2 and not (out / "summary.parquet").exists()
+    monkeypatch.undo()
+    assert main(["sweep", str(spec), "--out", str(out)]) == 0
+    assert len(pd.read_parquet(out / "summary.parquet")) == 2

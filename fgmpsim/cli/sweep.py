@@ -74,4 +74,4 @@ def _sweep(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.stop()
     print(report.line())
-    return 1 if report.failed else 0
+    return 0 if report.dry_run or report.complete else 1

@@ -40,7 +40,7 @@ class SweepReport:
     ``ran``: finished now; ``failed``: points without a result (``errors``: their count per error class), failures
     recorded by an earlier run that would repeat included; ``seconds``: wall time of the run. A dry run fills
     ``estimate_seconds`` (from ``point_seconds``, one point simulated here; ``point_error`` if it failed) instead
-    of running."""
+    of running. ``summary_error``: why ``summary.parquet`` could not be written (the points are stored)."""
 
     out: Path
     points: int
@@ -54,6 +54,7 @@ class SweepReport:
     point_seconds: float | None = None
     estimate_seconds: float | None = None
     point_error: str | None = None
+    summary_error: str | None = None
 
     @property
     def points_per_second(self) -> float:
@@ -72,8 +73,15 @@ class SweepReport:
         errors = ", ".join(f"{name} {count}" for name, count in sorted(self.errors.items()))
         failed = f"{self.failed} failed ({errors}; see {self.out / 'failed'})" if self.failed else "0 failed"
         rate = f", {self.points_per_second:.2f} points/s on {self.workers} worker(s)" if self.ran else ""
+        summary = (f"; {self.out / 'summary.parquet'} not written ({self.summary_error}): rerun to write it"
+                   if self.summary_error else "")
         return (f"sweep: {self.points} points in {self.out}: {self.ran} run now, {self.already_done} already done, "
-                f"{failed}; {self.seconds:.1f} s{rate}")
+                f"{failed}; {self.seconds:.1f} s{rate}{summary}")
+
+    @property
+    def complete(self) -> bool:
+        """Every point has a result and the summary table is written."""
+        return not self.failed and not self.summary_error
 
 
 def _workers(workers: int | None) -> int:
@@ -140,10 +148,14 @@ def run(spec: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec, out: str |
                 errors[outcome.error_class or "?"] += 1
             if progress is not None:
                 progress(done, sum(errors.values()), len(points))
-    store.write_summary(load(store.out))
+    summary_error = None
+    try:
+        store.write_summary(load(store.out))
+    except OSError as err:  # the points are stored; the table is rebuilt from them by load() or the next run
+        summary_error = f"{err.strerror or err}"
     already = sum(point.key in finished for point in points)
     return SweepReport(store.out, len(points), already, ran, sum(errors.values()), time.perf_counter() - start,
-                       executor.workers, dict(errors))
+                       executor.workers, dict(errors), summary_error=summary_error)
 
 
 def _store(store: Store, point: Point, outcome: Outcome) -> Outcome:

@@ -173,9 +173,5 @@ class Store:
 
     def write_summary(self, table: pd.DataFrame) -> Path:
         path = self.out / SUMMARY_FILE
-        try:
-            _atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
-        except OSError as err:
-            raise SweepError(f"cannot write {path}: {err.strerror or err}", "--out",
-                             "free space and rerun the same command: every finished point is kept") from None
+        _atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
         return path
