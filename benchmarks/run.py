@@ -6,8 +6,9 @@ Usage::
     python benchmarks/run.py --quick    # the cases that finish in under a minute in total
     python benchmarks/run.py --case llama2_7b_prefill --markdown
 
-Each case runs in its own child process pinned to one CPU core (with BLAS/OpenMP threads at 1), so peak RSS is the
-case's own and the timing is a one-core timing. Wall times are measured with ``time.perf_counter``; peak RSS is the
+Each case runs in its own child process pinned to one CPU core (with BLAS/OpenMP threads at 1; the sweep case,
+which measures parallel workers, may use every core), so peak RSS is the case's own and the timing is a one-core
+timing. Wall times are measured with ``time.perf_counter``; peak RSS is the
 child's ``ru_maxrss``. A case passes when every measured quantity meets its target.
 """
 
@@ -42,6 +43,8 @@ class Measurement:
     macs: int
     checks: list[tuple[str, float, str, float, bool]] = field(default_factory=list)
     """(what, measured, "<=" or ">=", target, passed) for each target of the case."""
+    info: list[tuple[str, float]] = field(default_factory=list)
+    """(what, measured) for quantities shown without a target."""
 
     def check(self, what: str, measured: float, relation: str, target: float) -> None:
         """Record one target: ``measured`` must be ``<=`` (a time, a size) or ``>=`` (a speedup) ``target``."""
@@ -148,9 +151,52 @@ def case_reference_vs_tile() -> Measurement:
     return m
 
 
+def case_sweep_smollm2_48() -> Measurement:
+    """48 design points (lanes x GLB size x clock on ``fgmp``) of the shipped SmolLM2 trace through
+    :func:`fgmpsim.sweep.run`, into a fresh store each time: 1 worker, 2 workers, and a Dask LocalCluster of 2
+    workers. Rates are points / wall time of the whole ``run`` call (pool or cluster start-up and each worker's
+    trace load included); the Dask target is checked on a cluster that is already up (``--dask tcp://...``), the
+    LocalCluster rate with its start-up is shown beside it. Not pinned to one core: the case measures parallel
+    workers."""
+    import logging
+    import tempfile
+
+    from dask.distributed import LocalCluster
+
+    import fgmpsim
+
+    spec = {"name": "bench-48", "traces": [str(ROOT / "traces" / "smollm2-135m-fgmp70")], "archs": ["fgmp"],
+            "grid": {"pe_array.lanes_per_pe": [4, 8, 16, 32], "memory.glb.size_bytes": [2**19, 2**20, 2**21, 2**22],
+                     "clock_hz": [0.8e9, 1.0e9, 1.2e9]}}
+    rates, macs = {}, 0
+    with tempfile.TemporaryDirectory() as scratch:
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=logging.CRITICAL) as cluster:
+            for name, workers, dask in (("1 worker", 1, None), ("2 workers", 2, None),
+                                        ("Dask LocalCluster 2", 2, "local"), ("Dask running 2", 2,
+                                                                             cluster.scheduler_address)):
+                out = Path(scratch) / name.replace(" ", "_")
+                start = time.perf_counter()
+                report = fgmpsim.sweep.run(spec, out, workers=workers, dask=dask)
+                seconds = time.perf_counter() - start
+                assert report.ran == report.points == 48 and report.failed == 0, report.line()
+                rates[name] = 48 / seconds
+                macs = int(fgmpsim.sweep.load(out)["macs"].sum())
+    m = Measurement("sweep_smollm2_48", "48-point sweep (lanes x GLB x clock) of the shipped SmolLM2 trace on fgmp",
+                    48 / rates["2 workers"], sum(48 / r for r in rates.values()), _peak_rss_bytes(), 0, macs)
+    m.info.append(("points/s 1 worker", rates["1 worker"]))
+    m.info.append(("points/s Dask LocalCluster 2 workers incl. start-up", rates["Dask LocalCluster 2"]))
+    m.check("points/s 2 workers", rates["2 workers"], ">=", 10.0)
+    m.check("2 workers / 1 worker x", rates["2 workers"] / rates["1 worker"], ">=", 1.7)
+    m.check("points/s Dask (running cluster, 2 workers)", rates["Dask running 2"], ">=", 0.8 * rates["2 workers"])
+    return m
+
+
 CASES = {"llama2_7b_prefill": case_llama2_7b_prefill, "llama2_7b_decode": case_llama2_7b_decode,
          "llama2_70b_prefill": case_llama2_70b_prefill, "smollm2_shipped": case_smollm2_shipped,
-         "reference_vs_tile": case_reference_vs_tile}
+         "reference_vs_tile": case_reference_vs_tile, "sweep_smollm2_48": case_sweep_smollm2_48}
+UNPINNED = ("sweep_smollm2_48",)
+"""Cases that measure parallel workers: their child process may use every core."""
 QUICK = ("smollm2_shipped", "reference_vs_tile", "llama2_7b_decode", "llama2_7b_prefill")
 
 
@@ -164,6 +210,7 @@ def _run_child(case: str) -> Measurement:
         raise SystemExit(f"benchmark case {case} failed (exit {proc.returncode})")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
     data["checks"] = [tuple(c) for c in data["checks"]]
+    data["info"] = [tuple(i) for i in data["info"]]
     return Measurement(**data)
 
 
@@ -171,8 +218,9 @@ def _table(results: list[Measurement]) -> str:
     lines = ["| case | simulate s | generate + first simulate s | peak RSS MiB | SimPy events | simulated MAC/s | target | result |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for m in results:
-        targets = "; ".join(f"{what} {value:.3g} ({relation} {target:g})"
-                            for what, value, relation, target, _ in m.checks)
+        targets = "; ".join([*(f"{what} {value:.3g}" for what, value in m.info),
+                             *(f"{what} {value:.3g} ({relation} {target:.3g})"
+                               for what, value, relation, target, _ in m.checks)])
         lines.append(f"| {m.case} | {m.sim_seconds:.3f} | {m.total_seconds:.3f} | {m.peak_rss_bytes / 2**20:,.0f} | "
                      f"{m.simpy_events:,} | {m.macs / m.sim_seconds:.3e} | {targets} | "
                      f"{'pass' if m.passed else 'FAIL'} |")
@@ -187,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        _pin_to_one_core()
+        if args.child not in UNPINNED:
+            _pin_to_one_core()
         print(json.dumps(asdict(CASES[args.child]())))
         return 0
     cases = args.case or (QUICK if args.quick else tuple(CASES))

@@ -9,6 +9,7 @@ One entry function per job; the CLI, notebooks and tests all call these:
 * :func:`compare` (designs vs the all-FP8 baseline on the same GEMMs), :func:`demo` (the main job on shipped
   defaults); the analysis behind them (tables, Pareto fronts, plots) is :mod:`fgmpsim.analysis`.
 * :func:`validate` (docs/validation.md: fgmpsim against ZigZag, SCALE-Sim, published silicon, the FGMP paper).
+* :func:`sweep.run` / :func:`sweep.load` (design-space sweeps into a resumable Parquet store).
 
 ``quantize`` and ``export`` need the ``model`` extra (torch, transformers); everything else runs without torch.
 Names are imported on first use (PEP 562), so ``import fgmpsim`` and every CLI call stay fast: numpy, pandas and

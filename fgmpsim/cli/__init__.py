@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from fgmpsim.errors import FgmpsimError
 
-_VERB_MODULES = ("quantize", "export", "trace", "simulate", "compare", "demo", "validate")
+_VERB_MODULES = ("quantize", "export", "trace", "simulate", "compare", "demo", "sweep", "validate")
 
 
 EXAMPLES = """first steps:

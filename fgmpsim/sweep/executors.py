@@ -1,0 +1,227 @@
+"""Executors: run design points on a local process pool or a Dask cluster, yielding one :class:`Outcome` each.
+
+A task carries the point's key, its :class:`~fgmpsim.sweep.points.TraceSource` (a path or a recipe: a few bytes),
+the resolved :class:`~fgmpsim.arch.Arch` record and the engine; never maps. Each worker process builds a trace on
+first use and keeps the last :data:`TRACE_CACHE_SIZE` (their lazy synthetic maps stay memoized in the process), and
+tasks are submitted in the points' order, which groups them by trace, so a worker loads each trace about once.
+
+* :class:`LocalPool` (default): a ``ProcessPoolExecutor`` of ``workers`` processes. Workers ignore SIGINT (the
+  coordinator handles Ctrl-C and ends them). A worker that dies (SIGKILL, the OOM killer) breaks the pool: the pool
+  is rebuilt and the points it had not returned are resubmitted, each at most :data:`MAX_ATTEMPTS` times before it
+  is reported as a transient ``WorkerLost`` failure.
+* :class:`DaskExecutor`: ``"local"`` starts a ``dask.distributed.LocalCluster`` of ``workers`` one-thread worker
+  processes; ``"tcp://host:port"`` connects to a running scheduler (trace directories must be readable at the same
+  path on its workers). Dask itself reschedules the tasks of a lost worker; a task that loses too many workers
+  comes back as a transient failure. dask is imported only here, when asked for.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+from fgmpsim.arch import Arch
+from fgmpsim.errors import SweepError
+from fgmpsim.sim import simulate
+from fgmpsim.sweep.points import TraceSource
+from fgmpsim.sweep.store import point_parquet
+from fgmpsim.trace import Trace
+
+TRACE_CACHE_SIZE = 2
+"""Traces a worker process keeps built (the points of one trace are adjacent, so two cover a change of trace)."""
+MAX_ATTEMPTS = 3
+"""Submissions of a point whose worker process keeps dying before the point is reported as failed."""
+DASK_CONNECT_TIMEOUT_S = 5
+
+
+@dataclass(frozen=True)
+class Task:
+    """One point as sent to a worker (``description``: :meth:`Point.describe`, stored with its results)."""
+
+    key: str
+    trace: TraceSource
+    arch: Arch
+    engine: str
+    description: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker sends back: the point's Parquet file (:func:`~fgmpsim.sweep.store.point_parquet`, encoded in
+    the worker so the coordinator only writes it), or the error (class name, message, transient)."""
+
+    key: str
+    parquet: bytes | None = None
+    error_class: str | None = None
+    message: str | None = None
+    transient: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error_class is None
+
+
+_TRACES: OrderedDict[str, Trace] = OrderedDict()
+
+
+def _trace(source: TraceSource) -> Trace:
+    """The trace of ``source``, built once per worker process (least recently used dropped first)."""
+    if source.identity in _TRACES:
+        _TRACES.move_to_end(source.identity)
+    else:
+        _TRACES[source.identity] = source.build()
+        while len(_TRACES) > TRACE_CACHE_SIZE:
+            _TRACES.popitem(last=False)
+    return _TRACES[source.identity]
+
+
+def run_task(task: Task) -> Outcome:
+    """Simulate one point. Any exception becomes a failed :class:`Outcome`: one bad point must not end the sweep;
+    machine-made errors (``OSError``, ``MemoryError``) are transient, everything else would repeat."""
+    try:
+        result = simulate(_trace(task.trace), task.arch, engine=task.engine)
+        return Outcome(task.key, point_parquet(task.description, result.summary(), result.to_frame()))
+    except Exception as err:  # noqa: BLE001 - recorded with its class and message, see the docstring
+        return Outcome(task.key, error_class=type(err).__name__, message=str(err),
+                       transient=isinstance(err, (OSError, MemoryError)))
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _context() -> Any:
+    # fork: a worker starts in milliseconds with fgmpsim already imported (spawn re-imports it, ~1 s per worker)
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+
+
+class LocalPool:
+    """Points on ``workers`` local processes (see the module docstring)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        self._close(kill=kind is not None)
+
+    def _close(self, kill: bool) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if kill:  # an interrupt: do not wait for the points in flight (their results would be dropped anyway)
+            for process in list(getattr(pool, "_processes", {}).values()):  # no public way to end the workers
+                process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    def outcomes(self, tasks: list[Task]) -> Iterator[Outcome]:
+        """One outcome per task, in completion order."""
+        attempts: Counter[str] = Counter()
+        order = {task.key: index for index, task in enumerate(tasks)}
+        pending = list(tasks)
+        while pending:
+            self._pool = ProcessPoolExecutor(min(self.workers, len(pending)), mp_context=_context(),
+                                             initializer=_ignore_sigint)
+            futures = {self._pool.submit(run_task, task): task for task in pending}
+            lost = []
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = futures.pop(future)
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:
+                        lost.append(task)
+                        continue
+                    except Exception as err:  # noqa: BLE001 - the outcome did not come back (e.g. not picklable)
+                        outcome = Outcome(task.key, error_class=type(err).__name__, message=str(err))
+                    yield outcome
+            self._close(kill=False)
+            pending = []
+            for task in sorted(lost, key=lambda task: order[task.key]):
+                attempts[task.key] += 1
+                if attempts[task.key] < MAX_ATTEMPTS:
+                    pending.append(task)
+                else:
+                    yield Outcome(task.key, error_class="WorkerLost", transient=True,
+                                  message=f"the worker process died while this point was queued or running, "
+                                          f"{MAX_ATTEMPTS} times (killed, or out of memory)")
+
+
+def _unreachable(address: str, why: str) -> SweepError:
+    return SweepError(f"cannot reach the Dask scheduler at {address} ({why})", "--dask",
+                      "start it (dask scheduler; dask worker ADDRESS) or use --dask local")
+
+
+def _check_address(address: str) -> None:
+    """A well-formed ``tcp://host:port`` whose port accepts connections (a refused port fails at once, where the
+    Dask client would retry until its timeout)."""
+    scheme, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme not in ("tcp", "tls") or not host or not port.isdigit():
+        raise SweepError(f"--dask {address!r} is not a scheduler address", "--dask",
+                         "give tcp://HOST:PORT of a running dask scheduler, or 'local'")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=DASK_CONNECT_TIMEOUT_S).close()
+    except OSError as err:
+        raise _unreachable(address, err.strerror or type(err).__name__) from None
+
+
+class DaskExecutor:
+    """Points on a Dask cluster: ``address`` ``"local"`` (a LocalCluster of ``workers`` processes) or
+    ``tcp://host:port``. Connecting happens here, so an unreachable scheduler fails before any point runs."""
+
+    def __init__(self, address: str, workers: int) -> None:
+        if address != "local":
+            _check_address(address)
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise SweepError("--dask needs dask.distributed, which is not installed", "--dask",
+                             "pip install 'dask[distributed]'") from None
+        self.cluster = None
+        if address == "local":
+            import logging  # the cluster's own log lines would interleave with the progress bar; outcomes say all
+
+            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                        dashboard_address=None, silence_logs=logging.CRITICAL)
+            self.client = Client(self.cluster)
+        else:
+            try:
+                self.client = Client(address, timeout=DASK_CONNECT_TIMEOUT_S)
+            except (OSError, TimeoutError) as err:
+                raise _unreachable(address, type(err).__name__) from None
+        self.workers = len(self.client.scheduler_info().get("workers", {})) or workers
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def outcomes(self, tasks: list[Task]) -> Iterator[Outcome]:
+        """One outcome per task, in completion order; earlier points have higher priority (trace order)."""
+        from dask.distributed import as_completed
+
+        futures = {self.client.submit(run_task, task, key=f"fgmpsim-point-{task.key}-{os.getpid()}",
+                                      pure=False, priority=len(tasks) - index): task.key
+                   for index, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as err:  # noqa: BLE001 - a lost worker (KilledWorker) or a cancelled task
+                yield Outcome(futures[future], error_class=type(err).__name__, message=str(err), transient=True)
+            future.release()
