@@ -21,8 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from fgmpsim.errors import TraceError
+    from fgmpsim.io.atomic import check_output_dir
     from fgmpsim.trace.export import export
 
+    check_output_dir(args.out, "--out", TraceError)  # before minutes of quantization
     trace = export(policy=args.policy, fp4_fraction=args.fp4_fraction, tokens=args.tokens, **model_kwargs(args))
     path = trace.save(args.out)
     achieved = trace.meta["fp4_fraction_achieved"]

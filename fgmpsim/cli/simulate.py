@@ -27,8 +27,9 @@ def _simulate(args: argparse.Namespace) -> int:
     from fgmpsim.sim import simulate
     from fgmpsim.sim.result import output_path
     from fgmpsim.trace import load_trace
+    from fgmpsim.trace.io import manifest_sha256
 
-    if args.out:
+    if args.out is not None:  # checked before the simulation, so a bad path costs nothing (and '' is an error)
         output_path(args.out)
     arch = load_arch(args.arch, overrides=args.set)
     result = simulate(load_trace(args.trace), arch, engine=args.engine)
@@ -60,6 +61,6 @@ def _simulate(args: argparse.Namespace) -> int:
                   f"moved: DRAM {s['dram_bytes'] / 2 ** 20:,.2f} MiB, GLB {s['glb_bytes'] / 2 ** 20:,.2f} MiB, "
                   f"PE buffers {s['pe_buffer_bytes'] / 2 ** 20:,.2f} MiB\n"
                   f"SimPy events: {s['simpy_events']:,}")
-    if args.out:
-        console.print(f"wrote {result.save(args.out)}")
+    if args.out is not None:
+        console.print(f"wrote {result.save(args.out, arch=arch, trace_manifest_sha256=manifest_sha256(args.trace))}")
     return 0

@@ -361,3 +361,10 @@ class _MapStore:
             raise TraceError(f"{self.directory / MAPS} is unreadable ({type(err).__name__}: {excerpt(str(err))}) "
                              f"while reading {where} {field}", MAPS,
                              "the file is truncated or corrupt: re-export the trace") from None
+
+
+def manifest_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of the trace directory's ``manifest.yaml`` bytes (which pin ``maps.npz`` through its checksum):
+    the identity a result's provenance records."""
+    directory = Path(path).resolve()
+    return hashlib.sha256(read_bounded(_inside(directory, MANIFEST), MANIFEST, TraceError, MAX_YAML_BYTES)).hexdigest()
