@@ -76,12 +76,12 @@ def check_output_file(path: str | os.PathLike[str], field: str, error: type[Fgmp
     if "\x00" in text:
         raise error("the output path contains a NUL byte", field, "give a plain file name")
     target = Path(text)
-    if suffixes is not None and target.suffix.lower() not in suffixes:
-        raise error(f"cannot write {excerpt(target.suffix or 'a file without suffix')}", field,
-                    f"name the output file *{', *'.join(suffixes)}")
     _check_not_system(target, field, error)
     if target.is_dir():
         raise error(f"output {excerpt(text)} is a directory", field, "give a file name inside it")
+    if suffixes is not None and target.suffix.lower() not in suffixes:
+        raise error(f"cannot write {excerpt(target.suffix or 'a file without suffix')}", field,
+                    f"name the output file *{', *'.join(suffixes)}")
     if target.exists() and not stat.S_ISREG(os.stat(target).st_mode):
         raise error(f"output {excerpt(text)} exists and is not a regular file (a FIFO, socket or device)", field,
                     "give a regular file name")

@@ -38,8 +38,9 @@ def check_op_size(m: int, k: int, n: int, repeat: int, block_size: int, where: s
                              f"give a smaller --{dim}")
     blocks = op_map_blocks(m, k, n, repeat, block_size, weight_slices, act_slices)
     if blocks > max_blocks:
+        largest = max((("m", m), ("k", k), ("n", n), ("repeat", repeat)), key=lambda item: item[1])[0]
         raise TraceError(f"{where}: M={m:,} K={k:,} N={n:,} repeat={repeat:,} needs {blocks:,} map blocks "
                          f"(~{blocks / 2**30:,.1f} GiB per copy of its maps) to simulate, more than the "
-                         f"{max_blocks:,} allowed", "m" if m * -(-k // block_size) >= n else "n",
+                         f"{max_blocks:,} allowed", largest,
                          "use smaller dimensions, or raise the limit with max_op_map_blocks= "
                          "(--max-op-map-blocks) if the machine has the memory")
