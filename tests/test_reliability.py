@@ -5,12 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
-import signal
-import subprocess
-import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
@@ -28,7 +23,6 @@ from fgmpsim.trace import GemmOp, Trace, gemm_trace, load_trace
 from fgmpsim.trace.io import MANIFEST, MAPS
 
 FGMP = ARCH_CONFIG_DIR / "fgmp.yaml"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _one_line(capsys) -> str:
@@ -371,27 +365,15 @@ def test_a_failed_write_keeps_the_previous_result(trace_dir, tmp_path, monkeypat
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["res.parquet", "trace"]
 
 
-def test_a_killed_writer_never_leaves_a_truncated_result(trace_dir, tmp_path):
+def test_a_killed_writer_never_leaves_a_truncated_result(tmp_path):
     """SIGKILL a process that rewrites one result in a loop, 12 times at different moments: the file on disk is
     always a complete result (the issue saw a 0-byte or truncated file 24 times out of 24)."""
-    out = tmp_path / "res.json"
-    script = textwrap.dedent(f"""
-        import sys
-        from fgmpsim.arch import load_arch
-        from fgmpsim.sim import simulate
-        from fgmpsim.trace import load_trace
-        result = simulate(load_trace({str(trace_dir)!r}), load_arch("fgmp"))
-        result.save({str(out)!r})
-        print("ready", flush=True)
-        while True:
-            result.save({str(out)!r})
-    """)
-    for kill in range(12):
-        child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=ROOT,
-                                 env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert child.stdout.readline().strip() == b"ready"
-        subprocess.run(["sleep", f"{0.01 * (kill % 6)}"], check=True)
-        child.send_signal(signal.SIGKILL)
-        child.wait()
-        document = json.loads(out.read_text())
-        assert [op["op"] for op in document["ops"]] == ["q"] and document["provenance"]["rows"] == 1
+    from fgmpsim.testing.faults import kill_during_save
+
+    assert kill_during_save(tmp_path, kills=12, seed=0) == 0
+
+
+def test_failed_writes_keep_the_previous_result_and_leave_no_temporary_file(tmp_path):
+    from fgmpsim.testing.faults import failed_writes
+
+    assert failed_writes(tmp_path, count=3) == 0

@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("trace", help="make, inspect and fit layer traces",
                                    description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="trace_verb", metavar="ACTION", parser_class=type(parser))
-    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+    parser.set_defaults(func=lambda args: parser.error("no action given (synth, gemm, show or fit)"))
 
     synth = verbs.add_parser("synth", help="full-size synthetic trace from a known model or a config.json")
     which = synth.add_mutually_exclusive_group(required=True)

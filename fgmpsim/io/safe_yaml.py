@@ -168,14 +168,14 @@ def check_regular_file(path: Path, where: str, error: type[FgmpsimError], max_by
 
 def read_bounded(path: Path, where: str, error: type[FgmpsimError], max_bytes: int) -> bytes:
     """The bytes of regular file ``path`` (at most ``max_bytes``, checked before and while reading)."""
-    check_regular_file(path, where, error, max_bytes)
+    size = check_regular_file(path, where, error, max_bytes)
     try:
         with open(path, "rb") as handle:
-            data = handle.read(max_bytes + 1)
+            data = handle.read(size + 1)  # the stat size, not the cap: read() allocates what it is asked for
     except OSError as err:
         raise error(f"cannot read {str(path)!r}: {err.strerror}", where, "give a readable file") from None
-    if len(data) > max_bytes:
-        raise error(f"{str(path)!r} grew past {max_bytes:,} bytes while being read", where, "give a stable file")
+    if len(data) != size:
+        raise error(f"{str(path)!r} changed size while being read", where, "give a file nothing is writing to")
     return data
 
 
