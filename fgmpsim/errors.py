@@ -15,6 +15,9 @@ EXCERPT_CHARS = 60
 """The most characters of a user's value an error message quotes (a value may be a whole file or a YAML bomb)."""
 
 
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7f)}
+
+
 class FgmpsimError(ValueError):
     """Base class for every user-facing error of fgmpsim."""
 
@@ -30,7 +33,8 @@ class FgmpsimError(ValueError):
             text += f" ({self.field})"
         if self.fix:
             text += f": {self.fix}"
-        return text
+        # one line, always: a field or value taken from untrusted input may hold line breaks or escape codes
+        return text.translate(_CONTROL_ESCAPES)
 
 
 class FormatError(FgmpsimError):

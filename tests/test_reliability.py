@@ -377,3 +377,25 @@ def test_failed_writes_keep_the_previous_result_and_leave_no_temporary_file(tmp_
     from fgmpsim.testing.faults import failed_writes
 
     assert failed_writes(tmp_path, count=3) == 0
+
+
+# --- found by the fuzz suite --------------------------------------------------------------------------------------
+
+def test_an_override_key_with_a_line_break_is_one_error_line():
+    with pytest.raises(ConfigError) as err:
+        load_arch("fgmp", ["pe_array.pes\nx=3"])
+    assert "\n" not in str(err.value) and err.value.field == "--set"
+
+
+def test_errors_escape_control_characters_so_they_stay_one_line():
+    assert str(ConfigError("a\nb", "f\rg", "\x1b[31mfix")) == "a\\x0ab (f\\x0dg): \\x1b[31mfix"
+
+
+def test_a_lazy_map_generator_that_is_not_a_name_is_a_trace_error(tmp_path):
+    from fgmpsim.testing.cases import save_fixture
+
+    directory = save_fixture(tmp_path)
+    _edit_manifest(directory, lambda m: m["ops"][1]["weight_map"]["lazy"].update(generator={"a": 1}))
+    with pytest.raises(TraceError, match="unknown lazy-map generator") as err:
+        load_trace(directory)
+    assert err.value.field == "weight_map.lazy.generator"

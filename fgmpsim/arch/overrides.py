@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ from fgmpsim.errors import ConfigError, closest_hint, excerpt
 from fgmpsim.io.safe_yaml import parse_yaml
 
 Overrides = Mapping[str, Any] | Sequence[str]
+_DOTTED = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 _MAX_KEY_CHARS = 200  # the longest real path (energy.actions.aqu_sensitivity_read_bit.source) has 48
 
 
@@ -32,7 +34,7 @@ def parse_overrides(overrides: Overrides | None) -> list[tuple[tuple[str, ...], 
             pairs.append((key.strip(), text))
     parsed = []
     for key, value in pairs:
-        if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY_CHARS:
+        if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY_CHARS or not _DOTTED.fullmatch(key):
             raise ConfigError(f"override key {excerpt(key)} is not a dotted field path", "--set",
                               "write e.g. --set pe_array.lanes_per_pe=8")
         path = tuple(key.split("."))

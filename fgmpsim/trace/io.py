@@ -294,7 +294,7 @@ class _MapStore:
         if not isinstance(spec, dict):
             raise TraceError(f"{where}: lazy map spec must be a mapping", f"{field}.lazy", _REEXPORT)
         generator = spec.get("generator")
-        if generator not in LAZY_GENERATORS:
+        if not isinstance(generator, str) or generator not in LAZY_GENERATORS:
             raise TraceError(f"{where}: unknown lazy-map generator {excerpt(generator)}", f"{field}.lazy.generator",
                              closest_hint(str(generator), tuple(LAZY_GENERATORS)))
         try:
