@@ -47,7 +47,7 @@ def _resolve_parent(current: Path, parent: str, roots: tuple[Path, ...]) -> Path
         raise ConfigError(f"{current.name}: extends {excerpt(parent)}, which resolves outside the allowed "
                           f"directories ({current.parent} and the shipped arch_configs)", "extends",
                           "copy the parent file next to the one that extends it, or pass its directory in "
-                          "config_path")
+                          "load_arch(config_path=...)")
     if not target.is_file():
         raise ConfigError(f"{current.name}: extends {excerpt(parent)}, which is not an existing file", "extends",
                           "give a path relative to the file that extends it, or a shipped file name")

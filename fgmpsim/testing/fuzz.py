@@ -76,7 +76,7 @@ def _plausible(value: Any) -> st.SearchStrategy[Any]:
     if isinstance(value, float):
         return st.sampled_from([value, 2 * value, value / 2, value * 1.5])
     if isinstance(value, list) and value:
-        return st.lists(st.sampled_from(value), min_size=1, max_size=len(value), unique=True)
+        return st.lists(st.sampled_from(value), min_size=1, max_size=len(value), unique_by=repr)
     return st.just(value)
 
 
