@@ -343,7 +343,8 @@ def reference_op(ops: Operands, tiling: Tiling, arch: Arch) -> tuple[OpTiming, d
     work = stepped_cycles(op.steps)
     if work > MAX_STEPPED_CYCLES:
         raise TraceError(f"the reference engine steps every cycle; op {ops.op.name!r} would take {work:,} lane and "
-                         f"transfer cycles (~{work / 2e6:,.0f} s at ~2 M per second), more than the {MAX_STEPPED_CYCLES:,} it takes on",
+                         f"transfer cycles (~{work / 2e6:,.0f} s at ~2 M per second), more than the "
+                         f"{MAX_STEPPED_CYCLES:,} it takes on",
                          "engine", "use engine='tile' (exact, vectorized) or a smaller GEMM / fewer cycles per "
                                    "block pair")
     totals: dict[str, int] = defaultdict(int)

@@ -254,6 +254,9 @@ def manifest_cases(fx: Fixture) -> st.SearchStrategy[dict[str, Any]]:
     return case()
 
 
+_MEMBER_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"  # zipfile cuts names at NUL; an empty name breaks it
+
+
 def _npz(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -296,7 +299,7 @@ def maps_cases(fx: Fixture) -> st.SearchStrategy[dict[str, Any]]:
             elif how == "not_npy":
                 forged[name] = draw(st.binary(max_size=200))
             elif how == "extra":
-                forged[draw(st.text(min_size=1, max_size=10)) + ".npy"] = members[name]
+                forged[draw(st.text(_MEMBER_CHARS, min_size=1, max_size=10)) + ".npy"] = members[name]
             elif how == "drop":
                 del forged[name]
             else:  # a member whose bytes inflate far beyond what its header's shape needs

@@ -14,7 +14,8 @@ q/k/v, the K operand of ``attn_qk``) in one *class* (``weight``: static weights 
 * ``row_sigma``/``col_sigma``: row/column effect sizes inside one map, in logit units
   (see :mod:`fgmpsim.trace.synthetic_map`).
 
-The shipped numbers (``synth_params.yaml``, fitted by :mod:`fgmpsim.trace.fit`) are read with the one safe YAML reader (:mod:`fgmpsim.io.safe_yaml`).
+The shipped numbers (``synth_params.yaml``, fitted by :mod:`fgmpsim.trace.fit`) are read with the one safe YAML
+reader (:mod:`fgmpsim.io.safe_yaml`).
 """
 
 from __future__ import annotations
