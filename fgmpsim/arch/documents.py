@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from fgmpsim.errors import ConfigError, excerpt
-from fgmpsim.io.safe_yaml import read_yaml_file
+from fgmpsim.io.safe_yaml import parse_yaml, read_yaml_file
+
+__all__ = ["deep_merge", "parse_yaml", "read_with_extends"]  # parse_yaml: the one reader, kept importable here
 
 
 def deep_merge(parent: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
