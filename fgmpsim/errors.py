@@ -7,6 +7,16 @@ the *field* (dotted path, op name, argument) and *how to fix* it. The CLI prints
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+EXCERPT_CHARS = 60
+"""The most characters of a user's value an error message quotes (a value may be a whole file or a YAML bomb)."""
+
+
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7f)}
+
 
 class FgmpsimError(ValueError):
     """Base class for every user-facing error of fgmpsim."""
@@ -23,7 +33,8 @@ class FgmpsimError(ValueError):
             text += f" ({self.field})"
         if self.fix:
             text += f": {self.fix}"
-        return text
+        # one line, always: a field or value taken from untrusted input may hold line breaks or escape codes
+        return text.translate(_CONTROL_ESCAPES)
 
 
 class FormatError(FgmpsimError):
@@ -52,3 +63,22 @@ class MappingError(FgmpsimError):
 
 class SweepError(FgmpsimError):
     """A sweep spec that cannot be run."""
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters (``...`` and the full length appended when cut), for quoting
+    untrusted values in error messages. Containers are never fully rendered: a shared (alias-expanded) value could
+    be gigabytes."""
+    if isinstance(value, (dict, list, tuple, set)):
+        return f"<{type(value).__name__} of {len(value)} items>"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * limit:
+        return f"<integer of {value.bit_length()} bits>"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+def closest_hint(key: str, known: Iterable[str]) -> str:
+    """``did you mean 'x'?`` for the closest known name, else the list of known names."""
+    known = tuple(known)
+    near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f"did you mean {near[0]!r}?" if near else f"use one of: {', '.join(known)}"

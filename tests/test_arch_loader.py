@@ -97,7 +97,7 @@ def test_extends_chains_deep_merge_child_over_parent(tmp_path: Path) -> None:
                                               "pe_array": {"pes": 8, "datapath_precisions": ["fp8", "fp4"]}})
     child = _write(tmp_path / "mid" / "deeper" / "child.yaml",
                    {"extends": "../parent.yaml", "name": "child", "memory": {"glb": {"read_bits_per_cycle": 1024}}})
-    arch = load_arch(child)
+    arch = load_arch(child, config_path=(tmp_path,))  # '../' leaves child's directory: allowed by config_path
     fgmp = load_arch("fgmp")
     assert arch.name == "child"
     assert arch.pe_array.pes == 8                                  # from parent

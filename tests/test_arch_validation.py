@@ -36,7 +36,7 @@ BROKEN = [
      "positive integer, got 0"),
     ({"pe_array": {"cycles_per_block_pair": {"fp8xfp16": 1}}}, "pe_array.cycles_per_block_pair.fp8xfp16",
      "unknown key"),
-    ({"clock_hz": 0}, "clock_hz", "positive"),
+    ({"clock_hz": 0}, "clock_hz", ">= 1000"),
     ({"clock_hz": "fast"}, "clock_hz", "must be a number"),
     ({"aqu": {"blocks_per_cycle": 0}}, "aqu.blocks_per_cycle", "at least 1 block per cycle"),
     ({"aqu": {"enabled": "on"}}, "aqu.enabled", "true or false"),

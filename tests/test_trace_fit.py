@@ -70,7 +70,7 @@ def test_fitted_params_survive_yaml(tmp_path, toy_fit):
     ("roles: {nope: {}}", "roles.nope"),
     ("roles: {q_proj: {fp8_scale: -1}}", "roles.q_proj.fp8_scale"),
     ("roles: {q_proj: {fixed_fp8_fraction: 2}}", "roles.q_proj.fixed_fp8_fraction"),
-    ("roles: {q_proj: {colour: red}}", "roles.q_proj"),
+    ("roles: {q_proj: {colour: red}}", "roles.q_proj.colour"),
     ("roles: {q_proj: {layer_profile: [a]}}", "roles.q_proj.layer_profile"),
     ("[1, 2]", "roles"),
 ])

@@ -1,37 +1,22 @@
-"""Arch YAML documents: safe parsing, ``extends:`` chains and deep merging (before any validation)."""
+"""Arch YAML documents: ``extends:`` chains (confined to trusted directories) and deep merging, before validation.
+
+Parsing is :mod:`fgmpsim.io.safe_yaml` (the one YAML reader). ``extends:`` names a file relative to the file that
+extends it, or a shipped config by its file name (``extends: fgmp.yaml``). It resolves only *inside* the extending
+file's directory (subdirectories included), the shipped ``arch_configs/`` directory, or a directory the caller
+passes in ``config_path``; the target is resolved through symlinks first, so ``..``, absolute paths and links that
+lead elsewhere are refused before the file is opened.
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+from fgmpsim.errors import ConfigError, excerpt
+from fgmpsim.io.safe_yaml import parse_yaml, read_yaml_file
 
-from fgmpsim.errors import ConfigError
-
-
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` (no object construction) that also reads ``1e9`` and ``3.9e-3`` as floats: PyYAML
-    follows YAML 1.1, where an exponent needs a dot and a sign, so ``1e9`` would otherwise be the *string* "1e9"."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"))
-
-
-def parse_yaml(text: str, where: str) -> Any:
-    """``text`` parsed safely; a syntax error becomes a :class:`ConfigError` with its line."""
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}: not valid YAML{line}: {getattr(err, 'problem', None) or err}", where,
-                          "fix the YAML syntax") from None
+__all__ = ["deep_merge", "parse_yaml", "read_with_extends"]  # parse_yaml: the one reader, kept importable here
 
 
 def deep_merge(parent: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
@@ -46,21 +31,39 @@ def deep_merge(parent: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str,
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"cannot read arch file {str(path)!r}: {err.strerror}", "path",
-                          "pass an existing YAML file or a shipped arch name (e.g. fgmp)") from None
-    data = parse_yaml(text, path.name)
+    data = read_yaml_file(path, path.name)
     if not isinstance(data, dict):
         raise ConfigError(f"{path.name}: the top level must be a mapping, got {type(data).__name__}", path.name,
                           "write 'key: value' lines (see arch_configs/base.yaml)")
     return data
 
 
-def read_with_extends(path: Path) -> dict[str, Any]:
-    """The document at ``path`` merged over its ``extends:`` chain (each path relative to the file that names it),
-    with the ``extends`` key removed. Cycles raise :class:`ConfigError`."""
+def _resolve_parent(current: Path, parent: str, roots: tuple[Path, ...]) -> Path:
+    """The file ``extends: parent`` of ``current`` names, if it lies inside an allowed root; else ConfigError."""
+    shipped_dir = roots[0]
+    local = (current.parent / parent).resolve()
+    bare_name = Path(parent).name == parent
+    target = local if local.exists() or not bare_name else (shipped_dir / parent).resolve()
+    allowed = (current.parent, *roots)
+    if not any(target.is_relative_to(root) for root in allowed):
+        raise ConfigError(f"{current.name}: extends {excerpt(parent)}, which resolves outside the allowed "
+                          f"directories ({current.parent} and the shipped arch_configs)", "extends",
+                          "copy the parent file next to the one that extends it, or pass its directory in "
+                          "load_arch(config_path=...)")
+    if not target.is_file():
+        raise ConfigError(f"{current.name}: extends {excerpt(parent)}, which is not an existing file", "extends",
+                          "give a path relative to the file that extends it, or a shipped file name")
+    return target
+
+
+def read_with_extends(path: Path, config_path: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """The document at ``path`` merged over its ``extends:`` chain, with the ``extends`` key removed.
+
+    Each ``extends`` resolves relative to the file that names it and must stay inside that file's directory, the
+    shipped ``arch_configs/`` or a directory in ``config_path``. Cycles and escapes raise :class:`ConfigError`."""
+    from fgmpsim.arch.loader import ARCH_CONFIG_DIR  # here, not at the top: the loader imports this module
+
+    roots = (ARCH_CONFIG_DIR.resolve(), *(Path(p).resolve() for p in config_path))
     chain: list[tuple[Path, dict[str, Any]]] = []
     current = path.resolve()
     while True:
@@ -73,13 +76,9 @@ def read_with_extends(path: Path) -> dict[str, Any]:
         if parent is None:
             break
         if not isinstance(parent, str) or not parent:
-            raise ConfigError(f"{current.name}: extends must be a file name, got {parent!r}", "extends",
+            raise ConfigError(f"{current.name}: extends must be a file name, got {excerpt(parent)}", "extends",
                               "write e.g. 'extends: base.yaml'")
-        target = (current.parent / parent).resolve()
-        if not target.is_file():
-            raise ConfigError(f"{current.name}: extends {parent!r}, which does not exist ({target})", "extends",
-                              "give a path relative to the file that extends it")
-        current = target
+        current = _resolve_parent(current, parent, roots)
     merged: dict[str, Any] = {}
     for _, data in reversed(chain):
         merged = deep_merge(merged, data)

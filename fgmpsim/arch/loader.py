@@ -66,11 +66,14 @@ def _origin(source: str, field: str | None, overridden: set[str]) -> str:
     return f"--set {field}" if by_override else Path(source).name
 
 
-def load_arch(path: str | Path, overrides: Overrides | None = None) -> Arch:
+def load_arch(path: str | Path, overrides: Overrides | None = None,
+              config_path: tuple[str | Path, ...] = ()) -> Arch:
     """The validated :class:`Arch` of a YAML file (or shipped name, see :func:`find_arch`) with its ``extends:``
-    chain merged and ``overrides`` (``["a.b=v", ...]`` or ``{"a.b": v}``) applied; raises :class:`ConfigError`."""
+    chain merged and ``overrides`` (``["a.b=v", ...]`` or ``{"a.b": v}``) applied; raises :class:`ConfigError`.
+    ``extends:`` stays inside each extending file's directory and the shipped configs unless ``config_path``
+    names more trusted directories."""
     file = find_arch(path)
-    return arch_from_dict(read_with_extends(file), str(file), overrides)
+    return arch_from_dict(read_with_extends(file, config_path), str(file), overrides)
 
 
 def _plain(value: Any) -> Any:

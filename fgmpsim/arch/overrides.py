@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fgmpsim.arch.documents import parse_yaml
-from fgmpsim.arch.schema import closest_hint, known_keys
-from fgmpsim.errors import ConfigError
+from fgmpsim.arch.schema import known_keys
+from fgmpsim.errors import ConfigError, closest_hint, excerpt
+from fgmpsim.io.safe_yaml import parse_yaml
 
 Overrides = Mapping[str, Any] | Sequence[str]
+_DOTTED = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
+_MAX_KEY_CHARS = 200  # the longest real path (energy.actions.aqu_sensitivity_read_bit.source) has 48
 
 
 def parse_overrides(overrides: Overrides | None) -> list[tuple[tuple[str, ...], Any]]:
@@ -25,12 +28,15 @@ def parse_overrides(overrides: Overrides | None) -> list[tuple[tuple[str, ...], 
         pairs = []
         for item in overrides:
             if not isinstance(item, str) or "=" not in item:
-                raise ConfigError(f"override {item!r} is not of the form a.b.c=value", "--set",
+                raise ConfigError(f"override {excerpt(item)} is not of the form a.b.c=value", "--set",
                                   "write e.g. --set pe_array.lanes_per_pe=8")
             key, _, text = item.partition("=")
             pairs.append((key.strip(), text))
     parsed = []
     for key, value in pairs:
+        if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY_CHARS or not _DOTTED.fullmatch(key):
+            raise ConfigError(f"override key {excerpt(key)} is not a dotted field path", "--set",
+                              "write e.g. --set pe_array.lanes_per_pe=8")
         path = tuple(key.split("."))
         _check_path(path, key)
         parsed.append((path, parse_yaml(value, f"--set {key}") if isinstance(value, str) else value))
@@ -41,12 +47,12 @@ def _check_path(path: tuple[str, ...], key: str) -> None:
     for depth, part in enumerate(path):
         known = known_keys(path[:depth])
         if known is None:
-            raise ConfigError(f"override {key!r}: {'.'.join(path[:depth])!r} is a value, not a section", key,
+            raise ConfigError(f"override {excerpt(key)}: {'.'.join(path[:depth])!r} is a value, not a section", key,
                               f"set {'.'.join(path[:depth])} itself")
         if part not in known:
-            raise ConfigError(f"override {key!r}: no such field {part!r}", key, closest_hint(part, known))
+            raise ConfigError(f"override {excerpt(key)}: no such field {excerpt(part)}", key, closest_hint(part, known))
     if known_keys(path) is not None:
-        raise ConfigError(f"override {key!r} names a whole section", key,
+        raise ConfigError(f"override {excerpt(key)} names a whole section", key,
                           f"set one of its fields, e.g. {key}.{known_keys(path)[0]}")  # type: ignore[index]
 
 

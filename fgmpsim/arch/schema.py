@@ -8,7 +8,6 @@ one line naming the dotted field.
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from typing import Annotated, Any, Literal, Union
@@ -19,10 +18,31 @@ from fgmpsim.arch.record import (AQU, DATAFLOWS, Arch, AreaEntry, AreaTable, Blo
                                  FixedMapping, Memory, MemoryLevel, ModeCycles, PEArray)
 from fgmpsim.energy.actions import ENTRIES
 from fgmpsim.energy.area import AREA_ENTRIES
+from fgmpsim.errors import closest_hint, excerpt
 
-PositiveInt = Annotated[int, Field(gt=0)]
-NonNegativeInt = Annotated[int, Field(ge=0)]
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# Ranges with physical meaning. The maxima keep every count the simulator derives inside int64: a cycle count is
+# at most (block pairs) x (cycles per block pair) + (bits moved) / (bits per cycle), and a trace's block pairs and
+# bits are far below 2**40 (fgmpsim.sim.limits checks the product for each trace before simulating).
+MAX_CYCLES_PER_BLOCK_PAIR = 2**20
+MAX_SIZE_BYTES = 2**50                  # 1 PiB
+MAX_BITS_PER_CYCLE = 2**40
+MAX_COUNT = 2**20                       # PEs, lanes, blocks per cycle, latency cycles
+MAX_FIELD_BITS = 64                     # widths of one stored value, scale, flag or partial sum
+MAX_VECTOR_WIDTH = 1024
+MIN_CLOCK_HZ, MAX_CLOCK_HZ = 1e3, 1e12
+MAX_PJ = 1e9                            # 1 mJ per action: above any real circuit by orders of magnitude
+MAX_NODE_NM = 1000
+MAX_TEXT_CHARS = 1000
+
+PositiveInt = Annotated[int, Field(gt=0, le=MAX_COUNT)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+CyclesPerBlockPair = Annotated[int, Field(gt=0, le=MAX_CYCLES_PER_BLOCK_PAIR)]
+SizeBytes = Annotated[int, Field(gt=0, le=MAX_SIZE_BYTES)]
+BitsPerCycle = Annotated[int, Field(gt=0, le=MAX_BITS_PER_CYCLE)]
+PositiveBits = Annotated[int, Field(gt=0, le=MAX_FIELD_BITS)]
+NonNegativeBits = Annotated[int, Field(ge=0, le=MAX_FIELD_BITS)]
+ClockHz = Annotated[float, Field(ge=MIN_CLOCK_HZ, le=MAX_CLOCK_HZ, allow_inf_nan=False)]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
 
 
 class _Strict(BaseModel):
@@ -30,16 +50,16 @@ class _Strict(BaseModel):
 
 
 class ModeCyclesModel(_Strict):
-    fp4xfp4: PositiveInt
-    fp4xfp8: PositiveInt
-    fp8xfp4: PositiveInt
-    fp8xfp8: PositiveInt
+    fp4xfp4: CyclesPerBlockPair
+    fp4xfp8: CyclesPerBlockPair
+    fp8xfp4: CyclesPerBlockPair
+    fp8xfp8: CyclesPerBlockPair
 
 
 class PEArrayModel(_Strict):
     pes: PositiveInt
     lanes_per_pe: PositiveInt
-    vector_width: PositiveInt
+    vector_width: Annotated[int, Field(gt=0, le=MAX_VECTOR_WIDTH)]
     dataflow: Literal[DATAFLOWS]  # type: ignore[valid-type]
     datapath_precisions: Annotated[list[Literal["fp4", "fp8"]], Field(min_length=1)]
     cycles_per_block_pair: ModeCyclesModel
@@ -63,19 +83,19 @@ class AQUModel(_Strict):
     enabled: bool
     blocks_per_cycle: NonNegativeInt = 0
     latency_cycles: NonNegativeInt = 0
-    sensitivity_bits_per_channel: NonNegativeInt = 0
+    sensitivity_bits_per_channel: NonNegativeBits = 0
     sensitivity_channels: NonNegativeInt = 0
 
 
 class DramModel(_Strict):
-    size_bytes: PositiveInt | None = None
-    read_bits_per_cycle: PositiveInt
-    write_bits_per_cycle: PositiveInt
+    size_bytes: SizeBytes | None = None
+    read_bits_per_cycle: BitsPerCycle
+    write_bits_per_cycle: BitsPerCycle
     double_buffered: bool = False
 
 
 class OnChipLevelModel(DramModel):
-    size_bytes: PositiveInt
+    size_bytes: SizeBytes
 
 
 class MemoryModel(_Strict):
@@ -87,14 +107,14 @@ class MemoryModel(_Strict):
 
 
 class StorageModel(_Strict):
-    fp4_value_bits: PositiveInt
-    fp8_value_bits: PositiveInt
-    fp4_scale_bits: NonNegativeInt
-    fp8_scale_bits: NonNegativeInt
-    metadata_bits_per_block: NonNegativeInt
-    tensor_scale_bits: NonNegativeInt
-    psum_bits: PositiveInt
-    unquantized_output_bits: PositiveInt
+    fp4_value_bits: PositiveBits
+    fp8_value_bits: PositiveBits
+    fp4_scale_bits: NonNegativeBits
+    fp8_scale_bits: NonNegativeBits
+    metadata_bits_per_block: NonNegativeBits
+    tensor_scale_bits: NonNegativeBits
+    psum_bits: PositiveBits
+    unquantized_output_bits: PositiveBits
 
 
 class MappingModel(_Strict):
@@ -104,8 +124,8 @@ class MappingModel(_Strict):
 
 
 class EnergyEntryModel(_Strict):
-    pj: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    source: Annotated[str, Field(min_length=1)]
+    pj: Annotated[float, Field(ge=0, le=MAX_PJ, allow_inf_nan=False)]
+    source: Text
 
 
 EnergyActionsModel = create_model(  # one optional field per entry, so unknown names are caught with a suggestion
@@ -113,7 +133,7 @@ EnergyActionsModel = create_model(  # one optional field per entry, so unknown n
 
 
 class EnergyModel(_Strict):
-    technology_node_nm: PositiveInt
+    technology_node_nm: Annotated[int, Field(gt=0, le=MAX_NODE_NM)]
     actions: EnergyActionsModel  # type: ignore[valid-type]
 
 
@@ -132,8 +152,8 @@ class AreaModel(_Strict):
 
 
 class ArchModel(_Strict):
-    name: Annotated[str, Field(min_length=1)]
-    clock_hz: PositiveFloat
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    clock_hz: ClockHz
     pe_array: PEArrayModel
     aqu: AQUModel
     memory: MemoryModel
@@ -176,16 +196,17 @@ def known_keys(path: tuple[str, ...]) -> tuple[str, ...] | None:
     return tuple(model.model_fields) if model is not None else None
 
 
-def closest_hint(key: str, known: tuple[str, ...]) -> str:
-    """``did you mean 'x'?`` for the closest known key, else the list of known keys."""
-    near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return f"did you mean {near[0]!r}?" if near else f"use one of: {', '.join(known)}"
-
-
 def _shown(value: Any) -> str:
-    return f"{value!r}" if isinstance(value, str) else f"{value}"
+    """A user's value quoted briefly (strings with quotes, at most a short excerpt of anything)."""
+    return excerpt(value) if isinstance(value, str) else excerpt(value).strip("'")
 
 
+def _number(limit: Any) -> str:
+    """A range limit as written in the docs: ``1,048,576`` for integers, ``1e+12`` for floats."""
+    return f"{limit:,}" if isinstance(limit, int) else f"{limit:g}"
+
+
+_RANGE_WHY = "the physical range fgmpsim accepts, so every count fits in int64"
 _VALUE_FIXES = {
     "pe_array.vector_width": "use a power of two equal to the quantization block size (16 for NVFP4)",
     "pe_array.datapath_precisions": "list each of fp4, fp8 at most once",
@@ -217,7 +238,13 @@ def translate(error: dict[str, Any]) -> tuple[str, str, str]:
         noun = "number" if spec is not None and "float" in str(spec.annotation) else "integer"
         return field, f"must be a positive {noun}, got {_shown(value)}", "use a value > 0"
     if kind == "greater_than_equal":
-        return field, f"must be >= {ctx.get('ge'):g}, got {_shown(value)}", f"use a value >= {ctx.get('ge'):g}"
+        limit = _number(ctx.get("ge"))
+        return field, f"must be >= {limit}, got {_shown(value)}", f"use a value >= {limit}"
+    if kind in ("less_than_equal", "greater_than_equal_max"):
+        limit = _number(ctx.get("le"))
+        return field, f"must be <= {limit}, got {_shown(value)}", f"use a value <= {limit} ({_RANGE_WHY})"
+    if kind == "string_too_long":
+        return field, f"must be at most {ctx.get('max_length')} characters, got {len(value)}", "shorten the text"
     if kind == "literal_error":
         return field, f"must be one of {ctx.get('expected')}, got {_shown(value)}", "use one of the listed values"
     if kind == "too_short":

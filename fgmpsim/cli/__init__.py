@@ -59,8 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+        parser.error("no verb given")
     try:
         return int(args.func(args) or 0)
     except FgmpsimError as err:

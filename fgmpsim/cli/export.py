@@ -26,8 +26,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from fgmpsim.errors import TraceError
+    from fgmpsim.io.atomic import check_output_dir
     from fgmpsim.trace.export import export_many
 
+    check_output_dir(args.out, "--out", TraceError)  # before minutes of quantization
     traces = export_many(policies=args.policy, fp4_fractions=args.fp4_fraction, tokens=args.tokens,
                          **model_kwargs(args))
     for trace in traces:

@@ -37,11 +37,15 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from fgmpsim.errors import ModelError
+    from fgmpsim.io.atomic import check_output_dir
     from fgmpsim.quant.run import markdown_table, quantize
 
+    if args.out is not None:  # before minutes of quantization
+        check_output_dir(args.out, "--out", ModelError)
     result = quantize(policies=args.policies, fp4_fractions=args.fp4_fraction, **model_kwargs(args))
     print("\n".join(markdown_table(result.table)))
-    if args.out:
+    if args.out is not None:
         for path in result.write(args.out, command_line(args)):
             print(f"wrote {path}")
     return 0

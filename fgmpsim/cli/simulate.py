@@ -43,6 +43,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from fgmpsim.sim import simulate
     from fgmpsim.sim.result import output_path
     from fgmpsim.trace import load_trace
+    from fgmpsim.trace.io import manifest_sha256
 
     if len(set(args.arch)) != len(args.arch):
         raise ConfigError(f"--arch repeats {sorted({a for a in args.arch if args.arch.count(a) > 1})}", "--arch",
@@ -52,7 +53,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.out is not None and len(args.arch) > 1:
         raise ConfigError("--out writes one result but several --arch were given", "--out",
                           "simulate one --arch per --out, or use `fgmpsim sweep` for many design points")
-    if args.out is not None:
+    if args.out is not None:  # checked before the simulation, so a bad path costs nothing (and '' is an error)
         output_path(args.out)
     archs = [load_arch(name, overrides=args.set) for name in args.arch]
     trace = load_trace(args.trace)
@@ -66,6 +67,7 @@ def _simulate(args: argparse.Namespace) -> int:
         out.print(f"datapath of {result.arch}: {result.precision_adjustment}")
         if args.per_op or args.top:
             out.print(op_table(result, None if args.per_op else args.top))
-    if args.out:
-        out.print(f"wrote {results[0].save(args.out)}")
+    if args.out is not None:
+        saved = results[0].save(args.out, arch=archs[0], trace_manifest_sha256=manifest_sha256(args.trace))
+        out.print(f"wrote {saved}")
     return 0

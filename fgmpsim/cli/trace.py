@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("trace", help="make, inspect and fit layer traces",
                                    description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="trace_verb", metavar="ACTION", parser_class=type(parser))
-    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+    parser.set_defaults(func=lambda args: parser.error("no action given (synth, gemm, show or fit)"))
 
     synth = verbs.add_parser("synth", help="full-size synthetic trace from a known model or a config.json")
     which = synth.add_mutually_exclusive_group(required=True)
@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--params", default=None, help="fitted map model YAML (default: the shipped fit)")
     synth.add_argument("--out", required=True, help="trace directory to write")
+    _add_size_limit(synth)
     synth.set_defaults(func=_synth)
 
     gemm = verbs.add_parser("gemm", help="a one-GEMM trace with uniform or random maps")
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gemm.add_argument("--repeat", type=int, default=1)
     gemm.add_argument("--block-size", type=int, default=16)
     gemm.add_argument("--out", required=True, help="trace directory to write")
+    _add_size_limit(gemm)
     gemm.set_defaults(func=_gemm)
 
     show = verbs.add_parser("show", help="summary table of a trace directory")
@@ -49,6 +51,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--out", required=True, help="YAML file for the fitted parameters")
     fit.add_argument("--plot", default=None, help="also write a real-vs-synthetic comparison figure (PNG)")
     fit.set_defaults(func=_fit)
+
+
+def _add_size_limit(parser: argparse.ArgumentParser) -> None:
+    from fgmpsim.trace.budget import MAX_OP_MAP_BLOCKS
+
+    parser.add_argument("--max-op-map-blocks", type=int, default=MAX_OP_MAP_BLOCKS, metavar="BLOCKS",
+                        help=f"refuse ops whose maps exceed this many blocks (default {MAX_OP_MAP_BLOCKS:,}, about "
+                             "1 GiB per copy while simulating)")
+
+
+def _check_out_dir(out: str) -> None:
+    """Refuse a bad --out before any work (a trace can take minutes to build)."""
+    from fgmpsim.errors import TraceError
+    from fgmpsim.io.atomic import check_output_dir
+
+    check_output_dir(out, "--out", TraceError)
 
 
 def _written(trace: Trace, out: str) -> int:
@@ -70,18 +88,20 @@ def _synth(args: argparse.Namespace) -> int:
     from fgmpsim.trace.synth import synth_trace
     from fgmpsim.trace.synth_model import load_synth_params
 
+    _check_out_dir(args.out)
     params = load_synth_params(args.params) if args.params else None
     trace = synth_trace(args.model or args.config, tokens=args.tokens, batch=args.batch, phase=args.phase,
                         kv_len=args.kv_len, fp4_fraction=args.fp4_fraction, act_fp4_fraction=args.act_fp4_fraction,
-                        seed=args.seed, params=params)
+                        seed=args.seed, params=params, max_op_map_blocks=args.max_op_map_blocks)
     return _written(trace, args.out)
 
 
 def _gemm(args: argparse.Namespace) -> int:
     from fgmpsim.trace.gemm import gemm_trace
 
+    _check_out_dir(args.out)
     trace = gemm_trace(args.m, args.k, args.n, fp4_fraction=args.fp4_fraction, seed=args.seed, repeat=args.repeat,
-                       block_size=args.block_size)
+                       block_size=args.block_size, max_op_map_blocks=args.max_op_map_blocks)
     return _written(trace, args.out)
 
 
@@ -126,18 +146,22 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from rich.console import Console
 
+    from fgmpsim.errors import TraceError
+    from fgmpsim.io.atomic import atomic_write, check_output_file
     from fgmpsim.trace.fit import fit_synth_params
     from fgmpsim.trace.io import load_trace
 
+    out = check_output_file(args.out, "--out", TraceError, (".yaml", ".yml"))
+    if args.plot is not None:
+        check_output_file(args.plot, "--plot", TraceError, (".png", ".svg", ".pdf"))
     real = load_trace(args.dir)
     params = fit_synth_params(real)
-    Path(args.out).write_text(params.to_yaml(), encoding="utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, params.to_yaml().encode())
     Console(soft_wrap=True).print(f"wrote {args.out}: map model for {len(params.roles)} roles fitted to {real.name}")
-    if args.plot:
+    if args.plot is not None:
         from fgmpsim.trace.fit_report import plot_comparison, synthetic_twin
 
         plot_comparison(real, synthetic_twin(real, params), args.plot)

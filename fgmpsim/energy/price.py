@@ -7,7 +7,6 @@ numpy/pandas columns alike.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 
 from fgmpsim.arch.record import EnergyTable
 from fgmpsim.energy.actions import ACTION_COMPONENT, ACTION_ENTRY, ACTIONS, COMPONENTS
-from fgmpsim.errors import ConfigError, FgmpsimError
+from fgmpsim.errors import ConfigError, FgmpsimError, closest_hint
 
 
 @dataclass(frozen=True)
@@ -66,9 +65,7 @@ def _component_energy(count: Callable[[str], Any], table: EnergyTable) -> dict[s
 def _check_counts(counts: Mapping[str, Any]) -> None:
     for action, n in counts.items():
         if action not in ACTION_ENTRY:
-            near = difflib.get_close_matches(action, ACTIONS, n=1)
-            raise FgmpsimError(f"unknown action {action!r}", "counts",
-                               f"did you mean {near[0]!r}?" if near else "use the names in fgmpsim.energy.ACTIONS")
+            raise FgmpsimError(f"unknown action {action!r}", "counts", closest_hint(action, ACTIONS))
         if not np.isfinite(n) or n < 0:
             raise FgmpsimError(f"action count must be finite and >= 0, got {n!r}", action,
                                "check the simulator's counts")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from fgmpsim.io.atomic import atomic_write
 from fgmpsim.quant.perplexity import perplexity
 from fgmpsim.quant.pipeline import DEFAULT_EVAL_TOKENS, Calibrated, calibrate, evaluate_policy
 from fgmpsim.quant.policies import POLICIES, get_policy
@@ -39,12 +40,13 @@ class QuantizeResult:
         return "\n".join(lines) + "\n"
 
     def write(self, out_dir: str | Path, command: str | None = None, stem: str = "perplexity") -> tuple[Path, Path]:
-        """Write ``<stem>.md`` and ``<stem>.csv`` into ``out_dir`` (created); returns both paths."""
+        """Write ``<stem>.md`` and ``<stem>.csv`` into ``out_dir`` (created; each file atomically); returns both
+        paths."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         md, csv = out / f"{stem}.md", out / f"{stem}.csv"
-        md.write_text(self.to_markdown(command), encoding="utf-8")
-        self.table.to_csv(csv, index=False)
+        atomic_write(md, self.to_markdown(command).encode())
+        atomic_write(csv, self.table.to_csv(index=False).encode())
         return md, csv
 
 

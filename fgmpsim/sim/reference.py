@@ -8,7 +8,10 @@ every transfer moves ``bits_per_cycle`` at each of its ends (source level, desti
 PE) until all ends are done, the AQU waits its latency and then takes ``blocks_per_cycle`` blocks per cycle.
 See :mod:`fgmpsim.sim.schedule` for the step rules and :mod:`fgmpsim.sim.traffic` for what each transfer moves.
 
-Usable on tiny GEMMs only: above :data:`MAX_BLOCK_PAIRS` block pairs per trace it refuses.
+Usable on tiny GEMMs only: above :data:`MAX_BLOCK_PAIRS` block pairs per trace it refuses before building the
+tiles, and an op whose cycle-by-cycle loop would step more than :data:`MAX_STEPPED_CYCLES` lane- and
+transfer-cycles is refused once its tiles are built, before the first cycle (a few block pairs at 2**20 cycles
+each are as slow as millions at 1 cycle).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ from fgmpsim.sim.schedule import OpTiming
 
 MAX_BLOCK_PAIRS = 200_000
 """Largest trace (block pairs over all ops and repeats) the reference engine accepts."""
+MAX_STEPPED_CYCLES = 20_000_000
+"""Most loop iterations (a lane or a transfer end advanced by one cycle) of one op: 1-20 s in Python (measured
+0.3-4 M iterations per second; transfers are the slow ones)."""
 
 
 def check_size(total_block_pairs: int) -> None:
@@ -307,10 +313,40 @@ def _run_step(step: Step, busy: dict[str, int]) -> dict[str, int]:
     return spent
 
 
+def _end_cycles(end: End) -> int:
+    return end.wait + max(0, -(-end.remaining // end.rate))
+
+
+def _transfer_cycles(tr: Transfer) -> int:
+    """Cycles a transfer lasts times the ends it advances (its cost in loop iterations)."""
+    ends = [*tr.ends, *([tr.aqu] if tr.aqu is not None else [])]
+    return max(map(_end_cycles, ends), default=0) * len(ends)
+
+
+def stepped_cycles(steps: dict[int, Step]) -> int:
+    """Loop iterations the per-cycle run of these steps costs: every lane's block-pair cycles (each lane is
+    advanced every cycle of its step) plus every transfer's cycles times its ends."""
+    total = 0
+    for step in steps.values():
+        lanes = step.lanes or []
+        total += max(map(sum, lanes), default=0) * len(lanes)
+        total += sum(_transfer_cycles(tr) for tr in step.serial)
+        total += sum(_transfer_cycles(tr) for queue in step.overlap.values() for tr in queue)
+    return total
+
+
 def reference_op(ops: Operands, tiling: Tiling, arch: Arch) -> tuple[OpTiming, dict[str, int]]:
-    """Cycles and action counts of one op, simulated cycle by cycle."""
+    """Cycles and action counts of one op, simulated cycle by cycle; refuses an op over
+    :data:`MAX_STEPPED_CYCLES` before stepping it."""
     op = _Op(ops, tiling, arch)
     op.build()
+    work = stepped_cycles(op.steps)
+    if work > MAX_STEPPED_CYCLES:
+        raise TraceError(f"the reference engine steps every cycle; op {ops.op.name!r} would take {work:,} lane and "
+                         f"transfer cycles (~{work / 2e6:,.0f} s at ~2 M per second), more than the "
+                         f"{MAX_STEPPED_CYCLES:,} it takes on",
+                         "engine", "use engine='tile' (exact, vectorized) or a smaller GEMM / fewer cycles per "
+                                   "block pair")
     totals: dict[str, int] = defaultdict(int)
     for s in sorted(op.steps):
         for key, value in _run_step(op.steps[s], op.busy).items():

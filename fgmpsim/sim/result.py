@@ -15,6 +15,7 @@ and analytic engines), MACs (``macs``,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -23,10 +24,17 @@ from typing import Any
 
 import pandas as pd
 
+from fgmpsim.arch.record import Arch
 from fgmpsim.errors import ConfigError
+from fgmpsim.io.atomic import atomic_path, atomic_write, check_output_file
 from fgmpsim.sim.mapping import Mapping
 
 OUTPUT_SUFFIXES = (".parquet", ".csv", ".json")
+PROVENANCE_KEY = "fgmpsim.provenance"
+"""Parquet key-value metadata key of a result file's provenance (JSON files hold it under ``provenance``)."""
+CSV_SIDECAR = ".provenance.json"
+"""A CSV result ``r.csv`` keeps its provenance in ``r.csv.provenance.json`` (so ``pd.read_csv`` reads the table
+as it is), with the CSV's sha256: a CSV that does not match its sidecar is stale or damaged."""
 STALLS = ("stall_dram_cycles", "stall_glb_cycles", "stall_imbalance_cycles", "stall_aqu_cycles")
 
 
@@ -81,31 +89,81 @@ class RunResult:
                 **{f"area_{component}_mm2": mm2 for component, mm2 in self.area}} if self.area else {}),
         }
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def provenance(self, arch: Arch | None = None, trace_manifest_sha256: str | None = None) -> dict[str, Any]:
+        """What produced this result: trace, engine, code version and, when given, the fully resolved arch (as
+        YAML text that :func:`fgmpsim.arch.arch_from_dict` reads back) and the trace manifest's sha256."""
+        import yaml
+
+        from fgmpsim.arch.loader import arch_to_dict
+        from fgmpsim.provenance import code_version
+
+        return {"trace": self.trace, "trace_manifest_sha256": trace_manifest_sha256, "arch": self.arch,
+                "arch_yaml": None if arch is None else yaml.safe_dump(arch_to_dict(arch), sort_keys=False),
+                "engine": self.engine, "code_version": code_version(), "rows": len(self.rows)}
+
+    def save(self, path: str | os.PathLike[str], arch: Arch | None = None,
+             trace_manifest_sha256: str | None = None) -> Path:
         """Write the per-op table to ``.parquet`` or ``.csv``, or everything (identity, summary, mappings, rows) to
-        ``.json``; another suffix raises :class:`ConfigError`."""
+        ``.json``; another suffix or a path that cannot be written raises :class:`ConfigError`.
+
+        The file carries :meth:`provenance` (Parquet key-value metadata ``fgmpsim.provenance``, a ``provenance``
+        key in JSON, a ``<file>.provenance.json`` sidecar for CSV). It is written to a temporary file in the target
+        directory and renamed, so a failure or a kill leaves the previous file whole."""
         path = output_path(path)
         suffix = path.suffix.lower()
         path.parent.mkdir(parents=True, exist_ok=True)
+        provenance = self.provenance(arch, trace_manifest_sha256)
         if suffix == ".parquet":
-            self.to_frame().to_parquet(path, index=False)
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                                   PROVENANCE_KEY: json.dumps(provenance)})
+            with atomic_path(path) as tmp:
+                pq.write_table(table, tmp)
         elif suffix == ".csv":
-            self.to_frame().to_csv(path, index=False)
+            data = self.to_frame().to_csv(index=False).encode()
+            atomic_write(path, data)
+            sidecar = {**provenance, "csv_sha256": hashlib.sha256(data).hexdigest()}
+            atomic_write(path.with_name(path.name + CSV_SIDECAR), json.dumps(sidecar, indent=1).encode())
         else:
             document = {"arch": self.arch, "trace": self.trace, "engine": self.engine,
-                        "precision_adjustment": self.precision_adjustment, "summary": self.summary(),
-                        "mappings": {op: asdict(m) for op, m in self.mappings}, "ops": list(self.rows)}
-            path.write_text(json.dumps(document, indent=1, default=_plain))
+                        "precision_adjustment": self.precision_adjustment, "provenance": provenance,
+                        "summary": self.summary(), "mappings": {op: asdict(m) for op, m in self.mappings},
+                        "ops": list(self.rows)}
+            atomic_write(path, json.dumps(document, indent=1, default=_plain, allow_nan=False).encode())
         return path
 
 
-def output_path(path: str | os.PathLike[str]) -> Path:
-    """``path`` if its suffix is one :meth:`RunResult.save` writes, else :class:`ConfigError` naming the fix."""
+def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The provenance :meth:`RunResult.save` stored with a result file (for CSV: its sidecar, checked against the
+    CSV's bytes); :class:`ConfigError` if there is none or it does not match."""
     path = Path(path)
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ConfigError(f"cannot write results as {path.suffix or 'a file without suffix'!r}", "--out",
-                          "name the output file *.parquet, *.csv or *.json")
-    return path
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        raw = (pq.read_schema(path).metadata or {}).get(PROVENANCE_KEY.encode())
+        found = None if raw is None else json.loads(raw)
+    elif suffix == ".csv":
+        sidecar = path.with_name(path.name + CSV_SIDECAR)
+        found = json.loads(sidecar.read_text()) if sidecar.is_file() else None
+        if found is not None and found.get("csv_sha256") != hashlib.sha256(path.read_bytes()).hexdigest():
+            raise ConfigError(f"{path} does not match its provenance sidecar {sidecar.name}", "path",
+                              "the CSV was edited, truncated or replaced: rerun fgmpsim simulate --out")
+    else:
+        found = json.loads(path.read_text()).get("provenance")
+    if found is None:
+        raise ConfigError(f"{path} carries no fgmpsim provenance", "path", "write it with fgmpsim simulate --out")
+    return found
+
+
+def output_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if :meth:`RunResult.save` can write it (suffix .parquet/.csv/.json; not empty, not a directory, not
+    under a file, not a device or system tree; its directory exists writable or can be created), else
+    :class:`ConfigError` naming the fix. Call it before simulating."""
+    return check_output_file(path, "--out", ConfigError, OUTPUT_SUFFIXES)
 
 
 def _plain(value: Any) -> Any:

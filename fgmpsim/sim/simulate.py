@@ -32,6 +32,7 @@ from fgmpsim.errors import ConfigError, MappingError
 from fgmpsim.sim.analytic import Bound, op_bound
 from fgmpsim.sim.engine import OpSpan, run_ops
 from fgmpsim.sim.events import MAX_STEPS, check_steps, event_op
+from fgmpsim.sim.limits import MAX_TILES, check_tiles
 from fgmpsim.sim.mapping import Mapping, Tiling, plan_op
 from fgmpsim.sim.operands import OperandCache, Operands, precision_adjustment
 from fgmpsim.sim.reference import check_size, reference_op
@@ -117,17 +118,19 @@ def _columns(ops: Operands, tiling: Tiling, timing: OpTiming, counts: dict[str, 
 
 def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
              mapping: Mapping | MappingABC[str, Mapping] | None = None, max_event_steps: int = MAX_STEPS,
-             on_op: Callable[[], None] | None = None) -> RunResult:
+             max_tiles: int = MAX_TILES, on_op: Callable[[], None] | None = None) -> RunResult:
     """Simulate every op of ``trace`` on ``arch``. ``mapping``: one :class:`Mapping` for every op, a dict of op
     name -> :class:`Mapping` (other ops use the mapper), or ``None`` (the mapper, honouring ``arch.mapping``).
-    ``max_event_steps``: the most tile steps (all ops) the event engine takes on. ``on_op``: called once after
-    each op is costed (a progress bar's advance).
+    ``max_event_steps``: the most tile steps (all ops) the event engine takes on; ``max_tiles``: the most tiles (all
+    ops) any engine takes on (:mod:`~fgmpsim.sim.limits`, which also refuses too large ops and int64 overflow).
+    ``on_op``: called once after each op is costed (a progress bar's advance).
     Raises :class:`~fgmpsim.errors.MappingError` for impossible mappings (naming the field),
     :class:`~fgmpsim.errors.ConfigError` for an unknown engine, a block-size mismatch or a trace too large for the
     event engine."""
     _check_inputs(trace, arch, engine, mapping)
     tilings = [plan_op(arch, op, mapping.get(op.name) if isinstance(mapping, MappingABC) else mapping)
                for op in trace.ops]
+    check_tiles(trace, arch, tilings, max_tiles)
     if engine == "event":
         check_steps(tilings, max_event_steps)
     cache = OperandCache(trace, arch)

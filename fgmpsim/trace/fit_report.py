@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fgmpsim.errors import TraceError
+from fgmpsim.io.atomic import atomic_path
 from fgmpsim.trace.models import ModelShape
 from fgmpsim.trace.record import GemmOp, Trace, materialize_map
 from fgmpsim.trace.stats import (class_fp4_fractions, distinct_maps, map_table, row_col_fractions,
@@ -100,6 +102,8 @@ def plot_comparison(real: Trace, synth: Trace, path: str | os.PathLike[str]) -> 
         axis.set_title(f"per-{what.split()[0]} FP8 fraction, all layers")
         axis.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=110, format=target.suffix.lstrip(".").lower() or "png")
     plt.close(fig)
     return table

@@ -11,6 +11,7 @@ import math
 
 from fgmpsim.errors import TraceError
 from fgmpsim.quant.scores import check_fraction
+from fgmpsim.trace.budget import MAX_OP_MAP_BLOCKS, check_op_size
 from fgmpsim.trace.checks import positive_int, seed_value
 from fgmpsim.trace.record import GemmOp, Trace
 from fgmpsim.trace.synthetic_map import SyntheticMap
@@ -19,14 +20,16 @@ GEMM_OP = "gemm"
 
 
 def gemm_trace(m: int, k: int, n: int, fp4_fraction: float = 1.0, seed: int = 0, repeat: int = 1,
-               block_size: int = 16) -> Trace:
-    """A trace of one ``linear`` op ``Y[M, N] = X[M, K] W[N, K]^T`` repeated ``repeat`` times."""
+               block_size: int = 16, max_op_map_blocks: int = MAX_OP_MAP_BLOCKS) -> Trace:
+    """A trace of one ``linear`` op ``Y[M, N] = X[M, K] W[N, K]^T`` repeated ``repeat`` times. An op larger than
+    ``max_op_map_blocks`` (:mod:`fgmpsim.trace.budget`) is refused before anything is built."""
     m, k, n, repeat, block_size = (positive_int(value, field, f"give --{field.replace('_', '-')} >= 1")
                                    for field, value in (("m", m), ("k", k), ("n", n), ("repeat", repeat),
                                                         ("block_size", block_size)))
     if k % block_size:
         raise TraceError(f"K={k} is not a multiple of the block size {block_size}", "k",
                          f"use K = {math.ceil(k / block_size) * block_size} (pad with zeros)")
+    check_op_size(m, k, n, repeat, block_size, "trace gemm", max_op_map_blocks)
     fp4_fraction = check_fraction(fp4_fraction)
     seed = seed_value(seed)
 

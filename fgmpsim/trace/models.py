@@ -14,7 +14,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fgmpsim.errors import ModelError
+from fgmpsim.errors import ModelError, excerpt
+from fgmpsim.io.safe_yaml import read_bounded
+
+MAX_MODEL_DIM = 2**24
+"""Largest hidden, intermediate, head, head_dim and vocabulary size accepted (Llama-2-70B: 28,672)."""
+MAX_LAYERS = 10_000
+MAX_CONFIG_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,12 @@ class ModelShape:
         for field in ("hidden", "intermediate", "layers", "heads", "kv_heads", "head_dim", "vocab"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ModelError(f"model {self.name!r}: {field} must be a positive integer, got {value!r}", field,
-                                 "fix the model config")
+                raise ModelError(f"model {excerpt(self.name)}: {field} must be a positive integer, got "
+                                 f"{excerpt(value)}", field, "fix the model config")
+            limit = MAX_LAYERS if field == "layers" else MAX_MODEL_DIM
+            if value > limit:
+                raise ModelError(f"model {excerpt(self.name)}: {field}={value:,} is beyond any model (at most "
+                                 f"{limit:,})", field, "fix the model config")
         if self.heads % self.kv_heads:
             raise ModelError(f"model {self.name!r}: {self.heads} heads are not a multiple of {self.kv_heads} KV "
                              "heads", "kv_heads", "fix num_key_value_heads in the config")
@@ -77,12 +87,13 @@ _REQUIRED = {"hidden": "hidden_size", "intermediate": "intermediate_size", "laye
 def from_config_json(path: str | os.PathLike[str]) -> ModelShape:
     """A :class:`ModelShape` from a Hugging Face ``config.json`` file (see :func:`from_config`)."""
     file = Path(path)
+    if not file.exists():
+        raise ModelError(f"{file} does not exist", "config", "give the path of a model's config.json")
     try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{file} does not exist", "config", "give the path of a model's config.json") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelError(f"{file} is not a readable JSON file ({err})", "config",
+        config = json.loads(read_bounded(file, "config", ModelError, MAX_CONFIG_BYTES).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        problem = f"{err.msg} at line {err.lineno}" if isinstance(err, json.JSONDecodeError) else type(err).__name__
+        raise ModelError(f"{file} is not a readable JSON file ({problem})", "config",
                          "give the path of a model's config.json") from None
     if not isinstance(config, dict):
         raise ModelError(f"{file} is not a JSON object", "config", "give the path of a model's config.json")

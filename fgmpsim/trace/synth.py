@@ -30,6 +30,7 @@ import numpy as np
 
 from fgmpsim.errors import TraceError
 from fgmpsim.quant.scores import check_fraction
+from fgmpsim.trace.budget import MAX_OP_MAP_BLOCKS, check_op_size
 from fgmpsim.trace.checks import positive_int, seed_value
 from fgmpsim.trace.models import ModelShape, resolve_model
 from fgmpsim.trace.record import GemmOp, Trace
@@ -61,13 +62,14 @@ class _Slot:
 def synth_trace(model: str | ModelShape, tokens: int | None = None, batch: int = 1, phase: str = "prefill",
                 kv_len: int | None = None, fp4_fraction: float = 0.7, seed: int = 0,
                 params: SynthParams | None = None, block_size: int = 16,
-                act_fp4_fraction: float | None = None) -> Trace:
+                act_fp4_fraction: float | None = None, max_op_map_blocks: int = MAX_OP_MAP_BLOCKS) -> Trace:
     """A synthetic trace of ``model`` (known name, ``config.json`` path or :class:`ModelShape`).
 
     ``tokens`` (prefill only; default 2048) per sequence, ``batch`` sequences, ``kv_len`` keys per sequence
     (decode: required; prefill: default ``tokens``), ``fp4_fraction`` the target NVFP4 fraction of the weight
     class and, unless ``act_fp4_fraction`` is given, of the activation class; ``params`` the map model (default:
-    the shipped fit).
+    the shipped fit). An op larger than ``max_op_map_blocks`` (:mod:`fgmpsim.trace.budget`) is refused before any
+    map is generated.
     """
     shape = resolve_model(model)
     rows, queries, keys = _check_sizes(shape, tokens, batch, phase, kv_len, block_size)
@@ -77,6 +79,10 @@ def synth_trace(model: str | ModelShape, tokens: int | None = None, batch: int =
     seed = seed_value(seed)
     params = params or load_synth_params()
     plans = _plan_ops(shape, rows, queries, keys, batch, block_size)
+    for plan in plans:
+        check_op_size(plan["m"], plan["k"], plan["n"], plan["repeat"], block_size, f"op {plan['name']!r}",
+                      max_op_map_blocks, math.prod(plan["weight_map"].shape[:-2]),
+                      math.prod(plan["act_map"].shape[:-2]))
     slots = list({id(plan[key]): plan[key] for plan in plans for key in _MAP_KEYS}.values())
     counts = _fp8_counts(slots, params, targets, shape.layers, seed)
     maps = {id(slot): SyntheticMap(slot.shape, count, seed, slot.stream, params.role(slot.role).row_sigma,

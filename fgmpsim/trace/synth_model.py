@@ -14,7 +14,8 @@ q/k/v, the K operand of ``attn_qk``) in one *class* (``weight``: static weights 
 * ``row_sigma``/``col_sigma``: row/column effect sizes inside one map, in logit units
   (see :mod:`fgmpsim.trace.synthetic_map`).
 
-The shipped numbers (``synth_params.yaml``, fitted by :mod:`fgmpsim.trace.fit`) are read with ``yaml.safe_load``.
+The shipped numbers (``synth_params.yaml``, fitted by :mod:`fgmpsim.trace.fit`) are read with the one safe YAML
+reader (:mod:`fgmpsim.io.safe_yaml`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from fgmpsim.errors import TraceError
+from fgmpsim.errors import TraceError, closest_hint, excerpt
+from fgmpsim.io.safe_yaml import read_yaml_file
 from fgmpsim.trace.record import GemmOp
 
 SHIPPED_PARAMS = Path(__file__).with_name("synth_params.yaml")
@@ -114,20 +116,16 @@ class SynthParams:
 def load_synth_params(path: str | os.PathLike[str] | None = None) -> SynthParams:
     """Read fitted parameters (default: the shipped ``synth_params.yaml``); :class:`TraceError` names the field."""
     file = Path(path) if path is not None else SHIPPED_PARAMS
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TraceError(f"{file} does not exist", "params", "give a file written by fgmpsim trace fit") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise TraceError(f"{file} is not readable YAML ({' '.join(str(err).split())})", "params",
-                         "give a file written by fgmpsim trace fit") from None
+    if not file.exists():
+        raise TraceError(f"{file} does not exist", "params", "give a file written by fgmpsim trace fit")
+    data = read_yaml_file(file, "params", TraceError)
     if not isinstance(data, dict) or not isinstance(data.get("roles"), dict):
         raise TraceError(f"{file} has no 'roles' mapping", "roles", "give a file written by fgmpsim trace fit")
     roles = {}
     for name, entry in data["roles"].items():
         if name not in ROLE_CLASS:
-            raise TraceError(f"{file}: unknown role {name!r}", f"roles.{name}",
-                             f"use roles among {', '.join(ROLE_CLASS)}")
+            raise TraceError(f"{file}: unknown role {excerpt(name)}", f"roles.{str(name)[:60]}",
+                             closest_hint(str(name), tuple(ROLE_CLASS)))
         roles[name] = _role_params(entry, f"roles.{name}", file)
     source = data.get("source") or {}
     if not isinstance(source, dict):
@@ -138,15 +136,18 @@ def load_synth_params(path: str | os.PathLike[str] | None = None) -> SynthParams
 def _role_params(entry: Any, where: str, file: Path) -> RoleParams:
     if not isinstance(entry, dict):
         raise TraceError(f"{file}: {where} must be a mapping", where, "fix the file")
-    unknown = set(entry) - set(RoleParams.__dataclass_fields__)
-    if unknown:
-        raise TraceError(f"{file}: {where} has unknown keys {sorted(unknown)}", where,
-                         f"use {', '.join(RoleParams.__dataclass_fields__)}")
+    known = tuple(RoleParams.__dataclass_fields__)
+    for key in entry:
+        if key not in known:
+            raise TraceError(f"{file}: {where} has an unknown key {excerpt(str(key))}", f"{where}.{str(key)[:60]}",
+                             closest_hint(str(key), known))
 
     def number(key: str, low: float, high: float = math.inf) -> float:
         value = entry.get(key, getattr(RoleParams, key))
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise TraceError(f"{file}: {where}.{key} must be a number in [{low}, {high}], got {value!r}",
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or not low <= value <= high):
+            raise TraceError(f"{file}: {where}.{key} must be a finite number in [{low}, {high}], got "
+                             f"{excerpt(value)}",
                              f"{where}.{key}", "fix the file or refit it with fgmpsim trace fit")
         return float(value)
 

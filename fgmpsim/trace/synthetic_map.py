@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from fgmpsim.errors import TraceError
+from fgmpsim.errors import TraceError, closest_hint, excerpt
 
 GENERATOR = "synthetic"
 
@@ -60,6 +60,9 @@ class _PackedMapCache:
         while self._bytes > self.capacity_bytes:
             _, evicted = self._maps.popitem(last=False)
             self._bytes -= evicted.nbytes
+
+
+_MANIFEST_KEYS = ("generator", "shape", "fp8_blocks", "seed", "stream", "row_sigma", "col_sigma", "group")
 
 
 @dataclass(frozen=True)
@@ -127,20 +130,26 @@ class SyntheticMap:
 
     @classmethod
     def from_manifest(cls, spec: dict[str, Any]) -> SyntheticMap:
-        """Rebuild from :meth:`to_manifest` output; :class:`TraceError` names the bad field."""
+        """Rebuild from :meth:`to_manifest` output; :class:`TraceError` names the bad field (unknown keys too)."""
+        for key in spec:
+            if key not in _MANIFEST_KEYS:
+                raise TraceError(f"synthetic map spec has an unknown key {excerpt(str(key))}", str(key)[:60],
+                                 closest_hint(str(key), _MANIFEST_KEYS))
+
         def need(key: str, kind: type | tuple[type, ...]) -> Any:
             if key not in spec:
                 raise TraceError(f"synthetic map spec lacks {key!r}", key, "re-create the trace with trace synth")
             value = spec[key]
             if not isinstance(value, kind) or isinstance(value, bool):
-                raise TraceError(f"synthetic map field {key!r} has the wrong type ({type(value).__name__})", key,
+                raise TraceError(f"synthetic map field {key!r} has the wrong type ({type(value).__name__}: "
+                                 f"{excerpt(value)})", key,
                                  "re-create the trace with trace synth")
             return value
 
         shape = need("shape", list)
         if len(shape) not in (2, 3) or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0
                                                for s in shape):
-            raise TraceError(f"synthetic map shape must be 2 or 3 positive integers, got {shape!r}", "shape",
+            raise TraceError(f"synthetic map shape must be 2 or 3 positive integers, got {excerpt(shape)}", "shape",
                              "re-create the trace with trace synth")
         smap = cls(shape=tuple(shape), fp8_blocks=need("fp8_blocks", int), seed=need("seed", int),
                    stream=need("stream", str), row_sigma=float(need("row_sigma", (int, float))),
@@ -150,6 +159,8 @@ class SyntheticMap:
 
     def validate(self) -> None:
         """Raise :class:`TraceError` if the fields cannot describe a map."""
+        if not 0 <= self.seed < 2**128:
+            raise TraceError(f"seed must be in [0, 2**128), got {excerpt(self.seed)}", "seed", "use e.g. seed 0")
         if not 0 <= self.fp8_blocks <= self.blocks:
             raise TraceError(f"fp8_blocks={self.fp8_blocks} outside [0, {self.blocks}] for shape {self.shape}",
                              "fp8_blocks", "use a count between 0 and the number of blocks")
