@@ -151,7 +151,7 @@ def test_code_change_recomputes_every_point_and_drops_the_stale_files(tmp_path, 
     out = tmp_path / "store"
     assert fgmpsim.sweep.run(spec, out, workers=1).ran == 2
     old = set(_finished(out))
-    monkeypatch.setattr(points_module, "code_fingerprint", lambda: "another version of the sources")
+    monkeypatch.setattr(points_module, "code_version", lambda: "another version of the sources")
     again = fgmpsim.sweep.run(spec, out, workers=1)
     assert (again.already_done, again.ran) == (0, 2)
     new = set(_finished(out))

@@ -7,13 +7,13 @@ in the baseline's resolved arch (:func:`fgmpsim.arch.arch_to_dict`).
 
 Every arch is loaded and every recipe built (lazily: no maps) here, in the parent, so any bad value fails before a
 point runs. A point's key is a hash of the trace's identity (the manifest's bytes, or the recipe), the fully
-resolved arch, the engine and a fingerprint of fgmpsim's own sources: a rerun after a code or config change never
-reuses a stale point, and the same point reached from two override sets runs once.
+resolved arch, the engine and a fingerprint of fgmpsim's own sources (:func:`fgmpsim.provenance.code_version`):
+a rerun after a code or config change never reuses a stale point, and the same point reached from two override
+sets runs once.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
@@ -21,25 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fgmpsim
 from fgmpsim.arch import Arch, arch_from_dict, arch_to_dict, find_arch
 from fgmpsim.arch.documents import read_with_extends
 from fgmpsim.errors import ConfigError, FgmpsimError, SweepError
+from fgmpsim.provenance import code_version
 from fgmpsim.sweep.spec import SweepSpec, TraceSpec
 from fgmpsim.trace import Trace, gemm_trace, load_trace, synth_trace
 
 KEY_HEX_DIGITS = 24
 _MANIFEST = "manifest.yaml"
-
-
-@functools.cache
-def code_fingerprint() -> str:
-    """SHA-256 over fgmpsim's ``.py`` and ``.yaml`` sources (relative path and bytes of each, sorted)."""
-    root = Path(fgmpsim.__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(p for suffix in ("*.py", "*.yaml") for p in root.rglob(suffix)):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def _sha256_json(value: Any) -> str:
@@ -178,7 +168,7 @@ def _has_path(data: dict[str, Any], path: str) -> bool:
 def point_key(source: TraceSource, arch: Arch, engine: str) -> str:
     """The stable key of (trace identity, resolved arch, engine, code fingerprint)."""
     return _sha256_json({"trace": source.identity, "arch": arch_to_dict(arch), "engine": engine,
-                         "code": code_fingerprint()})[:KEY_HEX_DIGITS]
+                         "code": code_version()})[:KEY_HEX_DIGITS]
 
 
 def expand(spec: SweepSpec) -> list[Point]:

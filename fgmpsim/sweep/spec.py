@@ -30,10 +30,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fgmpsim.arch.documents import parse_yaml
 from fgmpsim.arch.overrides import parse_overrides
 from fgmpsim.arch.schema import closest_hint, translate
 from fgmpsim.errors import ConfigError, SweepError
+from fgmpsim.io.safe_yaml import read_yaml_file
 from fgmpsim.sim import ENGINES
 
 Values = Any  # one value or a non-empty list of values (checked by :func:`_values`)
@@ -214,13 +214,4 @@ def load_spec(spec: str | Path | Mapping[str, Any] | SweepSpec) -> SweepSpec:
     if isinstance(spec, Mapping):
         return spec_from_dict(spec)
     path = Path(spec)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise SweepError(f"cannot read sweep spec {str(path)!r}: {getattr(err, 'strerror', None) or err}", "SPEC",
-                         "pass an existing YAML file (see docs/examples/sweep_smollm2.yaml)") from None
-    try:
-        document = parse_yaml(text, path.name)
-    except ConfigError as err:
-        raise SweepError(_one_line(err.what), err.field, err.fix) from None
-    return spec_from_dict(document, path.resolve().parent)
+    return spec_from_dict(read_yaml_file(path, path.name, SweepError), path.resolve().parent)
