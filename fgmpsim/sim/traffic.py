@@ -26,7 +26,9 @@ An op's output bits ``B`` are spread over its output tiles in proportion to thei
 running output count to ``e`` (of ``E``) gets ``floor(B * e / E)`` minus what the tiles before it got.
 
 Vectorization: per-tile quantities are factors over the tile grid (:mod:`fgmpsim.sim.grid`), so the action counts
-are sums of factor products; only the per-tile cycle arrays that the schedule needs are materialized.
+are sums of factor products; per-tile cycles are :class:`~fgmpsim.sim.grid.Term` s on the boxes of the grid where
+the transfer happens (output bits, spread tile by tile, only over the last k-tile), added into the schedule's step
+buffers without a per-tile array per kind; :meth:`OpTiles.flat` materializes one kind for the event engine.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ import numpy as np
 
 from fgmpsim.arch.record import PRECISION_PAIRS, Arch
 from fgmpsim.energy import block_bits
-from fgmpsim.sim.grid import Grid
+from fgmpsim.sim.grid import Grid, Term, crop
 from fgmpsim.sim.map_counts import MapCounts, count_maps, mode_pairs, tile_sizes, tile_starts
 from fgmpsim.sim.mapping import Tiling
-from fgmpsim.sim.operands import Operands
+from fgmpsim.sim.operands import Operands, OutputFormat
 from fgmpsim.sim.tile_cost import lane_work
 
 
@@ -49,26 +51,41 @@ def ceil_div(a: np.ndarray | int, b: int) -> np.ndarray | int:
     return -(-a // b)
 
 
-@dataclass(frozen=True)
-class OpTiles:
-    """One op's tiles in execution order (all repeats): per-tile cycle arrays (int64, length ``T``) and the op's
-    action counts (``fgmpsim.energy.ACTIONS`` names)."""
+KINDS = ("compute", "dram_w", "dram_x", "pe_w", "pe_x", "pe_psum", "drain_glb", "drain_aqu", "writeback")
+"""Per-tile cycle quantities of an op: the slowest lane's compute, then every transfer kind of
+:func:`fgmpsim.sim.schedule.placements`: DRAM -> GLB weight / X tile, GLB -> weight / input / accumulation buffers
+(partial-sum refill), accumulation buffers -> GLB (partial sums or outputs) and its AQU part, GLB -> DRAM outputs."""
 
-    compute: np.ndarray      # slowest lane of the tile
-    ideal: np.ndarray        # ceil(total lane work / active lanes)
-    dram_w: np.ndarray       # DRAM -> GLB, weight tile
-    dram_x: np.ndarray       # DRAM -> GLB, X tile
-    pe_w: np.ndarray         # GLB -> weight buffers
-    pe_x: np.ndarray         # GLB -> input buffers
-    pe_psum: np.ndarray      # GLB -> accumulation buffers (partial-sum refill)
-    drain_glb: np.ndarray    # accumulation buffers -> GLB (partial sums or outputs)
-    drain_aqu: np.ndarray    # AQU part of the output drain
-    writeback: np.ndarray    # GLB -> DRAM (outputs)
+
+@dataclass(frozen=True, eq=False)
+class OpTiles:
+    """One op's tiles: per-tile cycles of every :data:`KINDS` entry as :class:`~fgmpsim.sim.grid.Term` s over the
+    tile grid (a kind is the sum of its terms), the sum over tiles of ``ceil(total lane work / active lanes)``
+    (``ideal_cycles``) and the op's action counts (``fgmpsim.energy.ACTIONS`` names)."""
+
+    grid: Grid
+    terms: dict[str, tuple[Term, ...]]
+    ideal_cycles: int
     counts: dict[str, int]
 
     @property
     def tiles(self) -> int:
-        return len(self.compute)
+        return self.grid.tiles
+
+    def add(self, buffer: np.ndarray, start: int, kind: str) -> None:
+        """Add the cycles of ``kind`` of tile ``j`` to ``buffer[start + j]`` for every tile, in place."""
+        for term in self.terms[kind]:
+            self.grid.add(buffer, start, term)
+
+    def total(self, kind: str) -> int:
+        """Cycles of ``kind`` summed over the op's tiles."""
+        return sum(self.grid.term_total(term) for term in self.terms[kind])
+
+    def flat(self, kind: str) -> np.ndarray:
+        """Cycles of ``kind`` per tile, int64, in execution order."""
+        out = np.zeros(self.tiles, dtype=np.int64)
+        self.add(out, 0, kind)
+        return out
 
 
 def _bits(fp8: np.ndarray, blocks: np.ndarray, arch: Arch) -> np.ndarray:
@@ -185,6 +202,15 @@ def action_counts(f: TileFactors, mc: MapCounts, ops: Operands, arch: Arch) -> d
     }
 
 
+def _last_k_outputs(g: Grid, outputs: np.ndarray, out: OutputFormat) -> np.ndarray:
+    """Output bits (data + metadata) of every tile of the last k-tile, ``[r, ch, nt, 1, i]``, spread in execution
+    order; ``outputs`` is the tile's ``rows * cols`` factor (0 on the padding of a short last chunk, so padding
+    points take no bits)."""
+    shape = (g.repeat, g.chunks, g.n_tiles, 1, g.chunk_tiles)
+    elements = np.broadcast_to(outputs, shape).reshape(-1)
+    return (spread(out.data_bits, elements) + spread(out.metadata_bits, elements)).reshape(shape)
+
+
 def op_tiles(ops: Operands, t: Tiling, arch: Arch) -> OpTiles:
     """The per-tile cycles and the action counts of one op (see the module docstring)."""
     mc = count_maps(ops.w, ops.a, t, arch.pe_array.lanes_per_pe)
@@ -192,24 +218,28 @@ def op_tiles(ops: Operands, t: Tiling, arch: Arch) -> OpTiles:
     g, mem, aqu, ps = f.grid, arch.memory, arch.aqu, arch.storage.psum_bits
     meta = arch.storage.metadata_bits_per_block
     w_all, x_all = f.w_bits + f.w_blocks * meta, f.x_bits + f.x_blocks * meta
-    out_e = g.flat(f.last * f.rows * f.cols)
-    out_bits = spread(ops.out.data_bits, out_e) + spread(ops.out.metadata_bits, out_e)
     glb_r, glb_w = mem.glb.read_bits_per_cycle, mem.glb.write_bits_per_cycle
     fill_rate = min(mem.dram.read_bits_per_cycle, glb_w)
     slowest, ideal = lane_work(ops.w, ops.a, mc, t, arch, g)
     outputs = f.rows * f.cols
-    return OpTiles(
-        compute=g.flat(slowest), ideal=g.flat(ideal),
-        dram_w=g.flat(f.w_dram * ceil_div(w_all, fill_rate)), dram_x=g.flat(f.x_dram * ceil_div(x_all, fill_rate)),
-        pe_w=g.flat(f.w_fill * np.maximum(ceil_div(w_all, glb_r),
-                                          ceil_div(f.w_pe, mem.weight_buffer.write_bits_per_cycle))),
-        pe_x=g.flat(np.maximum(ceil_div(x_all, glb_r), ceil_div(f.x_pe, mem.input_buffer.write_bits_per_cycle))),
-        pe_psum=g.flat(f.refill * np.maximum(ceil_div(outputs * ps, glb_r),
-                                             ceil_div(f.psum_pe * ps, mem.accum_buffer.write_bits_per_cycle))),
-        drain_glb=np.maximum(ceil_div(g.flat(f.spill_out * outputs * ps) + out_bits, glb_w),
-                             g.flat((f.spill_out | f.last)
-                                    * ceil_div(f.psum_pe * ps, mem.accum_buffer.read_bits_per_cycle))),
-        drain_aqu=(g.flat(f.last * (aqu.latency_cycles + ceil_div(outputs, aqu.blocks_per_cycle * ops.vw)))
-                   if ops.out.aqu_blocks else np.zeros(g.tiles, dtype=np.int64)),
-        writeback=ceil_div(out_bits, min(glb_r, mem.dram.write_bits_per_cycle)),
-        counts=action_counts(f, mc, ops, arch))
+    psum_out = ceil_div(f.psum_pe * ps, mem.accum_buffer.read_bits_per_cycle)
+    last_k = tuple(slice(0, n) for n in g.shape[:3]) + (slice(g.k_tiles - 1, g.k_tiles), slice(0, g.chunk_tiles))
+    out_bits = _last_k_outputs(g, outputs, ops.out)
+    terms = {
+        "compute": (g.term(slowest),),
+        "dram_w": (g.term(ceil_div(w_all, fill_rate), f.w_dram),),
+        "dram_x": (g.term(ceil_div(x_all, fill_rate), f.x_dram),),
+        "pe_w": (g.term(np.maximum(ceil_div(w_all, glb_r), ceil_div(f.w_pe, mem.weight_buffer.write_bits_per_cycle)),
+                        f.w_fill),),
+        "pe_x": (g.term(np.maximum(ceil_div(x_all, glb_r), ceil_div(f.x_pe, mem.input_buffer.write_bits_per_cycle))),),
+        "pe_psum": (g.term(np.maximum(ceil_div(outputs * ps, glb_r),
+                                      ceil_div(f.psum_pe * ps, mem.accum_buffer.write_bits_per_cycle)), f.refill),),
+        # partial sums leave after every k-tile but the last; the outputs after the last (disjoint boxes)
+        "drain_glb": (g.term(np.maximum(ceil_div(outputs * ps, glb_w), psum_out), f.spill_out),
+                      Term(last_k, np.maximum(ceil_div(out_bits, glb_w), crop(psum_out, last_k)))),
+        "drain_aqu": ((g.term(aqu.latency_cycles + ceil_div(outputs, aqu.blocks_per_cycle * ops.vw), f.last),)
+                      if ops.out.aqu_blocks else ()),
+        "writeback": (Term(last_k, ceil_div(out_bits, min(glb_r, mem.dram.write_bits_per_cycle))),),
+    }
+    return OpTiles(g, {kind: tuple(term for term in parts if term is not None) for kind, parts in terms.items()},
+                   g.total(ideal), action_counts(f, mc, ops, arch))
