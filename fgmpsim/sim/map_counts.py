@@ -4,7 +4,9 @@ Everything the tile engine needs from a map is a count of FP8 blocks over some g
 map is reduced once (rows grouped into tiles or PEs, a slab add per row of the group: far faster than
 ``np.add.reduceat`` along a middle axis) and every later step works on the small result.
 
-Maps are ``[R, rows, KB]`` with ``R`` 1 (shared by all repeats) or the repeat count.
+Maps are ``[R, rows, KB]`` with ``R`` 1 (shared by all repeats) or the repeat count. A map in one precision
+throughout arrives as a constant broadcast view (:class:`~fgmpsim.sim.operands.OperandCache`): it is never read,
+its counts are the group sizes (all FP8) or zero.
 """
 
 from __future__ import annotations
@@ -58,6 +60,27 @@ def group_sum(values: np.ndarray, size: int, axis: int) -> np.ndarray:
     return group_reduce(values, size, axis, dtype=np.int64)
 
 
+def constant_value(pmap: np.ndarray) -> bool | None:
+    """The value of a constant map given as a broadcast view (every stride 0), else ``None``."""
+    return bool(pmap.flat[0]) if pmap.size and not any(pmap.strides) else None
+
+
+def map_group_sum(pmap: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """FP8 blocks of ``pmap`` over groups of ``size`` along ``axis`` (:func:`group_sum`); a constant map is not
+    read."""
+    value = constant_value(pmap)
+    if value is None:
+        return group_sum(pmap, size, axis)
+    return _constant_counts(pmap, tile_sizes(pmap.shape[axis], size) * int(value), axis)
+
+
+def _constant_counts(pmap: np.ndarray, counts: np.ndarray, axis: int) -> np.ndarray:
+    """``counts`` (one per group along ``axis``) broadcast over the other axes of ``pmap``, as a read-only view."""
+    shape = list(pmap.shape)
+    shape[axis] = len(counts)
+    return np.broadcast_to(np.expand_dims(counts, tuple(a for a in range(pmap.ndim) if a != axis)), shape)
+
+
 @dataclass(frozen=True)
 class MapCounts:
     """FP8 blocks of an op's maps (each array has a leading repeat axis of 1 or ``repeat``).
@@ -91,9 +114,12 @@ def count_maps(w: np.ndarray, a: np.ndarray, tiling: Tiling, lanes_per_pe: int) 
     tm, tn, tkb = mp.tile_m, mp.tile_n, mp.tile_k_blocks
     n = w.shape[1]
     if tiling.ws:
-        a_mt_kb = group_sum(a, tm, axis=1)
+        a_mt_kb = map_group_sum(a, tm, axis=1)
         starts = _ws_pe_groups(n, tn, lanes_per_pe)
-        if tn % lanes_per_pe == 0:
+        w_value = constant_value(w)
+        if w_value is not None:
+            w_pe_kb = _constant_counts(w, np.diff(starts, append=n) * int(w_value), axis=1)
+        elif tn % lanes_per_pe == 0:
             w_pe_kb = group_sum(w, lanes_per_pe, axis=1)
         else:
             w_pe_kb = np.add.reduceat(w.view(np.uint8), starts, axis=1, dtype=np.int64)
@@ -102,10 +128,10 @@ def count_maps(w: np.ndarray, a: np.ndarray, tiling: Tiling, lanes_per_pe: int) 
         return MapCounts(w_cols=w_pe_kb.sum(axis=1), a_cols=a_mt_kb.sum(axis=1),
                          w_tiles=np.add.reduceat(w_pe_kt, pe_first, axis=1), x_tiles=group_sum(a_mt_kb, tkb, axis=2),
                          a_mt_kb=a_mt_kb, w_pe_kt=w_pe_kt, pe_lanes=np.diff(starts, append=n), pe_first=pe_first)
-    a_rows_kt = group_sum(a, tkb, axis=2)
-    w_rows_kt = group_sum(w, tkb, axis=2)
-    return MapCounts(w_cols=w.view(np.uint8).sum(axis=1, dtype=np.int64),
-                     a_cols=a.view(np.uint8).sum(axis=1, dtype=np.int64),
+    a_rows_kt = map_group_sum(a, tkb, axis=2)
+    w_rows_kt = map_group_sum(w, tkb, axis=2)
+    return MapCounts(w_cols=map_group_sum(w, w.shape[1], axis=1)[:, 0],
+                     a_cols=map_group_sum(a, a.shape[1], axis=1)[:, 0],
                      w_tiles=group_sum(w_rows_kt, tn, axis=1), x_tiles=group_sum(a_rows_kt, tm, axis=1),
                      a_rows_kt=a_rows_kt, w_rows_kt=w_rows_kt)
 

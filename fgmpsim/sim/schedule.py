@@ -91,6 +91,8 @@ def time_op(tiles: OpTiles, arch: Arch) -> OpTiming:
     transfers add their totals (a serialized drain is split per tile between its GLB and AQU parts)."""
     steps = tiles.tiles + 2 * LEAD
     place = placements(arch)
+    # a step holds at most one tile's share of each kind: int32 buffers (half the memory traffic) when that fits
+    dtype = np.int32 if sum(tiles.peak(kind) for kind in place) + tiles.peak("compute") < 2**31 else np.int64
     serial = dict.fromkeys(CHANNELS, 0)
     overlap: dict[str, np.ndarray] = {}
     for kind, where in place.items():
@@ -98,7 +100,7 @@ def time_op(tiles: OpTiles, arch: Arch) -> OpTiming:
             continue
         if where.overlapped:
             if where.channel not in overlap:
-                overlap[where.channel] = np.zeros(steps, dtype=np.int64)
+                overlap[where.channel] = np.zeros(steps, dtype=dtype)
             tiles.add(overlap[where.channel], LEAD + where.offset, kind)
         else:
             serial[where.channel] += tiles.total(kind)
@@ -106,14 +108,17 @@ def time_op(tiles: OpTiles, arch: Arch) -> OpTiming:
         glb, aqu = tiles.flat("drain_glb"), tiles.flat("drain_aqu")
         serial["glb"] += int(np.where(glb >= aqu, glb, 0).sum())
         serial["aqu"] += int(np.where(aqu > glb, aqu, 0).sum())
-    compute = np.zeros(steps, dtype=np.int64)
+    compute = np.zeros(steps, dtype=dtype)
     tiles.add(compute, LEAD, "compute")
     stall = dict.fromkeys(CHANNELS, 0)
     if overlap:
-        peak = np.maximum.reduce([compute, *overlap.values()]) if len(overlap) > 1 else np.maximum(
-            compute, next(iter(overlap.values())))
+        channels = iter(overlap.values())
+        peak = np.maximum(compute, next(channels))
+        for channel in channels:
+            np.maximum(peak, channel, out=peak)
         hot = np.flatnonzero(peak > compute)  # the only steps with an excess to attribute
-        top, excess = peak[hot], peak[hot] - compute[hot]
+        top = peak[hot]
+        excess = top.astype(np.int64) - compute[hot]
         unclaimed = np.ones(len(hot), dtype=bool)
         for channel in CHANNELS:  # ties go to DRAM, then GLB, then AQU
             if channel in overlap:

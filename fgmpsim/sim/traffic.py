@@ -81,6 +81,10 @@ class OpTiles:
         """Cycles of ``kind`` summed over the op's tiles."""
         return sum(self.grid.term_total(term) for term in self.terms[kind])
 
+    def peak(self, kind: str) -> int:
+        """An upper bound on the cycles of ``kind`` of any one tile (the sum of its terms' maxima)."""
+        return sum(int(term.value.max(initial=0)) for term in self.terms[kind])
+
     def flat(self, kind: str) -> np.ndarray:
         """Cycles of ``kind`` per tile, int64, in execution order."""
         out = np.zeros(self.tiles, dtype=np.int64)
