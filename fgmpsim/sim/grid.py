@@ -133,7 +133,8 @@ class Grid:
         box = self.box(flag)
         if box is None:
             return None
-        return Term(box, crop(value, box) * crop(flag, box))
+        inside = crop(flag, box)
+        return Term(box, crop(value, box) if inside.all() else crop(value, box) * inside)
 
     @cached_property
     def _regions(self) -> tuple[tuple[tuple[slice, ...], int, tuple[int, ...]], ...]:
