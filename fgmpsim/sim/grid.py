@@ -155,6 +155,11 @@ class Grid:
 
     def _parts(self, term: Term):
         """(region offset, region strides, lower corner, extent, value crop) of every region ``term`` touches."""
+        if not self.ragged:  # one region, the whole grid: the value is already cropped to the box
+            strides = self._regions[0][2]
+            yield (sum(b.start * s for b, s in zip(term.box, strides)), strides,
+                   [b.stop - b.start for b in term.box], term.value)
+            return
         for region, offset, strides in self._regions:
             lo = [max(a.start, b.start) for a, b in zip(term.box, region)]
             hi = [min(a.stop, b.stop) for a, b in zip(term.box, region)]

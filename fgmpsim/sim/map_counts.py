@@ -29,18 +29,23 @@ def tile_sizes(total: int, size: int) -> np.ndarray:
     return np.minimum(starts + size, total) - starts
 
 
+_SLAB_MIN = 1 << 20
+"""Elements below which a middle-axis group reduction is one ``ufunc.reduce`` call: the slab-by-slab loop pays off
+only on large maps, and small ones would pay one call per group member."""
+
+
 def group_reduce(values: np.ndarray, size: int, axis: int, ufunc: np.ufunc = np.add,
                  dtype: type | None = None) -> np.ndarray:
     """``ufunc`` (``np.add`` or ``np.maximum``) over consecutive groups of ``size`` along ``axis``; the last group
-    may be short. Groups along a middle axis are combined one slab at a time, an order of magnitude faster than
-    ``ufunc.reduceat`` there. ``dtype``: accumulator type (default: that of ``values``)."""
+    may be short. Groups along a middle axis of a large array are combined one slab at a time, an order of
+    magnitude faster than ``ufunc.reduceat`` there. ``dtype``: accumulator type (default: that of ``values``)."""
     dtype = dtype or values.dtype
     moved = np.moveaxis(values, axis, 0)
     full = moved.shape[0] // size
     parts = []
     if full:
         main = moved[:full * size].reshape((full, size) + moved.shape[1:])
-        if axis == values.ndim - 1 or size > 64:
+        if axis == values.ndim - 1 or size > 64 or main.size < _SLAB_MIN:
             parts.append(ufunc.reduce(main, axis=1, dtype=dtype))
         else:
             acc = main[:, 0].astype(dtype)

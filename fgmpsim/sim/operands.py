@@ -83,6 +83,11 @@ def precision_adjustment(arch: Arch) -> str:
     return "none (mixed FP4/FP8 datapath: maps used as traced)"
 
 
+def _bits_of(pmap: PrecisionMap) -> np.ndarray:
+    """The map's bits; an array is checked by type first (the protocol check of a lazy map is slow)."""
+    return pmap if isinstance(pmap, np.ndarray) else materialize_map(pmap)
+
+
 def _as3d(pmap: np.ndarray) -> np.ndarray:
     return pmap[None] if pmap.ndim == 2 else pmap
 
@@ -114,7 +119,7 @@ class OperandCache:
         if fp8 in (0, size):
             array = np.broadcast_to(np.bool_(fp8 == size), tuple(pmap.shape))
         else:
-            array = storage_precision_map(materialize_map(pmap), self.arch.pe_array.datapath_precisions)
+            array = storage_precision_map(_bits_of(pmap), self.arch.pe_array.datapath_precisions)
         self._recent[key] = (pmap, array)  # the map object is held so its id stays unique
         if len(self._recent) > self.KEEP:
             self._recent.popitem(last=False)
@@ -131,7 +136,7 @@ class OperandCache:
             elif isinstance(known, (int, np.integer)):
                 count = int(known)
             else:
-                count = int(np.count_nonzero(materialize_map(pmap)))
+                count = int(np.count_nonzero(_bits_of(pmap)))
             self._fp8_counts[key] = (count, size)
         return self._fp8_counts[key]
 

@@ -139,6 +139,13 @@ class TilePlan:
     last_k: tuple[slice, ...]  # the box of the last k-tile
     terms: dict[str, tuple[Term, ...]]
     totals: dict[str, int]
+    w_weights: dict[str, np.ndarray]  # per weight tile [1, 1, nt, kt, 1]: how often its bits count in a total
+    x_weights: dict[str, np.ndarray]  # per X tile [1, ch, 1, kt, i]: likewise
+
+    def weighted(self, weights: np.ndarray, bits: np.ndarray) -> int:
+        """``sum over tiles of bits * weight`` for a bits factor with a repeat axis of 1 or ``repeat``."""
+        total = int((bits * weights).sum(dtype=np.int64))
+        return total * self.grid.repeat if bits.shape[0] == 1 else total
 
 
 @lru_cache(maxsize=PLAN_CACHE_SIZE)
@@ -187,9 +194,22 @@ def tile_plan(t: Tiling, arch: Arch) -> TilePlan:
         "accum_read": ps * (total(kt > 0, rows, cols) + total(last, rows, cols)) + spilled,
         "accum_write": ps * total(rows, cols) + refilled,
     }
+    full = (1, *g.shape[1:])
+    valid = g.valid if g.ragged else _ONE
+
+    def per_tile(axes: tuple[int, ...], *factors: np.ndarray) -> np.ndarray:
+        """The product of ``factors`` (and the tile mask) summed over ``axes`` of the grid, kept 5-D."""
+        return np.broadcast_to(np.prod(np.broadcast_arrays(*factors, valid), axis=0), full).sum(
+            axis=axes, keepdims=True, dtype=np.int64)
+
+    w_axes, x_axes = (1, 4), (2,)
+    w_weights = {"dram": per_tile(w_axes, w_dram), "fill": per_tile(w_axes, w_fill),
+                 "buffer_write": per_tile(w_axes, w_fill, w_fanout), "buffer_read": per_tile(w_axes, rows)}
+    x_weights = {"dram": per_tile(x_axes, x_dram), "all": per_tile(x_axes, _ONE),
+                 "fanout": per_tile(x_axes, x_fanout)}
     return TilePlan(g, kblocks, rows, cols, last, w_blocks, x_blocks, w_dram, w_fill, x_dram, w_fanout, x_fanout,
                     psum_out, last_k, {kind: tuple(x for x in parts if x is not None) for kind, parts in terms.items()},
-                    totals)
+                    totals, w_weights, x_weights)
 
 
 @dataclass(frozen=True)
@@ -222,27 +242,34 @@ def map_factors(t: Tiling, plan: TilePlan, mc: MapCounts, arch: Arch) -> MapFact
 
 def action_counts(p: TilePlan, f: MapFactors, mc: MapCounts, ops: Operands, arch: Arch) -> dict[str, int]:
     """The op's action counts (names of ``fgmpsim.energy.ACTIONS``): sums of factor products over the tiles."""
-    total, out, op, tt = p.grid.total, ops.out, ops.op, p.totals
-    ps, vw = arch.storage.psum_bits, ops.vw
-    fills = total(p.w_dram, f.w_bits) + total(p.x_dram, f.x_bits)
-    inputs = total(p.x_fanout, f.x_bits)
+    out, op, tt = ops.out, ops.op, p.totals
+    vw = ops.vw
+
+    def w(name: str) -> int:
+        return p.weighted(p.w_weights[name], f.w_bits)
+
+    def x(name: str) -> int:
+        return p.weighted(p.x_weights[name], f.x_bits)
+
+    fills = w("dram") + x("dram")
+    inputs = x("fanout")
     pairs = mode_pairs(mc, op.n, op.m, op.repeat)
     return {
         "dram_read_bits": fills, "dram_read_metadata_bits": tt["fills_meta"],
         "dram_write_bits": out.data_bits, "dram_write_metadata_bits": out.metadata_bits,
         "glb_write_bits": fills + tt["spilled"] + out.data_bits,
         "glb_write_metadata_bits": tt["fills_meta"] + out.metadata_bits,
-        "glb_read_bits": total(p.w_fill, f.w_bits) + total(f.x_bits) + tt["refilled"] + out.data_bits,
+        "glb_read_bits": w("fill") + x("all") + tt["refilled"] + out.data_bits,
         "glb_read_metadata_bits": tt["pe_fill_meta"] + out.metadata_bits,
-        "weight_buffer_write_bits": total(p.w_fill, p.w_fanout, f.w_bits),
+        "weight_buffer_write_bits": w("buffer_write"),
         "weight_buffer_write_metadata_bits": tt["weight_buffer_write_meta"],
-        "weight_buffer_read_bits": total(p.rows, f.w_bits),
+        "weight_buffer_read_bits": w("buffer_read"),
         "weight_buffer_read_metadata_bits": tt["weight_buffer_read_meta"],
         "input_buffer_write_bits": inputs, "input_buffer_write_metadata_bits": tt["inputs_meta"],
         "input_buffer_read_bits": inputs, "input_buffer_read_metadata_bits": tt["inputs_meta"],
         "accum_buffer_read_bits": tt["accum_read"], "accum_buffer_write_bits": tt["accum_write"],
         "accum_buffer_read_metadata_bits": 0, "accum_buffer_write_metadata_bits": 0,
-        **{f"macs_{PRECISION_PAIRS[2 * w + a]}": int(vw * pairs[w, a]) for w in (0, 1) for a in (0, 1)},
+        **{f"macs_{PRECISION_PAIRS[2 * wp + ap]}": int(vw * pairs[wp, ap]) for wp in (0, 1) for ap in (0, 1)},
         "block_pairs": int(pairs.sum()), "aqu_blocks": out.aqu_blocks,
         "aqu_sensitivity_read_bits": out.aqu_blocks * vw * arch.aqu.sensitivity_bits_per_channel,
     }
