@@ -36,8 +36,8 @@ ops is not modeled: every op reads its X from DRAM.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 from fgmpsim.arch.record import DATAFLOWS, Arch, MemoryLevel
 from fgmpsim.energy import block_bits
@@ -277,10 +277,37 @@ def _minimum_tile_error(arch: Arch, dataflow: str) -> MappingError:
                         "memory.glb.size_bytes", "enlarge memory.glb.size_bytes")
 
 
-@lru_cache(maxsize=4096)
+TILING_CACHE_SIZE = 4096
+"""Tilings :func:`choose_tiling` keeps (least recently used first out; a few hundred bytes each)."""
+
+_TILINGS: OrderedDict[tuple, Tiling] = OrderedDict()
+
+
+def _mapper_inputs(arch: Arch) -> tuple:
+    """Everything of ``arch`` the mapper reads: the array, block storage, fixed mapping fields and the usable bytes
+    of every buffer (not the clock, bandwidths, AQU or energy, so a sweep over those reuses its tilings)."""
+    mem = arch.memory
+    return (arch.pe_array, arch.storage, arch.mapping,
+            tuple(level.usable_tile_bytes for level in (mem.glb, mem.weight_buffer, mem.input_buffer,
+                                                        mem.accum_buffer)))
+
+
 def choose_tiling(arch: Arch, shape: OpShape) -> Tiling:
     """The mapper: the best tiling of ``shape`` on ``arch`` (see the module docstring); :class:`MappingError` when
-    no tile fits, naming the buffer that is too small."""
+    no tile fits, naming the buffer that is too small. Results are cached by the parts of the arch the mapper
+    reads (:data:`TILING_CACHE_SIZE` entries)."""
+    key = (_mapper_inputs(arch), shape)
+    tiling = _TILINGS.get(key)
+    if tiling is None:
+        tiling = _TILINGS[key] = _choose_tiling(arch, shape)
+        if len(_TILINGS) > TILING_CACHE_SIZE:
+            _TILINGS.popitem(last=False)
+    else:
+        _TILINGS.move_to_end(key)
+    return tiling
+
+
+def _choose_tiling(arch: Arch, shape: OpShape) -> Tiling:
     pe, fixed = arch.pe_array, arch.mapping
     dataflow = pe.dataflow
     ws = dataflow == "weight_stationary"
