@@ -154,7 +154,8 @@ class Grid:
         return tuple(regions)
 
     def _parts(self, term: Term):
-        """(region offset, region strides, lower corner, extent, value crop) of every region ``term`` touches."""
+        """(index of the first tile in the repeat-0 sequence, element strides, extent, value crop) of every region
+        ``term`` touches."""
         if not self.ragged:  # one region, the whole grid: the value is already cropped to the box
             strides = self._regions[0][2]
             yield (sum(b.start * s for b, s in zip(term.box, strides)), strides,
