@@ -12,7 +12,7 @@ from fgmpsim.sim import mapping as mapping_module
 from fgmpsim.sim import traffic
 from fgmpsim.sim.map_counts import count_maps, group_reduce, group_sum
 from fgmpsim.sim.mapping import Mapping, plan_op
-from fgmpsim.trace import gemm_trace
+from fgmpsim.trace import GemmOp, Trace, gemm_trace
 
 
 @pytest.mark.parametrize(("shape", "size"), [((1, 4096, 256), 8), ((3, 100, 16), 7), ((2, 37, 24), 255),
@@ -59,3 +59,27 @@ def test_a_new_design_point_after_cached_points_equals_the_same_point_in_a_fresh
     assert after_others.equals(fresh)
     again = simulate(trace, point).to_frame()  # every cache warm for exactly this point
     assert again.equals(fresh)
+
+
+def test_map_counts_are_reused_for_immutable_maps_and_recomputed_for_writable_ones():
+    from fgmpsim.sim import map_counts
+    from fgmpsim.trace import synth_trace
+
+    arch, other_clock = load_arch("fgmp"), load_arch("fgmp", ["clock_hz=2e9"])
+    lazy = synth_trace("smollm2-135m", tokens=32, fp4_fraction=0.7, seed=2)
+    first = simulate(lazy, arch).to_frame()
+    cached = len(map_counts._COUNTS._items)
+    assert cached > 0
+    again = simulate(lazy, other_clock).to_frame()  # same tilings: counts come from the cache
+    assert len(map_counts._COUNTS._items) == cached
+    columns = ["cycles", "macs", "energy_pj", "dram_read_bits", "macs_fp4xfp4"]
+    assert again[columns].equals(first[columns])
+
+    rng = np.random.default_rng(4)
+    weight, act = rng.random((96, 16)) < 0.3, rng.random((64, 16)) < 0.3
+    trace = Trace(name="arrays", ops=(GemmOp("g", 0, "linear", 64, 256, 96, 1, weight, act),), block_size=16)
+    before = simulate(trace, arch).to_frame()
+    weight[:] = True  # a writable map changed between two simulations
+    after = simulate(trace, arch).to_frame()
+    assert after["weight_fp8_fraction"].iloc[0] == 1.0 and (after["macs_fp4xfp4"] == 0).all()
+    assert not after.equals(before)

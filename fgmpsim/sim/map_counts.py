@@ -11,11 +11,14 @@ its counts are the group sizes (all FP8) or zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from fgmpsim.sim.mapping import Tiling
+from fgmpsim.sim.operands import Operands
+from fgmpsim.trace.record import PrecisionMap
+from fgmpsim.trace.synthetic_map import BytesLRU
 
 
 def tile_starts(total: int, size: int) -> np.ndarray:
@@ -112,6 +115,47 @@ class MapCounts:
     pe_first: np.ndarray | None = None
     a_rows_kt: np.ndarray | None = None
     w_rows_kt: np.ndarray | None = None
+
+
+COUNT_CACHE_BYTES = 256 << 20
+"""Bytes of :class:`MapCounts` kept across simulations (least recently used first out): a sweep point that keeps an
+op's tiling (another clock, bandwidth, AQU or energy table) does not pass over its maps again. Only immutable maps
+are cached: lazy (synthetic) maps and read-only arrays; a writable array may change between two simulations."""
+
+_COUNTS = BytesLRU(COUNT_CACHE_BYTES)
+
+
+def _held_bytes(arrays: list[np.ndarray]) -> int:
+    """Bytes of the buffers ``arrays`` keep alive (a view counts its base once; a broadcast view its small
+    source)."""
+    bases = {}
+    for array in arrays:
+        while isinstance(array.base, np.ndarray):
+            array = array.base
+        bases[id(array)] = array.nbytes
+    return sum(bases.values())
+
+
+def _immutable(pmap: PrecisionMap) -> bool:
+    return not isinstance(pmap, np.ndarray) or not pmap.flags.writeable
+
+
+def op_counts(ops: Operands, tiling: Tiling, lanes_per_pe: int, datapath_precisions: tuple[str, ...]) -> MapCounts:
+    """:func:`count_maps` of an op's operands, cached across simulations by the trace's map objects (held by the
+    cache, so their identity stays unique), the datapath precisions, the tiling and the lanes per PE."""
+    op = ops.op
+    if not (_immutable(op.weight_map) and _immutable(op.act_map)):
+        return count_maps(ops.w, ops.a, tiling, lanes_per_pe)
+    key = (id(op.weight_map), id(op.act_map), datapath_precisions, tiling, lanes_per_pe)
+    hit = _COUNTS.get(key)
+    if hit is not None:
+        return hit[2]
+    counts = count_maps(ops.w, ops.a, tiling, lanes_per_pe)
+    arrays = [a for a in (getattr(counts, f.name) for f in fields(counts)) if isinstance(a, np.ndarray)]
+    for array in arrays:
+        array.flags.writeable = False  # shared by later simulations: nobody may change it
+    _COUNTS.put(key, (op.weight_map, op.act_map, counts), _held_bytes(arrays))
+    return counts
 
 
 def _ws_pe_groups(n: int, tn: int, lpp: int) -> np.ndarray:

@@ -41,7 +41,7 @@ import numpy as np
 from fgmpsim.arch.record import PRECISION_PAIRS, Arch
 from fgmpsim.energy import block_bits
 from fgmpsim.sim.grid import Grid, Term, crop
-from fgmpsim.sim.map_counts import MapCounts, count_maps, mode_pairs, tile_sizes, tile_starts
+from fgmpsim.sim.map_counts import MapCounts, mode_pairs, op_counts, tile_sizes, tile_starts
 from fgmpsim.sim.mapping import Tiling
 from fgmpsim.sim.operands import Operands, OutputFormat
 from fgmpsim.sim.tile_cost import lane_work
@@ -286,7 +286,7 @@ def _last_k_outputs(g: Grid, outputs: np.ndarray, out: OutputFormat) -> np.ndarr
 
 def op_tiles(ops: Operands, t: Tiling, arch: Arch) -> OpTiles:
     """The per-tile cycles and the action counts of one op (see the module docstring)."""
-    mc = count_maps(ops.w, ops.a, t, arch.pe_array.lanes_per_pe)
+    mc = op_counts(ops, t, arch.pe_array.lanes_per_pe, arch.pe_array.datapath_precisions)
     p = tile_plan(t, arch)
     f = map_factors(t, p, mc, arch)
     g, mem = p.grid, arch.memory
