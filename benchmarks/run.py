@@ -164,6 +164,14 @@ def case_llama2_7b_new_point() -> Measurement:
                            "pe_array.lanes_per_pe=8 after one fgmp run", trace, ["pe_array.lanes_per_pe=8"], 1.5)
 
 
+def case_llama2_7b_new_clock() -> Measurement:
+    from fgmpsim.trace import synth_trace
+
+    trace = synth_trace("llama-2-7b", tokens=2048, batch=1, phase="prefill", fp4_fraction=0.7, seed=0)
+    return _new_point_case("llama2_7b_new_clock", "Llama-2-7B prefill 2048 (synthetic): new design point (fgmp, "
+                           "another clock: same tilings) after one fgmp run", trace, [], 1.5)
+
+
 def case_smollm2_new_point() -> Measurement:
     from fgmpsim.trace import load_trace
 
@@ -201,7 +209,8 @@ def case_reference_vs_tile() -> Measurement:
 CASES = {"llama2_7b_prefill": case_llama2_7b_prefill, "llama2_7b_decode": case_llama2_7b_decode,
          "llama2_70b_prefill": case_llama2_70b_prefill, "smollm2_shipped": case_smollm2_shipped,
          "reference_vs_tile": case_reference_vs_tile, "llama2_7b_new_point": case_llama2_7b_new_point,
-         "smollm2_new_point": case_smollm2_new_point, "smollm2_new_tiling": case_smollm2_new_tiling}
+         "llama2_7b_new_clock": case_llama2_7b_new_clock, "smollm2_new_point": case_smollm2_new_point,
+         "smollm2_new_tiling": case_smollm2_new_tiling}
 QUICK = ("smollm2_shipped", "smollm2_new_point", "smollm2_new_tiling", "reference_vs_tile", "llama2_7b_decode",
          "llama2_7b_prefill", "llama2_7b_new_point")
 
