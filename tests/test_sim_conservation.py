@@ -142,11 +142,11 @@ def test_memoized_synthetic_maps_give_the_same_frame_as_freshly_generated_ones(m
     from fgmpsim.trace import synth_trace, synthetic_map
 
     arch = load_arch("fgmp")
-    monkeypatch.setattr(synthetic_map, "_CACHE", synthetic_map._PackedMapCache(synthetic_map.CACHE_BYTES))
+    monkeypatch.setattr(synthetic_map, "_CACHE", synthetic_map.BytesLRU(synthetic_map.CACHE_BYTES))
     trace = synth_trace("smollm2-135m", tokens=64, fp4_fraction=0.7, seed=1)
     cold = simulate(trace, arch).to_frame()  # every lazy map generated
     warm = simulate(trace, arch).to_frame()  # every lazy map unpacked from the cache
-    monkeypatch.setattr(synthetic_map, "_CACHE", synthetic_map._PackedMapCache(0))  # nothing cached
+    monkeypatch.setattr(synthetic_map, "_CACHE", synthetic_map.BytesLRU(0))  # nothing cached
     uncached = simulate(synth_trace("smollm2-135m", tokens=64, fp4_fraction=0.7, seed=1), arch).to_frame()
     pd.testing.assert_frame_equal(cold, warm, check_exact=True)
     pd.testing.assert_frame_equal(cold, uncached, check_exact=True)

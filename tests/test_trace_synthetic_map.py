@@ -76,7 +76,7 @@ def test_memoized_map_equals_a_fresh_generation(monkeypatch):
     smap = SyntheticMap((37, 24), 300, 5, "layers.0.mlp.up_proj/weight", 0.7, 0.4)
     first = smap.materialize()
     first[:] = False  # callers own the array they get: mutating it must not reach the cache
-    monkeypatch.setattr(synthetic_map, "_CACHE", synthetic_map._PackedMapCache(synthetic_map.CACHE_BYTES))
+    monkeypatch.setattr(synthetic_map, "_CACHE", synthetic_map.BytesLRU(synthetic_map.CACHE_BYTES))
     fresh = smap.materialize()
     cached = smap.materialize()
     assert fresh.sum() == cached.sum() == 300
@@ -84,9 +84,9 @@ def test_memoized_map_equals_a_fresh_generation(monkeypatch):
 
 
 def test_map_cache_evicts_least_recently_used_within_its_byte_budget():
-    from fgmpsim.trace.synthetic_map import _PackedMapCache
+    from fgmpsim.trace.synthetic_map import BytesLRU
 
-    cache = _PackedMapCache(capacity_bytes=20)
+    cache = BytesLRU(capacity_bytes=20)
     maps = [SyntheticMap((8, 8), 10, seed, "m") for seed in range(3)]  # 64 bits = 8 packed bytes each
     for smap in maps[:2]:
         cache.put(smap, np.packbits(smap.materialize().reshape(-1)))

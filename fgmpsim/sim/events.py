@@ -75,7 +75,8 @@ class _OpRun:
         self.env = env = CountingEnvironment()
         self.tiles = tiles
         place = placements(arch)
-        self.kinds = {kind: (getattr(tiles, kind), LEAD + p.offset, p.channel) for kind, p in place.items()}
+        self.kinds = {kind: (tiles.flat(kind), LEAD + p.offset, p.channel) for kind, p in place.items()}
+        self.compute = tiles.flat("compute")
         self.serial_links = [serial for link in SERIAL_LINKS
                              if (serial := tuple(k for k in link if not place[k].overlapped))]
         self.overlapped = tuple(k for k, p in place.items() if p.overlapped)
@@ -129,7 +130,7 @@ class _OpRun:
                     self.stall[self._last(finish)] += env.now - begin
             work = self._work(step, self.overlapped)
             if LEAD <= step < LEAD + tiles.tiles:
-                work[ARRAY] = {ARRAY: [int(tiles.compute[step - LEAD])]}
+                work[ARRAY] = {ARRAY: [int(self.compute[step - LEAD])]}
             if work:
                 begin = env.now
                 finish = yield from self._dispatch(work)
@@ -169,7 +170,7 @@ def event_op(tiles: OpTiles, arch: Arch) -> tuple[OpTiming, int]:
     """Run one op's tiles on the SimPy block model; its timing and the SimPy events processed."""
     run = _OpRun(tiles, arch)
     run.env.run()
-    ideal = int(tiles.ideal.sum())
+    ideal = tiles.ideal_cycles
     return OpTiming(
         cycles=int(run.env.now), compute_cycles=ideal, stall_dram_cycles=run.stall["dram"],
         stall_glb_cycles=run.stall["glb"], stall_imbalance_cycles=run.computing - ideal,

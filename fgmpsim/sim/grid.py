@@ -6,8 +6,10 @@ one m-tile per chunk (``ch = mt``, ``i = 0``). A short last chunk leaves grid po
 are masked out of sums and dropped when the grid is flattened.
 
 Per-tile quantities are kept as small *factors* broadcastable to the grid (e.g. weight-tile bits ``[r, nt, kt]``),
-so op totals are sums of factor products computed without materializing the grid (:meth:`Grid.total`); only the
-per-tile cycle arrays the schedule needs are materialized (:meth:`Grid.flat`).
+so op totals are sums of factor products computed without materializing the grid (:meth:`Grid.total`). Per-tile
+cycles are :class:`Term` s: a factor over a *box* of the grid (a fill that happens only on the first m-tile of a
+chunk lives on the box ``i = 0``), added straight into a step buffer in execution order (:meth:`Grid.add`) through
+strided views of the buffer, so neither the zeros outside the box nor a flat copy of the factor is ever made.
 """
 
 from __future__ import annotations
@@ -16,10 +18,20 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from fgmpsim.sim.mapping import Tiling
 
 AXES = ("r", "ch", "nt", "kt", "i")
+
+
+@dataclass(frozen=True, eq=False)
+class Term:
+    """A per-tile quantity that is ``value`` on the grid points of ``box`` (one ``slice`` per grid axis, with
+    explicit bounds) and zero elsewhere. ``value`` is 5-D; each axis has length 1 (broadcast) or the box's extent."""
+
+    box: tuple[slice, ...]
+    value: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -99,9 +111,84 @@ class Grid:
             product = part if product is None else product * part
         return scale * int(product.sum(dtype=np.int64))
 
-    def flat(self, factor: np.ndarray | int) -> np.ndarray:
-        """A factor materialized over every tile, int64, in execution order."""
-        full = np.broadcast_to(np.asarray(factor, dtype=np.int64), self.shape)
-        if self.ragged:
-            return full[np.broadcast_to(self.valid.astype(bool), self.shape)]
-        return np.ascontiguousarray(full).reshape(-1)
+    def box(self, flag: np.ndarray) -> tuple[slice, ...] | None:
+        """The smallest box holding every non-zero point of the 5-D factor ``flag`` (``None`` if it is all zero)."""
+        if not flag.any():
+            return None
+        box = []
+        for ax, size in enumerate(self.shape):
+            if flag.shape[ax] == 1:
+                box.append(slice(0, size))
+                continue
+            hit = np.flatnonzero(flag.any(axis=tuple(a for a in range(len(AXES)) if a != ax)))
+            box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+        return tuple(box)
+
+    def term(self, value: np.ndarray, flag: np.ndarray | None = None) -> Term | None:
+        """``value * flag`` (5-D factors) as a :class:`Term` on the box of ``flag``'s non-zero points; ``flag``
+        ``None`` means everywhere. ``None`` when the product is zero everywhere."""
+        value = np.asarray(value, dtype=np.int64)
+        if flag is None:
+            return Term(tuple(slice(0, size) for size in self.shape), value)
+        box = self.box(flag)
+        if box is None:
+            return None
+        inside = crop(flag, box)
+        return Term(box, crop(value, box) if inside.all() else crop(value, box) * inside)
+
+    @cached_property
+    def _regions(self) -> tuple[tuple[tuple[slice, ...], int, tuple[int, ...]], ...]:
+        """The parts of the grid stored as one strided block of the execution-order sequence: (box, offset of the
+        box's first tile within a repeat, element strides per axis). All of it, or, with a short last chunk, every
+        chunk but the last, then the last chunk's tiles."""
+        r, ch, nt, kt, ct = self.shape
+        per_repeat = self.m_tiles * nt * kt
+        full = (per_repeat, nt * kt * ct, kt * ct, ct, 1)
+        if not self.ragged:
+            return (((slice(0, r), slice(0, ch), slice(0, nt), slice(0, kt), slice(0, ct)), 0, full),)
+        short = self.m_tiles - (ch - 1) * ct
+        regions = [((slice(0, r), slice(ch - 1, ch), slice(0, nt), slice(0, kt), slice(0, short)),
+                    (ch - 1) * nt * kt * ct, (per_repeat, 0, kt * short, short, 1))]
+        if ch > 1:
+            regions.insert(0, ((slice(0, r), slice(0, ch - 1), slice(0, nt), slice(0, kt), slice(0, ct)), 0, full))
+        return tuple(regions)
+
+    def _parts(self, term: Term):
+        """(index of the first tile in the repeat-0 sequence, element strides, extent, value crop) of every region
+        ``term`` touches."""
+        if not self.ragged:  # one region, the whole grid: the value is already cropped to the box
+            strides = self._regions[0][2]
+            yield (sum(b.start * s for b, s in zip(term.box, strides)), strides,
+                   [b.stop - b.start for b in term.box], term.value)
+            return
+        for region, offset, strides in self._regions:
+            lo = [max(a.start, b.start) for a, b in zip(term.box, region)]
+            hi = [min(a.stop, b.stop) for a, b in zip(term.box, region)]
+            if any(h <= low for low, h in zip(lo, hi)):
+                continue
+            rel = tuple(slice(low - b.start, h - b.start) if n > 1 else slice(None)
+                        for low, h, b, n in zip(lo, hi, term.box, term.value.shape))
+            first = offset + sum((low - b.start) * s for low, b, s in zip(lo, region, strides))
+            yield first, strides, [h - low for low, h in zip(lo, hi)], term.value[rel]
+
+    def add(self, buffer: np.ndarray, start: int, term: Term) -> None:
+        """Add ``term`` to ``buffer[start + j]`` for every tile ``j`` (execution order) in its box, in place."""
+        size = buffer.itemsize
+        for first, strides, extent, value in self._parts(term):
+            view = as_strided(buffer[start + first:], shape=extent, strides=[s * size for s in strides])
+            np.add(view, value, out=view)
+
+    def term_total(self, term: Term) -> int:
+        """Sum of ``term`` over the tiles of its box."""
+        total = 0
+        for _, _, extent, value in self._parts(term):
+            copies = 1
+            for n, e in zip(value.shape, extent):
+                copies *= e if n == 1 else 1
+            total += copies * int(value.sum(dtype=np.int64))
+        return total
+
+
+def crop(factor: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+    """The part of a 5-D factor inside ``box`` (broadcast axes stay length 1)."""
+    return factor[tuple(b if n > 1 else slice(None) for b, n in zip(box, factor.shape))]

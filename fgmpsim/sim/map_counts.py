@@ -4,16 +4,21 @@ Everything the tile engine needs from a map is a count of FP8 blocks over some g
 map is reduced once (rows grouped into tiles or PEs, a slab add per row of the group: far faster than
 ``np.add.reduceat`` along a middle axis) and every later step works on the small result.
 
-Maps are ``[R, rows, KB]`` with ``R`` 1 (shared by all repeats) or the repeat count.
+Maps are ``[R, rows, KB]`` with ``R`` 1 (shared by all repeats) or the repeat count. A map in one precision
+throughout arrives as a constant broadcast view (:class:`~fgmpsim.sim.operands.OperandCache`): it is never read,
+its counts are the group sizes (all FP8) or zero.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from fgmpsim.sim.mapping import Tiling
+from fgmpsim.sim.operands import Operands
+from fgmpsim.trace.record import PrecisionMap
+from fgmpsim.trace.synthetic_map import BytesLRU
 
 
 def tile_starts(total: int, size: int) -> np.ndarray:
@@ -27,18 +32,23 @@ def tile_sizes(total: int, size: int) -> np.ndarray:
     return np.minimum(starts + size, total) - starts
 
 
+_SLAB_MIN = 1 << 20
+"""Elements below which a middle-axis group reduction is one ``ufunc.reduce`` call: the slab-by-slab loop pays off
+only on large maps, and small ones would pay one call per group member."""
+
+
 def group_reduce(values: np.ndarray, size: int, axis: int, ufunc: np.ufunc = np.add,
                  dtype: type | None = None) -> np.ndarray:
     """``ufunc`` (``np.add`` or ``np.maximum``) over consecutive groups of ``size`` along ``axis``; the last group
-    may be short. Groups along a middle axis are combined one slab at a time, an order of magnitude faster than
-    ``ufunc.reduceat`` there. ``dtype``: accumulator type (default: that of ``values``)."""
+    may be short. Groups along a middle axis of a large array are combined one slab at a time, an order of
+    magnitude faster than ``ufunc.reduceat`` there. ``dtype``: accumulator type (default: that of ``values``)."""
     dtype = dtype or values.dtype
     moved = np.moveaxis(values, axis, 0)
     full = moved.shape[0] // size
     parts = []
     if full:
         main = moved[:full * size].reshape((full, size) + moved.shape[1:])
-        if axis == values.ndim - 1 or size > 64:
+        if axis == values.ndim - 1 or size > 64 or main.size < _SLAB_MIN:
             parts.append(ufunc.reduce(main, axis=1, dtype=dtype))
         else:
             acc = main[:, 0].astype(dtype)
@@ -52,10 +62,37 @@ def group_reduce(values: np.ndarray, size: int, axis: int, ufunc: np.ufunc = np.
 
 def group_sum(values: np.ndarray, size: int, axis: int) -> np.ndarray:
     """Sums over groups of ``size`` along ``axis`` (see :func:`group_reduce`), int64; ``bool`` input counts True
-    (accumulated in int32, half the memory traffic, then widened)."""
+    (accumulated in int32, half the memory traffic, then widened). Groups of fewer than 256 along a middle axis of
+    a contiguous ``bool`` map are summed eight columns at a time: each byte of a ``uint64`` word is the counter of
+    one column, and a count below 256 never carries into its neighbour."""
     if values.dtype == np.bool_:
-        return group_reduce(values.view(np.uint8), size, axis, dtype=np.int32).astype(np.int64)
+        counts = values.view(np.uint8)
+        if axis != values.ndim - 1 and size < 256 and counts.flags.c_contiguous and counts.shape[-1] % 8 == 0:
+            words = group_reduce(counts.view(np.uint64), size, axis)
+            return words.view(np.uint8).astype(np.int64)
+        return group_reduce(counts, size, axis, dtype=np.int32).astype(np.int64)
     return group_reduce(values, size, axis, dtype=np.int64)
+
+
+def constant_value(pmap: np.ndarray) -> bool | None:
+    """The value of a constant map given as a broadcast view (every stride 0), else ``None``."""
+    return bool(pmap.flat[0]) if pmap.size and not any(pmap.strides) else None
+
+
+def map_group_sum(pmap: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """FP8 blocks of ``pmap`` over groups of ``size`` along ``axis`` (:func:`group_sum`); a constant map is not
+    read."""
+    value = constant_value(pmap)
+    if value is None:
+        return group_sum(pmap, size, axis)
+    return _constant_counts(pmap, tile_sizes(pmap.shape[axis], size) * int(value), axis)
+
+
+def _constant_counts(pmap: np.ndarray, counts: np.ndarray, axis: int) -> np.ndarray:
+    """``counts`` (one per group along ``axis``) broadcast over the other axes of ``pmap``, as a read-only view."""
+    shape = list(pmap.shape)
+    shape[axis] = len(counts)
+    return np.broadcast_to(np.expand_dims(counts, tuple(a for a in range(pmap.ndim) if a != axis)), shape)
 
 
 @dataclass(frozen=True)
@@ -80,6 +117,47 @@ class MapCounts:
     w_rows_kt: np.ndarray | None = None
 
 
+COUNT_CACHE_BYTES = 256 << 20
+"""Bytes of :class:`MapCounts` kept across simulations (least recently used first out): a sweep point that keeps an
+op's tiling (another clock, bandwidth, AQU or energy table) does not pass over its maps again. Only immutable maps
+are cached: lazy (synthetic) maps and read-only arrays; a writable array may change between two simulations."""
+
+_COUNTS = BytesLRU(COUNT_CACHE_BYTES)
+
+
+def _held_bytes(arrays: list[np.ndarray]) -> int:
+    """Bytes of the buffers ``arrays`` keep alive (a view counts its base once; a broadcast view its small
+    source)."""
+    bases = {}
+    for array in arrays:
+        while isinstance(array.base, np.ndarray):
+            array = array.base
+        bases[id(array)] = array.nbytes
+    return sum(bases.values())
+
+
+def _immutable(pmap: PrecisionMap) -> bool:
+    return not isinstance(pmap, np.ndarray) or not pmap.flags.writeable
+
+
+def op_counts(ops: Operands, tiling: Tiling, lanes_per_pe: int, datapath_precisions: tuple[str, ...]) -> MapCounts:
+    """:func:`count_maps` of an op's operands, cached across simulations by the trace's map objects (held by the
+    cache, so their identity stays unique), the datapath precisions, the tiling and the lanes per PE."""
+    op = ops.op
+    if not (_immutable(op.weight_map) and _immutable(op.act_map)):
+        return count_maps(ops.w, ops.a, tiling, lanes_per_pe)
+    key = (id(op.weight_map), id(op.act_map), datapath_precisions, tiling, lanes_per_pe)
+    hit = _COUNTS.get(key)
+    if hit is not None:
+        return hit[2]
+    counts = count_maps(ops.w, ops.a, tiling, lanes_per_pe)
+    arrays = [a for a in (getattr(counts, f.name) for f in fields(counts)) if isinstance(a, np.ndarray)]
+    for array in arrays:
+        array.flags.writeable = False  # shared by later simulations: nobody may change it
+    _COUNTS.put(key, (op.weight_map, op.act_map, counts), _held_bytes(arrays))
+    return counts
+
+
 def _ws_pe_groups(n: int, tn: int, lpp: int) -> np.ndarray:
     """First channel of every PE group: lane ``j`` of an n-tile sits in PE ``j // lanes_per_pe``."""
     return np.concatenate([np.arange(s, min(s + tn, n), lpp) for s in tile_starts(n, tn)])
@@ -91,9 +169,12 @@ def count_maps(w: np.ndarray, a: np.ndarray, tiling: Tiling, lanes_per_pe: int) 
     tm, tn, tkb = mp.tile_m, mp.tile_n, mp.tile_k_blocks
     n = w.shape[1]
     if tiling.ws:
-        a_mt_kb = group_sum(a, tm, axis=1)
+        a_mt_kb = map_group_sum(a, tm, axis=1)
         starts = _ws_pe_groups(n, tn, lanes_per_pe)
-        if tn % lanes_per_pe == 0:
+        w_value = constant_value(w)
+        if w_value is not None:
+            w_pe_kb = _constant_counts(w, np.diff(starts, append=n) * int(w_value), axis=1)
+        elif tn % lanes_per_pe == 0:
             w_pe_kb = group_sum(w, lanes_per_pe, axis=1)
         else:
             w_pe_kb = np.add.reduceat(w.view(np.uint8), starts, axis=1, dtype=np.int64)
@@ -102,10 +183,10 @@ def count_maps(w: np.ndarray, a: np.ndarray, tiling: Tiling, lanes_per_pe: int) 
         return MapCounts(w_cols=w_pe_kb.sum(axis=1), a_cols=a_mt_kb.sum(axis=1),
                          w_tiles=np.add.reduceat(w_pe_kt, pe_first, axis=1), x_tiles=group_sum(a_mt_kb, tkb, axis=2),
                          a_mt_kb=a_mt_kb, w_pe_kt=w_pe_kt, pe_lanes=np.diff(starts, append=n), pe_first=pe_first)
-    a_rows_kt = group_sum(a, tkb, axis=2)
-    w_rows_kt = group_sum(w, tkb, axis=2)
-    return MapCounts(w_cols=w.view(np.uint8).sum(axis=1, dtype=np.int64),
-                     a_cols=a.view(np.uint8).sum(axis=1, dtype=np.int64),
+    a_rows_kt = map_group_sum(a, tkb, axis=2)
+    w_rows_kt = map_group_sum(w, tkb, axis=2)
+    return MapCounts(w_cols=map_group_sum(w, w.shape[1], axis=1)[:, 0],
+                     a_cols=map_group_sum(a, a.shape[1], axis=1)[:, 0],
                      w_tiles=group_sum(w_rows_kt, tn, axis=1), x_tiles=group_sum(a_rows_kt, tm, axis=1),
                      a_rows_kt=a_rows_kt, w_rows_kt=w_rows_kt)
 

@@ -36,8 +36,8 @@ ops is not modeled: every op reads its X from DRAM.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 from fgmpsim.arch.record import DATAFLOWS, Arch, MemoryLevel
 from fgmpsim.energy import block_bits
@@ -126,15 +126,17 @@ def _usable_bits(level: MemoryLevel) -> float:
     return float("inf") if usable is None else usable * 8
 
 
-def _out_tile_bits(arch: Arch, rows: int, cols: int, has_consumer: bool) -> int:
+def _out_tile_bits(arch: Arch, bw: int, rows: int, cols: int, has_consumer: bool) -> int:
     if has_consumer:
-        return -(-rows * cols // arch.pe_array.vector_width) * worst_block_bits(arch)
+        return -(-rows * cols // arch.pe_array.vector_width) * bw
     return rows * cols * arch.storage.unquantized_output_bits
 
 
-def _pe_needs(arch: Arch, dataflow: str, tm: int, tn: int, tkb: int) -> list[tuple[MemoryLevel, str, int, str]]:
-    """(buffer, mapping field to change, worst-case bits needed, what) for the per-PE buffers."""
-    pe, bw, ps = arch.pe_array, worst_block_bits(arch), arch.storage.psum_bits
+def _pe_needs(arch: Arch, bw: int, dataflow: str, tm: int, tn: int,
+              tkb: int) -> list[tuple[MemoryLevel, str, int, str]]:
+    """(buffer, mapping field to change, worst-case bits needed, what) for the per-PE buffers; ``bw``: the
+    worst-case block bits (:func:`worst_block_bits`, computed once per op by the callers)."""
+    pe, ps = arch.pe_array, arch.storage.psum_bits
     mem = arch.memory
     if dataflow == "weight_stationary":
         lanes = min(tn, pe.lanes_per_pe)
@@ -147,11 +149,10 @@ def _pe_needs(arch: Arch, dataflow: str, tm: int, tn: int, tkb: int) -> list[tup
             (mem.accum_buffer, "tile_n", tn * ps, f"partial sums of {tn} lane(s)")]
 
 
-def _glb_need(arch: Arch, shape: OpShape, tm: int, tn: int, tkb: int, chunk_tiles: int, x_res: bool,
+def _glb_need(arch: Arch, bw: int, shape: OpShape, tm: int, tn: int, tkb: int, chunk_tiles: int, x_res: bool,
               w_res: bool, ws: bool) -> int:
     """Worst-case GLB bits one tile step needs (see the module docstring)."""
-    bw = worst_block_bits(arch)
-    out = _out_tile_bits(arch, tm, tn, shape.has_consumer)
+    out = _out_tile_bits(arch, bw, tm, tn, shape.has_consumer)
     if ws:
         rows = min(chunk_tiles * tm, shape.m)
         spills = -(-shape.kb // tkb) > 1 and chunk_tiles > 1
@@ -162,11 +163,10 @@ def _glb_need(arch: Arch, shape: OpShape, tm: int, tn: int, tkb: int, chunk_tile
     return w + x + out
 
 
-def _traffic(arch: Arch, shape: OpShape, tiling: Tiling) -> tuple[int, int]:
+def _traffic(arch: Arch, bw: int, shape: OpShape, tiling: Tiling) -> tuple[int, int]:
     """Worst-case (DRAM bits, GLB bits) of an op under ``tiling``; the mapper's objective."""
-    bw = worst_block_bits(arch)
     w_bits, x_bits = shape.n * shape.kb * bw, shape.m * shape.kb * bw
-    out = _out_tile_bits(arch, shape.m, shape.n, shape.has_consumer)
+    out = _out_tile_bits(arch, bw, shape.m, shape.n, shape.has_consumer)
     nt, mt, kt = tiling.n_tiles, tiling.m_tiles, tiling.k_tiles
     if tiling.ws:
         chunks = -(-mt // tiling.chunk_tiles)
@@ -183,12 +183,12 @@ def _traffic(arch: Arch, shape: OpShape, tiling: Tiling) -> tuple[int, int]:
     return dram * shape.repeat, glb * shape.repeat
 
 
-def _max_chunk(arch: Arch, shape: OpShape, m: Mapping, x_res: bool) -> int:
+def _max_chunk(arch: Arch, bw: int, shape: OpShape, m: Mapping, x_res: bool) -> int:
     """Largest number of m-tiles per chunk whose GLB need fits (0 if not even one)."""
     usable, mt = _usable_bits(arch.memory.glb), -(-shape.m // m.tile_m)
 
     def fits(chunk_tiles: int) -> bool:
-        return _glb_need(arch, shape, m.tile_m, m.tile_n, m.tile_k_blocks, chunk_tiles, x_res, False,
+        return _glb_need(arch, bw, shape, m.tile_m, m.tile_n, m.tile_k_blocks, chunk_tiles, x_res, False,
                          True) <= usable
 
     if not fits(1):
@@ -200,42 +200,43 @@ def _max_chunk(arch: Arch, shape: OpShape, m: Mapping, x_res: bool) -> int:
     return lo
 
 
-def _residency_options(arch: Arch, shape: OpShape, m: Mapping) -> list[Tiling]:
+def _residency_options(arch: Arch, bw: int, shape: OpShape, m: Mapping) -> list[Tiling]:
     """Every GLB-feasible residency (and, for WS without a fixed chunk, the largest chunk) of a tile mapping."""
     usable = _usable_bits(arch.memory.glb)
     options = []
     if m.dataflow == "weight_stationary":
         for x_res in (True, False):
             if m.chunk_m is not None:
-                ok = _glb_need(arch, shape, m.tile_m, m.tile_n, m.tile_k_blocks, m.chunk_m // m.tile_m, x_res,
+                ok = _glb_need(arch, bw, shape, m.tile_m, m.tile_n, m.tile_k_blocks, m.chunk_m // m.tile_m, x_res,
                                False, True) <= usable
                 if ok:
                     options.append(Tiling(m, shape, x_res, False))
                 continue
-            chunk = _max_chunk(arch, shape, m, x_res)
+            chunk = _max_chunk(arch, bw, shape, m, x_res)
             if chunk:
                 options.append(Tiling(replace(m, chunk_m=chunk * m.tile_m), shape, x_res, False))
     else:
         for w_res in (True, False):
             for x_res in (True, False):
-                if _glb_need(arch, shape, m.tile_m, m.tile_n, m.tile_k_blocks, 1, x_res, w_res,
+                if _glb_need(arch, bw, shape, m.tile_m, m.tile_n, m.tile_k_blocks, 1, x_res, w_res,
                              False) <= usable:
                     options.append(Tiling(m, shape, x_res, w_res))
     return options
 
 
-def _key(arch: Arch, shape: OpShape, tiling: Tiling) -> tuple[int, ...]:
-    dram, glb = _traffic(arch, shape, tiling)
+def _key(arch: Arch, bw: int, shape: OpShape, tiling: Tiling) -> tuple[int, ...]:
+    dram, glb = _traffic(arch, bw, shape, tiling)
     m = tiling.mapping
     return dram, glb, tiling.tiles, -m.tile_m, -m.tile_k_blocks, -m.tile_n, not tiling.x_resident
 
 
-def _best(arch: Arch, shape: OpShape, m: Mapping) -> Tiling | None:
-    if any(need > _usable_bits(level) for level, _, need, _ in _pe_needs(arch, m.dataflow, m.tile_m, m.tile_n,
+def _best(arch: Arch, bw: int, shape: OpShape, m: Mapping) -> tuple[tuple[int, ...], Tiling] | None:
+    """The best residency of tile mapping ``m`` with its mapper key, or None if it does not fit."""
+    if any(need > _usable_bits(level) for level, _, need, _ in _pe_needs(arch, bw, m.dataflow, m.tile_m, m.tile_n,
                                                                           m.tile_k_blocks)):
         return None
-    options = _residency_options(arch, shape, m)
-    return min(options, key=lambda t: _key(arch, shape, t)) if options else None
+    options = _residency_options(arch, bw, shape, m)
+    return min(((_key(arch, bw, shape, t), t) for t in options), key=lambda kt: kt[0]) if options else None
 
 
 def _balanced(total: int, limit: int, count: int = 8) -> list[int]:
@@ -267,7 +268,7 @@ def _widths(full: int, fixed: int | None) -> list[int]:
 
 
 def _minimum_tile_error(arch: Arch, dataflow: str) -> MappingError:
-    for level, _, need, what in _pe_needs(arch, dataflow, 1, 1, 1):
+    for level, _, need, what in _pe_needs(arch, worst_block_bits(arch), dataflow, 1, 1, 1):
         if need > _usable_bits(level):
             return MappingError(f"the smallest tile ({what}) needs {need / 8:g} bytes but the buffer has "
                                 f"{_usable_bits(level) / 8:g} usable bytes", f"memory.{level.name}.size_bytes",
@@ -276,10 +277,37 @@ def _minimum_tile_error(arch: Arch, dataflow: str) -> MappingError:
                         "memory.glb.size_bytes", "enlarge memory.glb.size_bytes")
 
 
-@lru_cache(maxsize=4096)
+TILING_CACHE_SIZE = 4096
+"""Tilings :func:`choose_tiling` keeps (least recently used first out; a few hundred bytes each)."""
+
+_TILINGS: OrderedDict[tuple, Tiling] = OrderedDict()
+
+
+def _mapper_inputs(arch: Arch) -> tuple:
+    """Everything of ``arch`` the mapper reads: the array, block storage, fixed mapping fields and the usable bytes
+    of every buffer (not the clock, bandwidths, AQU or energy, so a sweep over those reuses its tilings)."""
+    mem = arch.memory
+    return (arch.pe_array, arch.storage, arch.mapping,
+            tuple(level.usable_tile_bytes for level in (mem.glb, mem.weight_buffer, mem.input_buffer,
+                                                        mem.accum_buffer)))
+
+
 def choose_tiling(arch: Arch, shape: OpShape) -> Tiling:
     """The mapper: the best tiling of ``shape`` on ``arch`` (see the module docstring); :class:`MappingError` when
-    no tile fits, naming the buffer that is too small."""
+    no tile fits, naming the buffer that is too small. Results are cached by the parts of the arch the mapper
+    reads (:data:`TILING_CACHE_SIZE` entries)."""
+    key = (_mapper_inputs(arch), shape)
+    tiling = _TILINGS.get(key)
+    if tiling is None:
+        tiling = _TILINGS[key] = _choose_tiling(arch, shape)
+        if len(_TILINGS) > TILING_CACHE_SIZE:
+            _TILINGS.popitem(last=False)
+    else:
+        _TILINGS.move_to_end(key)
+    return tiling
+
+
+def _choose_tiling(arch: Arch, shape: OpShape) -> Tiling:
     pe, fixed = arch.pe_array, arch.mapping
     dataflow = pe.dataflow
     ws = dataflow == "weight_stationary"
@@ -290,7 +318,7 @@ def choose_tiling(arch: Arch, shape: OpShape) -> Tiling:
         m_cap = min(shape.m, pe.pes)
     mem, bw, ps = arch.memory, worst_block_bits(arch), arch.storage.psum_bits
     for tn in n_widths:
-        best: Tiling | None = None
+        best: tuple[tuple[int, ...], Tiling] | None = None
         lanes = min(tn, pe.lanes_per_pe) if ws else tn
         k_cap = min(shape.kb, _usable_bits(mem.weight_buffer) // (lanes * bw), _usable_bits(mem.input_buffer) // bw)
         k_sizes = [min(fixed.tile_k_blocks, shape.kb)] if fixed.tile_k_blocks else _balanced(shape.kb, int(k_cap))
@@ -300,11 +328,11 @@ def choose_tiling(arch: Arch, shape: OpShape) -> Tiling:
                             _usable_bits(mem.accum_buffer) // (lanes * ps))
             m_sizes = [min(fixed.tile_m, m_cap)] if fixed.tile_m else _balanced(shape.m, int(m_cap))
             for tm in m_sizes:
-                candidate = _best(arch, shape, Mapping(dataflow, tm, tn, tkb))
-                if candidate and (best is None or _key(arch, shape, candidate) < _key(arch, shape, best)):
+                candidate = _best(arch, bw, shape, Mapping(dataflow, tm, tn, tkb))
+                if candidate and (best is None or candidate[0] < best[0]):
                     best = candidate
         if best is not None:
-            return best
+            return best[1]
     raise _minimum_tile_error(arch, dataflow)
 
 
@@ -336,18 +364,19 @@ def check_mapping(arch: Arch, shape: OpShape, mapping: Mapping) -> Tiling:
             raise MappingError(f"chunk_m={chunk!r} must be a positive multiple of tile_m={mapping.tile_m}",
                                "mapping.chunk_m", "use a multiple of tile_m, or None to let the mapper choose")
         m = replace(m, chunk_m=min(chunk // mapping.tile_m, -(-shape.m // m.tile_m)) * m.tile_m)
-    for level, field, need, what in _pe_needs(arch, m.dataflow, m.tile_m, m.tile_n, m.tile_k_blocks):
+    bw = worst_block_bits(arch)
+    for level, field, need, what in _pe_needs(arch, bw, m.dataflow, m.tile_m, m.tile_n, m.tile_k_blocks):
         if need > _usable_bits(level):
             raise MappingError(f"{what} needs {need / 8:g} bytes but memory.{level.name} has "
                                f"{_usable_bits(level) / 8:g} usable bytes", f"mapping.{field}",
                                f"lower mapping.{field} or enlarge memory.{level.name}.size_bytes")
-    options = _residency_options(arch, shape, m)
+    options = _residency_options(arch, bw, shape, m)
     if not options:
         field = "chunk_m" if m.chunk_m is not None else "tile_m"
         raise MappingError(f"the tiles of op shape M={shape.m} K={shape.kb} blocks N={shape.n} do not fit the "
                            f"global buffer ({_usable_bits(arch.memory.glb) / 8:g} usable bytes)",
                            f"mapping.{field}", "use smaller tiles or enlarge memory.glb.size_bytes")
-    return min(options, key=lambda t: _key(arch, shape, t))
+    return min(options, key=lambda t: _key(arch, bw, shape, t))
 
 
 def plan_op(arch: Arch, op: GemmOp, mapping: Mapping | None = None) -> Tiling:

@@ -52,13 +52,16 @@ class OutputFormat:
 @dataclass(frozen=True, eq=False)
 class Operands:
     """An op's datapath-adjusted maps, each 3-D: ``w`` ``[Rw, N, KB]`` and ``a`` ``[Ra, M, KB]`` where ``Rw``/``Ra``
-    is 1 (one map shared by every repeat) or ``repeat``; ``vw`` elements per block."""
+    is 1 (one map shared by every repeat) or ``repeat``; ``vw`` elements per block; ``w_fp8_blocks`` and
+    ``a_fp8_blocks``: the FP8 blocks of ``w`` and ``a``."""
 
     op: GemmOp
     w: np.ndarray
     a: np.ndarray
     vw: int
     out: OutputFormat
+    w_fp8_blocks: int
+    a_fp8_blocks: int
 
     @property
     def kb(self) -> int:
@@ -80,6 +83,11 @@ def precision_adjustment(arch: Arch) -> str:
     return "none (mixed FP4/FP8 datapath: maps used as traced)"
 
 
+def _bits_of(pmap: PrecisionMap) -> np.ndarray:
+    """The map's bits; an array is checked by type first (the protocol check of a lazy map is slow)."""
+    return pmap if isinstance(pmap, np.ndarray) else materialize_map(pmap)
+
+
 def _as3d(pmap: np.ndarray) -> np.ndarray:
     return pmap[None] if pmap.ndim == 2 else pmap
 
@@ -88,7 +96,9 @@ class OperandCache:
     """Materializes maps for one simulation. It keeps the last few materialized maps (q/k/v share one input map)
     and each map's FP8 count (a consumer's map is needed for the producer's output split and again for the
     consumer); a lazy map with an exact ``fp8_blocks`` count is not materialized for its count. Never more than
-    :attr:`KEEP` maps are held, so full-size traces stream."""
+    :attr:`KEEP` maps are held, so full-size traces stream. A map in one precision throughout (all FP8 or all
+    NVFP4 after the datapath's adjustment, e.g. every map on an FP8-only array) is a constant broadcast view:
+    no bits are generated, unpacked or counted for it."""
 
     KEEP = 3
 
@@ -105,7 +115,11 @@ class OperandCache:
         if key in self._recent:
             self._recent.move_to_end(key)
             return self._recent[key][1]
-        array = storage_precision_map(materialize_map(pmap), self.arch.pe_array.datapath_precisions)
+        fp8, size = self._fp8_count(pmap)
+        if fp8 in (0, size):
+            array = np.broadcast_to(np.bool_(fp8 == size), tuple(pmap.shape))
+        else:
+            array = storage_precision_map(_bits_of(pmap), self.arch.pe_array.datapath_precisions)
         self._recent[key] = (pmap, array)  # the map object is held so its id stays unique
         if len(self._recent) > self.KEEP:
             self._recent.popitem(last=False)
@@ -122,7 +136,7 @@ class OperandCache:
             elif isinstance(known, (int, np.integer)):
                 count = int(known)
             else:
-                count = int(np.count_nonzero(self.adjusted(pmap)))
+                count = int(np.count_nonzero(_bits_of(pmap)))
             self._fp8_counts[key] = (count, size)
         return self._fp8_counts[key]
 
@@ -150,4 +164,5 @@ class OperandCache:
     def operands(self, op: GemmOp, out: OutputFormat | None = None) -> Operands:
         """The op's adjusted maps and output format (``out``, when already computed)."""
         return Operands(op, _as3d(self.adjusted(op.weight_map)), _as3d(self.adjusted(op.act_map)),
-                        self.arch.pe_array.vector_width, out or self.output_format(op))
+                        self.arch.pe_array.vector_width, out or self.output_format(op),
+                        self._fp8_count(op.weight_map)[0], self._fp8_count(op.act_map)[0])

@@ -84,37 +84,51 @@ class OpTiming:
 
 
 def time_op(tiles: OpTiles, arch: Arch) -> OpTiming:
-    """Run the lockstep recurrence over all steps of one op (see the module docstring)."""
-    t = tiles.tiles
-    steps = t + 2 * LEAD
-    serial = {ch: np.zeros(steps, dtype=np.int64) for ch in CHANNELS}
-    overlap = {ch: np.zeros(steps, dtype=np.int64) for ch in CHANNELS}
+    """Run the lockstep recurrence over all steps of one op (see the module docstring).
+
+    Only the overlapped phase needs per-step values: each channel's overlapped transfers and the compute are added
+    into one step buffer each, and only the steps where a transfer outlasts the compute are attributed. Serialized
+    transfers add their totals (a serialized drain is split per tile between its GLB and AQU parts)."""
+    steps = tiles.tiles + 2 * LEAD
     place = placements(arch)
+    # a step holds at most one tile's share of each kind: int32 buffers (half the memory traffic) when that fits
+    dtype = np.int32 if sum(tiles.peak(kind) for kind in place) + tiles.peak("compute") < 2**31 else np.int64
+    serial = dict.fromkeys(CHANNELS, 0)
+    overlap: dict[str, np.ndarray] = {}
     for kind, where in place.items():
-        if kind in ("drain_glb", "drain_aqu") and not where.overlapped:
+        if not tiles.terms[kind] or (kind in ("drain_glb", "drain_aqu") and not where.overlapped):
             continue
-        target = overlap if where.overlapped else serial
-        start = LEAD + where.offset
-        target[where.channel][start:start + t] += getattr(tiles, kind)
+        if where.overlapped:
+            if where.channel not in overlap:
+                overlap[where.channel] = np.zeros(steps, dtype=dtype)
+            tiles.add(overlap[where.channel], LEAD + where.offset, kind)
+        else:
+            serial[where.channel] += tiles.total(kind)
     if not place["drain_glb"].overlapped:
-        glb, aqu = tiles.drain_glb, tiles.drain_aqu
-        start = LEAD + place["drain_glb"].offset
-        serial["glb"][start:start + t] += np.where(glb >= aqu, glb, 0)
-        serial["aqu"][start:start + t] += np.where(aqu > glb, aqu, 0)
-    compute = np.zeros(steps, dtype=np.int64)
-    compute[LEAD:LEAD + t] = tiles.compute
-    peak = np.maximum.reduce([compute, overlap["dram"], overlap["glb"], overlap["aqu"]])
-    excess = peak - compute
-    by_dram = overlap["dram"] == peak
-    by_glb = ~by_dram & (overlap["glb"] == peak)
-    by_aqu = ~by_dram & ~by_glb
-    step = serial["dram"] + serial["glb"] + serial["aqu"] + peak
-    ideal = int(tiles.ideal.sum())
-    busy = {name: int(sum(getattr(tiles, kind).sum() for kind in kinds)) for name, kinds in BUSY.items()}
+        glb, aqu = tiles.flat("drain_glb"), tiles.flat("drain_aqu")
+        serial["glb"] += int(np.where(glb >= aqu, glb, 0).sum())
+        serial["aqu"] += int(np.where(aqu > glb, aqu, 0).sum())
+    compute = np.zeros(steps, dtype=dtype)
+    tiles.add(compute, LEAD, "compute")
+    stall = dict.fromkeys(CHANNELS, 0)
+    if overlap:
+        channels = iter(overlap.values())
+        peak = np.maximum(compute, next(channels))
+        for channel in channels:
+            np.maximum(peak, channel, out=peak)
+        hot = np.flatnonzero(peak > compute)  # the only steps with an excess to attribute
+        top = peak[hot]
+        excess = top.astype(np.int64) - compute[hot]
+        unclaimed = np.ones(len(hot), dtype=bool)
+        for channel in CHANNELS:  # ties go to DRAM, then GLB, then AQU
+            if channel in overlap:
+                mine = unclaimed & (overlap[channel][hot] == top)
+                stall[channel] = int(excess[mine].sum())
+                unclaimed &= ~mine
+    work = tiles.total("compute")
+    busy = {name: sum(tiles.total(kind) for kind in kinds) for name, kinds in BUSY.items()}
     return OpTiming(
-        cycles=int(step.sum()), compute_cycles=ideal,
-        stall_dram_cycles=int(serial["dram"].sum() + excess[by_dram].sum()),
-        stall_glb_cycles=int(serial["glb"].sum() + excess[by_glb].sum()),
-        stall_imbalance_cycles=int(tiles.compute.sum()) - ideal,
-        stall_aqu_cycles=int(serial["aqu"].sum() + excess[by_aqu].sum()),
+        cycles=sum(serial.values()) + work + sum(stall.values()), compute_cycles=tiles.ideal_cycles,
+        stall_dram_cycles=serial["dram"] + stall["dram"], stall_glb_cycles=serial["glb"] + stall["glb"],
+        stall_imbalance_cycles=work - tiles.ideal_cycles, stall_aqu_cycles=serial["aqu"] + stall["aqu"],
         **{f"busy_{name}_cycles": value for name, value in busy.items()})

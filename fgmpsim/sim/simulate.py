@@ -110,8 +110,7 @@ def _columns(ops: Operands, tiling: Tiling, timing: OpTiming, counts: dict[str, 
         "energy_pj": total_pj, **energy, "pj_per_mac": total_pj / macs,
         "weight_bits": weight_footprint_bits(weights, arch.storage, ops.vw) if op.static_weight else 0,
         "weight_elements": weights.size * ops.vw if op.static_weight else 0,
-        "weight_fp8_fraction": np.count_nonzero(ops.w) / ops.w.size,
-        "act_fp8_fraction": np.count_nonzero(ops.a) / ops.a.size,
+        "weight_fp8_fraction": ops.w_fp8_blocks / ops.w.size, "act_fp8_fraction": ops.a_fp8_blocks / ops.a.size,
         "output_blocks": ops.out.blocks, "output_fp8_blocks": ops.out.fp8_blocks,
     }
 

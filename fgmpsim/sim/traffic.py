@@ -26,21 +26,24 @@ An op's output bits ``B`` are spread over its output tiles in proportion to thei
 running output count to ``e`` (of ``E``) gets ``floor(B * e / E)`` minus what the tiles before it got.
 
 Vectorization: per-tile quantities are factors over the tile grid (:mod:`fgmpsim.sim.grid`), so the action counts
-are sums of factor products; only the per-tile cycle arrays that the schedule needs are materialized.
+are sums of factor products; per-tile cycles are :class:`~fgmpsim.sim.grid.Term` s on the boxes of the grid where
+the transfer happens (output bits, spread tile by tile, only over the last k-tile), added into the schedule's step
+buffers without a per-tile array per kind; :meth:`OpTiles.flat` materializes one kind for the event engine.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from fgmpsim.arch.record import PRECISION_PAIRS, Arch
 from fgmpsim.energy import block_bits
-from fgmpsim.sim.grid import Grid
-from fgmpsim.sim.map_counts import MapCounts, count_maps, mode_pairs, tile_sizes, tile_starts
+from fgmpsim.sim.grid import Grid, Term, crop
+from fgmpsim.sim.map_counts import MapCounts, mode_pairs, op_counts, tile_sizes, tile_starts
 from fgmpsim.sim.mapping import Tiling
-from fgmpsim.sim.operands import Operands
+from fgmpsim.sim.operands import Operands, OutputFormat
 from fgmpsim.sim.tile_cost import lane_work
 
 
@@ -49,26 +52,45 @@ def ceil_div(a: np.ndarray | int, b: int) -> np.ndarray | int:
     return -(-a // b)
 
 
-@dataclass(frozen=True)
-class OpTiles:
-    """One op's tiles in execution order (all repeats): per-tile cycle arrays (int64, length ``T``) and the op's
-    action counts (``fgmpsim.energy.ACTIONS`` names)."""
+KINDS = ("compute", "dram_w", "dram_x", "pe_w", "pe_x", "pe_psum", "drain_glb", "drain_aqu", "writeback")
+"""Per-tile cycle quantities of an op: the slowest lane's compute, then every transfer kind of
+:func:`fgmpsim.sim.schedule.placements`: DRAM -> GLB weight / X tile, GLB -> weight / input / accumulation buffers
+(partial-sum refill), accumulation buffers -> GLB (partial sums or outputs) and its AQU part, GLB -> DRAM outputs."""
 
-    compute: np.ndarray      # slowest lane of the tile
-    ideal: np.ndarray        # ceil(total lane work / active lanes)
-    dram_w: np.ndarray       # DRAM -> GLB, weight tile
-    dram_x: np.ndarray       # DRAM -> GLB, X tile
-    pe_w: np.ndarray         # GLB -> weight buffers
-    pe_x: np.ndarray         # GLB -> input buffers
-    pe_psum: np.ndarray      # GLB -> accumulation buffers (partial-sum refill)
-    drain_glb: np.ndarray    # accumulation buffers -> GLB (partial sums or outputs)
-    drain_aqu: np.ndarray    # AQU part of the output drain
-    writeback: np.ndarray    # GLB -> DRAM (outputs)
+
+@dataclass(frozen=True, eq=False)
+class OpTiles:
+    """One op's tiles: per-tile cycles of every :data:`KINDS` entry as :class:`~fgmpsim.sim.grid.Term` s over the
+    tile grid (a kind is the sum of its terms), the sum over tiles of ``ceil(total lane work / active lanes)``
+    (``ideal_cycles``) and the op's action counts (``fgmpsim.energy.ACTIONS`` names)."""
+
+    grid: Grid
+    terms: dict[str, tuple[Term, ...]]
+    ideal_cycles: int
     counts: dict[str, int]
 
     @property
     def tiles(self) -> int:
-        return len(self.compute)
+        return self.grid.tiles
+
+    def add(self, buffer: np.ndarray, start: int, kind: str) -> None:
+        """Add the cycles of ``kind`` of tile ``j`` to ``buffer[start + j]`` for every tile, in place."""
+        for term in self.terms[kind]:
+            self.grid.add(buffer, start, term)
+
+    def total(self, kind: str) -> int:
+        """Cycles of ``kind`` summed over the op's tiles."""
+        return sum(self.grid.term_total(term) for term in self.terms[kind])
+
+    def peak(self, kind: str) -> int:
+        """An upper bound on the cycles of ``kind`` of any one tile (the sum of its terms' maxima)."""
+        return sum(int(term.value.max(initial=0)) for term in self.terms[kind])
+
+    def flat(self, kind: str) -> np.ndarray:
+        """Cycles of ``kind`` per tile, int64, in execution order."""
+        out = np.zeros(self.tiles, dtype=np.int64)
+        self.add(out, 0, kind)
+        return out
 
 
 def _bits(fp8: np.ndarray, blocks: np.ndarray, arch: Arch) -> np.ndarray:
@@ -90,126 +112,202 @@ def spread(total_bits: int, elements: np.ndarray) -> np.ndarray:
 
 _ONE = np.ones((1,) * 5, dtype=np.int64)
 
+PLAN_CACHE_SIZE = 64
+"""Tile plans kept by :func:`tile_plan` (least recently used first out). A plan holds small grid factors (at most
+one value per tile of the op), so the cache stays within a few tens of MB even at Llama scale."""
 
-@dataclass(frozen=True)
-class TileFactors:
-    """Per-tile quantities of one op as grid factors (see :mod:`fgmpsim.sim.grid`). Bits are data bits (values +
-    scales); ``*_blocks`` count blocks (each carries metadata); ``*_pe`` are data + metadata bits into the PE that
-    receives the most; flags are bool or 0/1. Every factor is 5-D."""
+
+@dataclass(frozen=True, eq=False)
+class TilePlan:
+    """What an op's tiles are and move that does not depend on its maps: the grid, factors in blocks, rows and
+    flags (5-D, see :mod:`fgmpsim.sim.grid`), the terms of the map-independent transfers and the map-independent
+    action-count totals. ``*_blocks`` count blocks (each carries metadata); flags are bool or 0/1."""
 
     grid: Grid
+    kblocks: np.ndarray      # blocks of each k-tile, 1-D
     rows: np.ndarray         # output rows of the tile
     cols: np.ndarray         # output columns of the tile
     last: np.ndarray         # last k-tile: outputs drain
-    later: np.ndarray        # not the first k-tile: partial sums are read
-    w_bits: np.ndarray
     w_blocks: np.ndarray
-    x_bits: np.ndarray
     x_blocks: np.ndarray
     w_dram: np.ndarray       # the weight tile comes from DRAM
     w_fill: np.ndarray       # the weight tile is sent to the PEs
     x_dram: np.ndarray       # the X tile comes from DRAM
     w_fanout: np.ndarray     # weight-buffer copies of each weight block
     x_fanout: np.ndarray     # input-buffer copies of each X block
-    w_pe: np.ndarray
-    x_pe: np.ndarray
-    psum_pe: np.ndarray      # partial sums into / out of the fullest PE
-    spill_out: np.ndarray    # partial sums go to the GLB after this tile
-    refill: np.ndarray       # partial sums come back from the GLB before this tile
+    psum_out: np.ndarray     # cycles to drain the fullest PE's partial sums
+    last_k: tuple[slice, ...]  # the box of the last k-tile
+    terms: dict[str, tuple[Term, ...]]
+    totals: dict[str, int]
+    w_weights: dict[str, np.ndarray]  # per weight tile [1, 1, nt, kt, 1]: how often its bits count in a total
+    x_weights: dict[str, np.ndarray]  # per X tile [1, ch, 1, kt, i]: likewise
+
+    def weighted(self, weights: np.ndarray, bits: np.ndarray) -> int:
+        """``sum over tiles of bits * weight`` for a bits factor with a repeat axis of 1 or ``repeat``."""
+        total = int((bits * weights).sum(dtype=np.int64))
+        return total * self.grid.repeat if bits.shape[0] == 1 else total
 
 
-def tile_factors(t: Tiling, mc: MapCounts, arch: Arch) -> TileFactors:
-    """The per-tile factors of an op with tiling ``t`` and map counts ``mc``."""
+@lru_cache(maxsize=PLAN_CACHE_SIZE)
+def tile_plan(t: Tiling, arch: Arch) -> TilePlan:
+    """The map-independent part of an op's tiles under tiling ``t`` (cached: ops of one shape share it)."""
     g = Grid.of(t)
-    mp, pe, meta = t.mapping, arch.pe_array, arch.storage.metadata_bits_per_block
+    mp, pe, mem, aqu = t.mapping, arch.pe_array, arch.memory, arch.aqu
+    meta, ps = arch.storage.metadata_bits_per_block, arch.storage.psum_bits
     tm, tn, tkb, lpp = mp.tile_m, mp.tile_n, mp.tile_k_blocks, pe.lanes_per_pe
     kt = g.index("kt")
     last = kt == t.k_tiles - 1
     rows, cols = tile_sizes(t.shape.m, tm), tile_sizes(t.shape.n, tn)
     kblocks = tile_sizes(t.shape.kb, tkb)
-    w_blocks, x_blocks = cols[:, None] * kblocks, rows[:, None] * kblocks
-    w_bits = g.place(_bits(mc.w_tiles, w_blocks, arch), "r nt kt")
-    x_bits = g.place(_bits(mc.x_tiles, x_blocks, arch), "r mt kt")
-    w_blocks, x_blocks = g.place(w_blocks, "nt kt"), g.place(x_blocks, "mt kt")
+    w_blocks, x_blocks = g.place(cols[:, None] * kblocks, "nt kt"), g.place(rows[:, None] * kblocks, "mt kt")
     rows, cols = g.place(rows, "mt"), g.place(cols, "nt")
-    x_all = x_bits + x_blocks * meta
     x_dram = (g.index("nt") == 0) | (not t.x_resident)
     if t.ws:
         first_m = g.index("i") == 0
         chunk_len = np.minimum(t.chunk_tiles, t.m_tiles - np.arange(g.chunks) * t.chunk_tiles)
         spill = g.place((chunk_len > 1) & (t.k_tiles > 1), "ch")
+        w_dram, w_fill, w_fanout, x_fanout = first_m, first_m, _ONE, -(-cols // lpp)
+        psum_pe, spill_out, refill = rows * np.minimum(cols, lpp), spill & ~last, spill & (kt > 0)
+    else:
+        w_dram, w_fill, w_fanout, x_fanout = (g.index("mt") == 0) | (not t.w_resident), _ONE, rows, _ONE
+        psum_pe, spill_out, refill = cols, _ONE - 1, _ONE - 1
+    total = g.total
+    outputs = rows * cols
+    glb_r, glb_w = mem.glb.read_bits_per_cycle, mem.glb.write_bits_per_cycle
+    psum_out = ceil_div(psum_pe * ps, mem.accum_buffer.read_bits_per_cycle)
+    last_k = tuple(slice(0, n) for n in g.shape[:3]) + (slice(g.k_tiles - 1, g.k_tiles), slice(0, g.chunk_tiles))
+    terms = {
+        "pe_psum": (g.term(np.maximum(ceil_div(outputs * ps, glb_r),
+                                      ceil_div(psum_pe * ps, mem.accum_buffer.write_bits_per_cycle)), refill),),
+        # partial sums leave after every k-tile but the last (the outputs' drain, per op, is on the last k-tile)
+        "drain_glb": (g.term(np.maximum(ceil_div(outputs * ps, glb_w), psum_out), spill_out),),
+        "drain_aqu": (g.term(aqu.latency_cycles + ceil_div(outputs, aqu.blocks_per_cycle * pe.vector_width),
+                             last),) if aqu.enabled else (),
+    }
+    spilled, refilled = ps * total(spill_out, rows, cols), ps * total(refill, rows, cols)
+    totals = {
+        "fills_meta": meta * (total(w_dram, w_blocks) + total(x_dram, x_blocks)), "spilled": spilled,
+        "refilled": refilled, "inputs_meta": meta * total(x_fanout, x_blocks),
+        "pe_fill_meta": meta * (total(w_fill, w_blocks) + total(x_blocks)),
+        "weight_buffer_write_meta": meta * total(w_fill, w_fanout, w_blocks),
+        "weight_buffer_read_meta": meta * total(rows, w_blocks),
+        "accum_read": ps * (total(kt > 0, rows, cols) + total(last, rows, cols)) + spilled,
+        "accum_write": ps * total(rows, cols) + refilled,
+    }
+    full = (1, *g.shape[1:])
+    valid = g.valid if g.ragged else _ONE
+
+    def per_tile(axes: tuple[int, ...], *factors: np.ndarray) -> np.ndarray:
+        """The product of ``factors`` (and the tile mask) summed over ``axes`` of the grid, kept 5-D."""
+        return np.broadcast_to(np.prod(np.broadcast_arrays(*factors, valid), axis=0), full).sum(
+            axis=axes, keepdims=True, dtype=np.int64)
+
+    w_axes, x_axes = (1, 4), (2,)
+    w_weights = {"dram": per_tile(w_axes, w_dram), "fill": per_tile(w_axes, w_fill),
+                 "buffer_write": per_tile(w_axes, w_fill, w_fanout), "buffer_read": per_tile(w_axes, rows)}
+    x_weights = {"dram": per_tile(x_axes, x_dram), "all": per_tile(x_axes, _ONE),
+                 "fanout": per_tile(x_axes, x_fanout)}
+    return TilePlan(g, kblocks, rows, cols, last, w_blocks, x_blocks, w_dram, w_fill, x_dram, w_fanout, x_fanout,
+                    psum_out, last_k, {kind: tuple(x for x in parts if x is not None) for kind, parts in terms.items()},
+                    totals, w_weights, x_weights)
+
+
+@dataclass(frozen=True)
+class MapFactors:
+    """The map-dependent per-tile quantities of one op as 5-D grid factors: data bits (values + scales) of the
+    weight and X tiles, and data + metadata bits into the PE that receives the most of each."""
+
+    w_bits: np.ndarray
+    x_bits: np.ndarray
+    w_pe: np.ndarray
+    x_pe: np.ndarray
+
+
+def map_factors(t: Tiling, plan: TilePlan, mc: MapCounts, arch: Arch) -> MapFactors:
+    """The map-dependent factors of an op with tiling ``t`` and map counts ``mc``."""
+    g, meta, kblocks = plan.grid, arch.storage.metadata_bits_per_block, plan.kblocks
+    rows, cols = tile_sizes(t.shape.m, t.mapping.tile_m), tile_sizes(t.shape.n, t.mapping.tile_n)
+    w_bits = g.place(_bits(mc.w_tiles, cols[:, None] * kblocks, arch), "r nt kt")
+    x_bits = g.place(_bits(mc.x_tiles, rows[:, None] * kblocks, arch), "r mt kt")
+    if t.ws:
         pe_blocks = mc.pe_lanes[:, None] * kblocks
         pe_bits = _bits(mc.w_pe_kt, pe_blocks, arch) + pe_blocks * meta
-        return TileFactors(
-            g, rows, cols, last, kt > 0, w_bits, w_blocks, x_bits, x_blocks, w_dram=first_m, w_fill=first_m,
-            x_dram=x_dram, w_fanout=_ONE, x_fanout=-(-cols // lpp),
-            w_pe=g.place(np.maximum.reduceat(pe_bits, mc.pe_first, axis=1), "r nt kt"), x_pe=x_all,
-            psum_pe=rows * np.minimum(cols, lpp), spill_out=spill & ~last, refill=spill & (kt > 0))
+        return MapFactors(w_bits, x_bits, g.place(np.maximum.reduceat(pe_bits, mc.pe_first, axis=1), "r nt kt"),
+                          x_bits + plan.x_blocks * meta)
     row_bits = _bits(mc.a_rows_kt, kblocks, arch) + kblocks * meta
-    return TileFactors(
-        g, rows, cols, last, kt > 0, w_bits, w_blocks, x_bits, x_blocks,
-        w_dram=(g.index("mt") == 0) | (not t.w_resident), w_fill=_ONE, x_dram=x_dram, w_fanout=rows,
-        x_fanout=_ONE, w_pe=w_bits + w_blocks * meta,
-        x_pe=g.place(np.maximum.reduceat(row_bits, tile_starts(t.shape.m, tm), axis=1), "r mt kt"),
-        psum_pe=cols, spill_out=_ONE - 1, refill=_ONE - 1)
+    return MapFactors(w_bits, x_bits, w_bits + plan.w_blocks * meta,
+                      g.place(np.maximum.reduceat(row_bits, tile_starts(t.shape.m, t.mapping.tile_m), axis=1),
+                              "r mt kt"))
 
 
-def action_counts(f: TileFactors, mc: MapCounts, ops: Operands, arch: Arch) -> dict[str, int]:
+def action_counts(p: TilePlan, f: MapFactors, mc: MapCounts, ops: Operands, arch: Arch) -> dict[str, int]:
     """The op's action counts (names of ``fgmpsim.energy.ACTIONS``): sums of factor products over the tiles."""
-    total, out, op = f.grid.total, ops.out, ops.op
-    meta, ps, vw = arch.storage.metadata_bits_per_block, arch.storage.psum_bits, ops.vw
-    fills = total(f.w_dram, f.w_bits) + total(f.x_dram, f.x_bits)
-    fills_meta = meta * (total(f.w_dram, f.w_blocks) + total(f.x_dram, f.x_blocks))
-    spilled, refilled = ps * total(f.spill_out, f.rows, f.cols), ps * total(f.refill, f.rows, f.cols)
-    inputs, inputs_meta = total(f.x_fanout, f.x_bits), meta * total(f.x_fanout, f.x_blocks)
+    out, op, tt = ops.out, ops.op, p.totals
+    vw = ops.vw
+
+    def w(name: str) -> int:
+        return p.weighted(p.w_weights[name], f.w_bits)
+
+    def x(name: str) -> int:
+        return p.weighted(p.x_weights[name], f.x_bits)
+
+    fills = w("dram") + x("dram")
+    inputs = x("fanout")
     pairs = mode_pairs(mc, op.n, op.m, op.repeat)
     return {
-        "dram_read_bits": fills, "dram_read_metadata_bits": fills_meta,
+        "dram_read_bits": fills, "dram_read_metadata_bits": tt["fills_meta"],
         "dram_write_bits": out.data_bits, "dram_write_metadata_bits": out.metadata_bits,
-        "glb_write_bits": fills + spilled + out.data_bits,
-        "glb_write_metadata_bits": fills_meta + out.metadata_bits,
-        "glb_read_bits": total(f.w_fill, f.w_bits) + total(f.x_bits) + refilled + out.data_bits,
-        "glb_read_metadata_bits": meta * (total(f.w_fill, f.w_blocks) + total(f.x_blocks)) + out.metadata_bits,
-        "weight_buffer_write_bits": total(f.w_fill, f.w_fanout, f.w_bits),
-        "weight_buffer_write_metadata_bits": meta * total(f.w_fill, f.w_fanout, f.w_blocks),
-        "weight_buffer_read_bits": total(f.rows, f.w_bits),
-        "weight_buffer_read_metadata_bits": meta * total(f.rows, f.w_blocks),
-        "input_buffer_write_bits": inputs, "input_buffer_write_metadata_bits": inputs_meta,
-        "input_buffer_read_bits": inputs, "input_buffer_read_metadata_bits": inputs_meta,
-        "accum_buffer_read_bits": ps * (total(f.later, f.rows, f.cols) + total(f.last, f.rows, f.cols)) + spilled,
-        "accum_buffer_write_bits": ps * total(f.rows, f.cols) + refilled,
+        "glb_write_bits": fills + tt["spilled"] + out.data_bits,
+        "glb_write_metadata_bits": tt["fills_meta"] + out.metadata_bits,
+        "glb_read_bits": w("fill") + x("all") + tt["refilled"] + out.data_bits,
+        "glb_read_metadata_bits": tt["pe_fill_meta"] + out.metadata_bits,
+        "weight_buffer_write_bits": w("buffer_write"),
+        "weight_buffer_write_metadata_bits": tt["weight_buffer_write_meta"],
+        "weight_buffer_read_bits": w("buffer_read"),
+        "weight_buffer_read_metadata_bits": tt["weight_buffer_read_meta"],
+        "input_buffer_write_bits": inputs, "input_buffer_write_metadata_bits": tt["inputs_meta"],
+        "input_buffer_read_bits": inputs, "input_buffer_read_metadata_bits": tt["inputs_meta"],
+        "accum_buffer_read_bits": tt["accum_read"], "accum_buffer_write_bits": tt["accum_write"],
         "accum_buffer_read_metadata_bits": 0, "accum_buffer_write_metadata_bits": 0,
-        **{f"macs_{PRECISION_PAIRS[2 * w + a]}": int(vw * pairs[w, a]) for w in (0, 1) for a in (0, 1)},
+        **{f"macs_{PRECISION_PAIRS[2 * wp + ap]}": int(vw * pairs[wp, ap]) for wp in (0, 1) for ap in (0, 1)},
         "block_pairs": int(pairs.sum()), "aqu_blocks": out.aqu_blocks,
         "aqu_sensitivity_read_bits": out.aqu_blocks * vw * arch.aqu.sensitivity_bits_per_channel,
     }
 
 
+def _last_k_outputs(g: Grid, outputs: np.ndarray, out: OutputFormat) -> np.ndarray:
+    """Output bits (data + metadata) of every tile of the last k-tile, ``[r, ch, nt, 1, i]``, spread in execution
+    order; ``outputs`` is the tile's ``rows * cols`` factor (0 on the padding of a short last chunk, so padding
+    points take no bits)."""
+    shape = (g.repeat, g.chunks, g.n_tiles, 1, g.chunk_tiles)
+    elements = np.broadcast_to(outputs, shape).reshape(-1)
+    return (spread(out.data_bits, elements) + spread(out.metadata_bits, elements)).reshape(shape)
+
+
 def op_tiles(ops: Operands, t: Tiling, arch: Arch) -> OpTiles:
     """The per-tile cycles and the action counts of one op (see the module docstring)."""
-    mc = count_maps(ops.w, ops.a, t, arch.pe_array.lanes_per_pe)
-    f = tile_factors(t, mc, arch)
-    g, mem, aqu, ps = f.grid, arch.memory, arch.aqu, arch.storage.psum_bits
+    mc = op_counts(ops, t, arch.pe_array.lanes_per_pe, arch.pe_array.datapath_precisions)
+    p = tile_plan(t, arch)
+    f = map_factors(t, p, mc, arch)
+    g, mem = p.grid, arch.memory
     meta = arch.storage.metadata_bits_per_block
-    w_all, x_all = f.w_bits + f.w_blocks * meta, f.x_bits + f.x_blocks * meta
-    out_e = g.flat(f.last * f.rows * f.cols)
-    out_bits = spread(ops.out.data_bits, out_e) + spread(ops.out.metadata_bits, out_e)
+    w_all, x_all = f.w_bits + p.w_blocks * meta, f.x_bits + p.x_blocks * meta
     glb_r, glb_w = mem.glb.read_bits_per_cycle, mem.glb.write_bits_per_cycle
     fill_rate = min(mem.dram.read_bits_per_cycle, glb_w)
     slowest, ideal = lane_work(ops.w, ops.a, mc, t, arch, g)
-    outputs = f.rows * f.cols
-    return OpTiles(
-        compute=g.flat(slowest), ideal=g.flat(ideal),
-        dram_w=g.flat(f.w_dram * ceil_div(w_all, fill_rate)), dram_x=g.flat(f.x_dram * ceil_div(x_all, fill_rate)),
-        pe_w=g.flat(f.w_fill * np.maximum(ceil_div(w_all, glb_r),
-                                          ceil_div(f.w_pe, mem.weight_buffer.write_bits_per_cycle))),
-        pe_x=g.flat(np.maximum(ceil_div(x_all, glb_r), ceil_div(f.x_pe, mem.input_buffer.write_bits_per_cycle))),
-        pe_psum=g.flat(f.refill * np.maximum(ceil_div(outputs * ps, glb_r),
-                                             ceil_div(f.psum_pe * ps, mem.accum_buffer.write_bits_per_cycle))),
-        drain_glb=np.maximum(ceil_div(g.flat(f.spill_out * outputs * ps) + out_bits, glb_w),
-                             g.flat((f.spill_out | f.last)
-                                    * ceil_div(f.psum_pe * ps, mem.accum_buffer.read_bits_per_cycle))),
-        drain_aqu=(g.flat(f.last * (aqu.latency_cycles + ceil_div(outputs, aqu.blocks_per_cycle * ops.vw)))
-                   if ops.out.aqu_blocks else np.zeros(g.tiles, dtype=np.int64)),
-        writeback=ceil_div(out_bits, min(glb_r, mem.dram.write_bits_per_cycle)),
-        counts=action_counts(f, mc, ops, arch))
+    out_bits = _last_k_outputs(g, p.rows * p.cols, ops.out)
+    terms = {
+        "compute": (g.term(slowest),),
+        "dram_w": (g.term(ceil_div(w_all, fill_rate), p.w_dram),),
+        "dram_x": (g.term(ceil_div(x_all, fill_rate), p.x_dram),),
+        "pe_w": (g.term(np.maximum(ceil_div(w_all, glb_r), ceil_div(f.w_pe, mem.weight_buffer.write_bits_per_cycle)),
+                        p.w_fill),),
+        "pe_x": (g.term(np.maximum(ceil_div(x_all, glb_r), ceil_div(f.x_pe, mem.input_buffer.write_bits_per_cycle))),),
+        "pe_psum": p.terms["pe_psum"],
+        "drain_glb": (*p.terms["drain_glb"],
+                      Term(p.last_k, np.maximum(ceil_div(out_bits, glb_w), crop(p.psum_out, p.last_k)))),
+        "drain_aqu": p.terms["drain_aqu"] if ops.out.aqu_blocks else (),
+        "writeback": (Term(p.last_k, ceil_div(out_bits, min(glb_r, mem.dram.write_bits_per_cycle))),),
+    }
+    return OpTiles(g, {kind: tuple(term for term in parts if term is not None) for kind, parts in terms.items()},
+                   g.total(ideal), action_counts(p, f, mc, ops, arch))

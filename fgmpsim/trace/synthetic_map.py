@@ -38,28 +38,33 @@ CACHE_BYTES = 1 << 30
 Llama-2-70B's weights)."""
 
 
-class _PackedMapCache:
-    """Least-recently-used store of bit-packed maps, bounded by total bytes."""
+class BytesLRU:
+    """Least-recently-used store bounded by the total bytes of its values (bit-packed maps here, map counts in
+    :mod:`fgmpsim.sim.map_counts`). A value larger than the whole budget is not stored."""
 
     def __init__(self, capacity_bytes: int) -> None:
         self.capacity_bytes = capacity_bytes
-        self._maps: OrderedDict[SyntheticMap, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
 
-    def get(self, key: SyntheticMap) -> np.ndarray | None:
-        packed = self._maps.get(key)
-        if packed is not None:
-            self._maps.move_to_end(key)
-        return packed
+    def get(self, key: Any) -> Any:
+        """The value stored under ``key`` (now the most recently used), or ``None``."""
+        item = self._items.get(key)
+        if item is None:
+            return None
+        self._items.move_to_end(key)
+        return item[0]
 
-    def put(self, key: SyntheticMap, packed: np.ndarray) -> None:
-        if packed.nbytes > self.capacity_bytes:
+    def put(self, key: Any, value: Any, nbytes: int | None = None) -> None:
+        """Store ``value`` taking ``nbytes`` (default: ``value.nbytes``), evicting the least recently used."""
+        nbytes = value.nbytes if nbytes is None else nbytes
+        if nbytes > self.capacity_bytes or key in self._items:
             return
-        self._maps[key] = packed
-        self._bytes += packed.nbytes
+        self._items[key] = (value, nbytes)
+        self._bytes += nbytes
         while self._bytes > self.capacity_bytes:
-            _, evicted = self._maps.popitem(last=False)
-            self._bytes -= evicted.nbytes
+            _, (_, evicted) = self._items.popitem(last=False)
+            self._bytes -= evicted
 
 
 _MANIFEST_KEYS = ("generator", "shape", "fp8_blocks", "seed", "stream", "row_sigma", "col_sigma", "group")
@@ -179,7 +184,7 @@ class SyntheticMap:
                              "use a divisor of the repeat count")
 
 
-_CACHE = _PackedMapCache(CACHE_BYTES)
+_CACHE = BytesLRU(CACHE_BYTES)
 
 
 def _top_blocks(score: np.ndarray, count: int) -> np.ndarray:

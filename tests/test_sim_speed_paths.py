@@ -1,0 +1,85 @@
+"""The simulator's fast paths give the numbers of the plain computations they replace: word-wide group sums,
+constant maps that are never read, and the caches kept across design points (tilings, tile plans)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fgmpsim.arch import load_arch
+from fgmpsim.sim import simulate
+from fgmpsim.sim import mapping as mapping_module
+from fgmpsim.sim import traffic
+from fgmpsim.sim.map_counts import count_maps, group_reduce, group_sum
+from fgmpsim.sim.mapping import Mapping, plan_op
+from fgmpsim.trace import GemmOp, Trace, gemm_trace
+
+
+@pytest.mark.parametrize(("shape", "size"), [((1, 4096, 256), 8), ((3, 100, 16), 7), ((2, 37, 24), 255),
+                                             ((5, 300, 8), 16), ((1, 33, 64), 5), ((2, 9, 8), 9)])
+def test_group_sum_eight_columns_per_word_equals_plain_sum(shape, size):
+    rng = np.random.default_rng(size)
+    for fp8 in (rng.random(shape) < 0.4, np.ones(shape, dtype=bool)):
+        plain = np.add.reduceat(fp8.astype(np.int64), np.arange(0, shape[1], size), axis=1)
+        got = group_sum(fp8, size, axis=1)
+        assert got.dtype == np.int64 and got.shape == plain.shape
+        np.testing.assert_array_equal(got, plain)
+    np.testing.assert_array_equal(group_sum(fp8, size, axis=1),
+                                  group_reduce(fp8.view(np.uint8), size, 1, dtype=np.int64))
+
+
+@pytest.mark.parametrize("dataflow", ["weight_stationary", "output_stationary"])
+@pytest.mark.parametrize("value", [True, False])
+def test_constant_map_counts_equal_counts_of_the_materialized_map(dataflow, value):
+    trace = gemm_trace(37, 160, 45, fp4_fraction=0.5, seed=3)
+    arch = load_arch("fgmp", [f"pe_array.dataflow={dataflow}", "pe_array.lanes_per_pe=4", "pe_array.pes=3"])
+    ws = dataflow == "weight_stationary"
+    tiling = plan_op(arch, trace.ops[0], Mapping(dataflow, 5 if ws else 3, 4 if ws else 3, 3))
+    w_shape, a_shape = (1, 45, 10), (1, 37, 10)
+    constant = count_maps(np.broadcast_to(np.bool_(value), w_shape), np.broadcast_to(np.bool_(value), a_shape),
+                          tiling, 4)
+    materialized = count_maps(np.full(w_shape, value), np.full(a_shape, value), tiling, 4)
+    for name in constant.__dataclass_fields__:
+        got, want = getattr(constant, name), getattr(materialized, name)
+        if want is None:
+            assert got is None
+        else:
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=name)
+
+
+def test_a_new_design_point_after_cached_points_equals_the_same_point_in_a_fresh_cache():
+    trace = gemm_trace(300, 1024, 520, fp4_fraction=0.7, seed=5)
+    point = load_arch("fgmp_fp8_half_rate", ["pe_array.lanes_per_pe=8", "memory.glb.size_bytes=262144"])
+    simulate(trace, load_arch("fgmp_fp8_half_rate"))
+    simulate(trace, load_arch("fgmp_fp8_half_rate", ["clock_hz=2e9"]))
+    after_others = simulate(trace, point).to_frame()
+    mapping_module._TILINGS.clear()
+    traffic.tile_plan.cache_clear()
+    fresh = simulate(trace, point).to_frame()
+    assert after_others.equals(fresh)
+    again = simulate(trace, point).to_frame()  # every cache warm for exactly this point
+    assert again.equals(fresh)
+
+
+def test_map_counts_are_reused_for_immutable_maps_and_recomputed_for_writable_ones():
+    from fgmpsim.sim import map_counts
+    from fgmpsim.trace import synth_trace
+
+    arch, other_clock = load_arch("fgmp"), load_arch("fgmp", ["clock_hz=2e9"])
+    lazy = synth_trace("smollm2-135m", tokens=32, fp4_fraction=0.7, seed=2)
+    first = simulate(lazy, arch).to_frame()
+    cached = len(map_counts._COUNTS._items)
+    assert cached > 0
+    again = simulate(lazy, other_clock).to_frame()  # same tilings: counts come from the cache
+    assert len(map_counts._COUNTS._items) == cached
+    columns = ["cycles", "macs", "energy_pj", "dram_read_bits", "macs_fp4xfp4"]
+    assert again[columns].equals(first[columns])
+
+    rng = np.random.default_rng(4)
+    weight, act = rng.random((96, 16)) < 0.3, rng.random((64, 16)) < 0.3
+    trace = Trace(name="arrays", ops=(GemmOp("g", 0, "linear", 64, 256, 96, 1, weight, act),), block_size=16)
+    before = simulate(trace, arch).to_frame()
+    weight[:] = True  # a writable map changed between two simulations
+    after = simulate(trace, arch).to_frame()
+    assert after["weight_fp8_fraction"].iloc[0] == 1.0 and (after["macs_fp4xfp4"] == 0).all()
+    assert not after.equals(before)
