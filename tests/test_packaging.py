@@ -45,8 +45,11 @@ def test_wheel_holds_every_shipped_arch_and_trace(wheel_site):
     shipped = wheel_site / "fgmpsim" / "_shipped"
     assert sorted(p.name for p in (shipped / "arch_configs").glob("*.yaml")) == \
         sorted(p.name for p in (ROOT / "arch_configs").glob("*.yaml"))
-    for trace in (ROOT / "traces").iterdir():
-        assert (shipped / "traces" / trace.name / "maps.npz").read_bytes() == (trace / "maps.npz").read_bytes()
+    maps = sorted((ROOT / "traces").rglob("maps.npz"))
+    assert len(maps) >= 3
+    for path in maps:
+        relative = path.relative_to(ROOT)
+        assert (shipped / relative).read_bytes() == path.read_bytes(), relative
 
 
 def test_installed_wheel_resolves_named_archs_and_traces_from_any_directory(wheel_site, tmp_path):
