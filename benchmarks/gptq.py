@@ -32,9 +32,9 @@ def main() -> None:
     import torch
 
     from fgmpsim.quant.fisher import quantizable_linears
-    from fgmpsim.quant.gptq import gptq, input_hessians
+    from fgmpsim.quant.gptq import input_hessians
     from fgmpsim.quant.model import load_model
-    from fgmpsim.quant.policies import get_policy
+    from fgmpsim.quant.policies import WeightQuantizer, get_policy
     from fgmpsim.quant.text import calibration_windows, load_text, split_tokens
 
     recipe = get_policy(args.policy).recipe
@@ -45,22 +45,25 @@ def main() -> None:
     linears = quantizable_linears(loaded.model)
     rows = [("model load + tokenize", time.perf_counter() - start)]
 
-    # one site per distinct input tensor, as the quantize pipeline shares q/k/v and gate/up Hessians
+    # one site per distinct input tensor, as the quantize pipeline finds them (q/k/v and gate/up share one)
     site_of = {n: n.replace("k_proj", "q_proj").replace("v_proj", "q_proj").replace("up_proj", "gate_proj")
                for n in linears}
+    sites = sorted(set(site_of.values()))
     start = time.perf_counter()
-    hessians = input_hessians(loaded.model, windows, linears, sorted(set(site_of.values())), progress=False)
+    hessians = input_hessians(loaded.model, windows, linears, sites, progress=False)
     rows.append((f"Hessians X^T X ({len(hessians)} sites, {windows.size:,} tokens)", time.perf_counter() - start))
 
+    weights = WeightQuantizer({n: m.weight.detach().numpy() for n, m in linears.items()}, {}, site_of=site_of,
+                              hessians=lambda: hessians)
     by_kind: dict[str, float] = defaultdict(float)
     columns: dict[str, int] = defaultdict(int)
-    for name, module in linears.items():
-        kind = name.rsplit(".", 1)[-1]
+    for site in sites:  # one GPTQ run per site: its readers' weights stacked along N
+        kind = site.rsplit(".", 1)[-1]
         start = time.perf_counter()
-        gptq(module.weight.detach().numpy(), hessians[site_of[name]], recipe.quantizer)
+        weights.recipe_weight(site, recipe)
         by_kind[kind] += time.perf_counter() - start
-        columns[kind] += module.in_features
-    rows += [(f"GPTQ {kind} ({columns[kind]:,} columns)", s) for kind, s in by_kind.items()]
+        columns[kind] += linears[site].in_features
+    rows += [(f"GPTQ {kind} site ({columns[kind]:,} columns)", s) for kind, s in by_kind.items()]
     work = sum(s for what, s in rows[1:])
     print(f"GPTQ benchmark: {args.policy}, SmolLM2-135M, {len(linears)} linears, {args.calib_sequences} x "
           f"{args.seq_len} calibration tokens, torch {torch.__version__} with {torch.get_num_threads()} threads\n")

@@ -247,12 +247,22 @@ class WeightQuantizer:
         return self._hessians[self.site_of.get(name, name)]
 
     def recipe_weight(self, name: str, recipe: WeightRecipe) -> np.ndarray:
-        """``name``'s weight quantized by ``recipe``'s quantizer and solver (without LoRC), cached."""
+        """``name``'s weight quantized by ``recipe``'s quantizer and solver (without LoRC), cached.
+
+        GPTQ runs once per site on the readers' weights stacked along N (q/k/v, gate/up share one input Hessian and
+        GPTQ treats output rows independently), which saves the per-column work of the separate runs.
+        """
         cache = self._recipes.setdefault((recipe.quantizer, recipe.solver), {})
-        if name not in cache:
-            w = self.weights[name]
-            cache[name] = (recipe.quantizer.rtn(w) if recipe.solver == "rtn"
-                           else gptq(w, self.hessian(name), recipe.quantizer))
+        if name in cache:
+            return cache[name]
+        if recipe.solver == "rtn":
+            cache[name] = recipe.quantizer.rtn(self.weights[name])
+            return cache[name]
+        site = self.site_of.get(name, name)
+        readers = [n for n in self.weights if self.site_of.get(n, n) == site]
+        stacked = gptq(np.concatenate([self.weights[n] for n in readers]), self.hessian(name), recipe.quantizer)
+        cuts = np.cumsum([self.weights[n].shape[0] for n in readers])[:-1]
+        cache.update(zip(readers, np.split(stacked, cuts)))
         return cache[name]
 
     def _recipe_plan(self, policy: Policy) -> WeightPlan:
