@@ -68,7 +68,10 @@ class GroupQuantizer:
         if self.constraint != "m2":
             return None
         amax = np.max(np.abs(w), axis=1)
-        return (amax / np.float32(E2M1.max_value)) * np.float32(2.0 ** -GROUP_EXP_MAX)
+        scale = (amax / np.float32(E2M1.max_value)) * np.float32(2.0 ** -GROUP_EXP_MAX)
+        # fl(amax / 6) may round down; one ulp up keeps 6 * S_c * 2^6 >= amax, so the largest group needs e = 6
+        low = np.float64(E2M1.max_value) * scale * 2.0 ** GROUP_EXP_MAX < amax
+        return np.where(low, np.nextafter(scale, np.float32(np.inf)), scale)
 
     @staticmethod
     def ideal_exponents(amax: np.ndarray, channel: np.ndarray | None) -> np.ndarray:
