@@ -56,7 +56,7 @@ def test_block_size_must_be_a_positive_integer(block_size):
 
 def test_default_block_sizes_must_divide_too():
     assert BLOCK_SIZES == {"fp8_e4m3": None, "fp8_e4m3_tensor": None, "nvfp4": 16, "mxfp4": 32, "mxfp8": 32,
-                           "int4": 16, "int8": 16, "fp4_pow2": 16}
+                           "int4": 16, "int8": 16, "fp4_fp32": 16, "fp8_e4m3_block": 16, "fp4_pow2": 16}
     with pytest.raises(FormatError, match="block size 32 does not divide the last axis \\(length 48\\)"):
         fake_quant(np.ones((1, 48)), "mxfp4")
     fake_quant(np.ones((1, 48)), "mxfp4", block_size=16)   # settable

@@ -14,7 +14,7 @@ from fgmpsim.quant.aqu_policy import ActivationRule  # noqa: E402
 from fgmpsim.quant.fakequant import fake_quantized  # noqa: E402
 from fgmpsim.quant.perplexity import perplexity  # noqa: E402
 from fgmpsim.quant.pipeline import calibrate_model, evaluate_policy  # noqa: E402
-from fgmpsim.quant.policies import POLICIES  # noqa: E402
+from fgmpsim.quant.policies import POLICIES, get_policy  # noqa: E402
 
 pytestmark = pytest.mark.model
 
@@ -53,7 +53,9 @@ def calibrated(tiny_llama, tiny_tokens):
 
 def test_every_policy_runs_and_hits_its_fractions(calibrated):
     weight_blocks = sum(m.weight.numel() // 16 for m in calibrated.linears.values())
-    for policy in POLICIES.values():
+    recipes = ("zqfp_w4a8:m2+gptq+g16+lorc4", "zqfp_w4a8:none+rtn+g32", "int_w4a8:gptq+g16", "w8a8_fp8",
+               "w8a8_int8")
+    for policy in [p for p in POLICIES.values() if p.recipe is None] + [get_policy(r) for r in recipes]:
         ev = evaluate_policy(calibrated, policy, 0.7, progress=False)
         assert math.isfinite(ev.perplexity)
         want = 0.7 if policy.uses_fraction else float(policy.weights == "fp4")

@@ -48,9 +48,9 @@ def test_mixed_policies_hit_the_weight_fraction_within_one_block(quantizer, name
 def test_uniform_policies_ignore_the_fraction(quantizer):
     assert quantizer.plan(get_policy("fp8"), 0.7).fp4_fraction == 0.0
     assert quantizer.plan(get_policy("nvfp4"), 0.7).fp4_fraction == 1.0
-    zq = quantizer.plan(get_policy("zqfp_w4a8"), 0.7)
-    w = quantizer.weights["l0.q"]
-    np.testing.assert_array_equal(zq.weights["l0.q"], fake_quant(w, "fp4_pow2"))
+    zq = quantizer.plan(get_policy("zqfp_w4a8:g16"), 0.7)
+    assert zq.fp4_fraction == 1.0
+    assert quantizer.plan(get_policy("w8a8_fp8"), 0.7).fp4_fraction == 0.0
 
 
 @pytest.mark.parametrize("fraction", [0.5, 0.7, 0.9])
@@ -95,11 +95,14 @@ def test_activation_rules_share_one_calibrated_threshold():
     assert {r.threshold for r in mse.values()} == {138.0}
     np.testing.assert_array_equal(fgmp["b"].fisher, site_fisher["b"])
     np.testing.assert_array_equal(mse["b"].fisher, np.ones(64))
-    assert {r.kind for r in activation_rules(get_policy("zqfp_w4a8"), 0.7, site_fisher, None).values()} == {"fp8"}
+    zq = activation_rules(get_policy("zqfp_w4a8"), 0.7, site_fisher, None).values()
+    assert {(r.kind, r.token_format) for r in zq} == {("token", "fp8_e4m3_block")}
     with pytest.raises(PolicyError):
         activation_rules(get_policy("fgmp"), 1.2, site_fisher, samples)
 
 
 def test_every_policy_is_registered_under_its_name():
-    assert set(POLICIES) == {"fp8", "nvfp4", "fgmp", "fgmp_no_clip", "mse", "random", "zqfp_w4a8"}
-    assert all(get_policy(n).name == n for n in POLICIES)
+    assert set(POLICIES) == {"fp8", "nvfp4", "fgmp", "fgmp_no_clip", "mse", "random", "zqfp_w4a8", "int_w4a8",
+                             "w8a8_fp8", "w8a8_int8"}
+    assert all(get_policy(n).name.partition(":")[0] == n for n in POLICIES)
+    assert all(get_policy(get_policy(n).name) == get_policy(n) for n in POLICIES)  # full names parse back

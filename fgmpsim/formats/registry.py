@@ -68,6 +68,11 @@ FORMATS: MappingProxyType[str, Format] = MappingProxyType({f.name: f for f in (
            summary="symmetric INT4 (-7..7), FP32 scale amax/7 per 16-block"),
     Format(name="int8", element=INT8, block_size=16, scale_codec=FP32_SCALE, block_scale_rule=amax_ratio_scale,
            summary="symmetric INT8 (-127..127), FP32 scale amax/127 per 16-block"),
+    Format(name="fp4_fp32", element=E2M1, block_size=16, scale_codec=FP32_SCALE, block_scale_rule=amax_ratio_scale,
+           summary="E2M1 elements, FP32 scale amax/6 per block (group-wise FP4 with unconstrained real scales)"),
+    Format(name="fp8_e4m3_block", element=E4M3, block_size=16, scale_codec=FP32_SCALE,
+           block_scale_rule=amax_ratio_scale,
+           summary="E4M3 elements, FP32 scale amax/448 per block (per token or per channel: block = the row)"),
     Format(name="fp4_pow2", element=E2M1, block_size=16, scale_codec=E8M0_SCALE, block_scale_rule=pow2_ceil_scale,
            summary="ZeroQuant-FP W4 weights: E2M1 elements, power-of-two scale 2^ceil(log2(amax/6)) per 16-block"),
 )})

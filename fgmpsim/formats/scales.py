@@ -95,13 +95,25 @@ def mx_scale(block_amax: np.ndarray, element: ElementType, codec: ScaleCodec,
     return _pow2_from_exponents(_floor_log2(block_amax) - element.emax, block_amax)
 
 
+def pow2_ceil_exponent(block_amax: np.ndarray, unit: np.ndarray | float) -> np.ndarray:
+    """Smallest integer k with ``unit * 2^k >= block_amax`` (int32), for ``block_amax > 0`` and ``unit > 0``.
+
+    Computed exactly: ``floor(log2(a / unit))`` from the float64 ratio (it can only round up onto a power of two,
+    which the check keeps), then one step up when ``unit * 2^k`` (exact in float64 for float32 inputs) is still
+    below ``a``. Entries with ``block_amax == 0`` are meaningless; callers replace them.
+    """
+    a = np.asarray(block_amax, dtype=np.float64)
+    u = np.broadcast_to(np.asarray(unit, dtype=np.float64), a.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((a > 0) & (u > 0), a / np.where(u > 0, u, 1.0), 1.0)
+    k = _floor_log2(ratio)
+    return (k + (np.ldexp(u, k) < a)).astype(np.int32)
+
+
 def pow2_ceil_scale(block_amax: np.ndarray, element: ElementType, codec: ScaleCodec,
                     tensor_scale: np.float32 | None) -> np.ndarray:
     """Smallest power of two 2^k with element.max_value * 2^k >= block_amax, i.e. 2^ceil(log2(block_amax / max)).
 
-    Computed exactly (no rounded division): with f = floor(log2 a), g = floor(log2 max), ceil(log2(a / max)) is
-    f - g or f - g + 1, decided by comparing max * 2^(f-g) with a in float64 (both exact). Nothing clips.
+    Exact (see :func:`pow2_ceil_exponent`). Nothing clips.
     """
-    k = _floor_log2(block_amax) - element.emax
-    k = k + (np.ldexp(np.float64(element.max_value), k) < block_amax)
-    return _pow2_from_exponents(k, block_amax)
+    return _pow2_from_exponents(pow2_ceil_exponent(block_amax, element.max_value), block_amax)

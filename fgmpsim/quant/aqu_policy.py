@@ -48,7 +48,9 @@ class ActivationRule:
     """How one activation tensor's blocks get their precision online.
 
     ``kind``: ``"fp8"`` (all FP8), ``"fp4"`` (all NVFP4), ``"score"`` (AQU: score with ``fisher`` against
-    ``threshold``) or ``"random"`` (each block FP8 with probability ``1 - fp4_fraction``, drawn from ``rng``).
+    ``threshold``), ``"random"`` (each block FP8 with probability ``1 - fp4_fraction``, drawn from ``rng``) or
+    ``"token"`` (every row in the 8-bit ``token_format`` with its own dynamic FP32 scale: per-token quantization; the
+    map marks every block high precision).
     """
 
     kind: str
@@ -57,12 +59,15 @@ class ActivationRule:
     fp4_fraction: float = float("nan")
     rng: np.random.Generator | None = None
     block_size: int = BLOCK_SIZE
+    token_format: str | None = None
 
     def quantize(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(fake-quantized ``x[..., K]``, FP8 map ``[..., K/block]``) for one tensor (its tensor scales)."""
         map_shape = (*x.shape[:-1], x.shape[-1] // self.block_size)
         if self.kind == "fp8":
             return fake_quant(x, FP8_FORMAT), np.ones(map_shape, dtype=bool)
+        if self.kind == "token":
+            return fake_quant(x, self.token_format, x.shape[-1]), np.ones(map_shape, dtype=bool)
         if self.kind == "fp4":
             return fake_quant(x, FP4_FORMAT, self.block_size), np.zeros(map_shape, dtype=bool)
         if self.kind == "score":

@@ -53,29 +53,43 @@ class SiteQuantizer:
 def _fake_linear_class():
     import torch
 
-    class FakeQuantLinear(torch.nn.Module):
-        """``y = Q_act(x) @ W_q^T + b`` with a fixed dequantized weight ``W_q`` and a shared site quantizer."""
+    def buffer(array: np.ndarray) -> Any:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
-        def __init__(self, weight: np.ndarray, bias: Any, site: SiteQuantizer | None) -> None:
+    class FakeQuantLinear(torch.nn.Module):
+        """``y = Q_act(x) @ W_q^T + b`` with a fixed dequantized weight ``W_q`` and a shared site quantizer; with
+        LoRC factors ``(A, B)`` also ``+ (Q_act(x) @ B^T) @ A^T``, the low-rank path run beside the main GEMM."""
+
+        def __init__(self, weight: np.ndarray, bias: Any, site: SiteQuantizer | None,
+                     lorc: tuple[np.ndarray, np.ndarray] | None = None) -> None:
             super().__init__()
-            self.register_buffer("weight", torch.from_numpy(np.ascontiguousarray(weight, dtype=np.float32)))
+            self.register_buffer("weight", buffer(weight))
             self.bias = bias
             self.site = site
+            self.lorc = None if lorc is None else (buffer(lorc[0]), buffer(lorc[1]))
 
         def forward(self, x: Any) -> Any:
-            return torch.nn.functional.linear(self.site(x) if self.site else x, self.weight, self.bias)
+            xq = self.site(x) if self.site else x
+            y = torch.nn.functional.linear(xq, self.weight, self.bias)
+            if self.lorc is not None:
+                y = y + torch.nn.functional.linear(torch.nn.functional.linear(xq, self.lorc[1]), self.lorc[0])
+            return y
 
     return FakeQuantLinear
 
 
 @contextlib.contextmanager
 def fake_quantized(model: Any, weights: dict[str, np.ndarray], rules: dict[str, ActivationRule | None],
-                   site_of: dict[str, str], record_maps: bool = False) -> Iterator[dict[str, SiteQuantizer]]:
+                   site_of: dict[str, str], record_maps: bool = False,
+                   lorc: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                   ) -> Iterator[dict[str, SiteQuantizer]]:
     """Within the block, ``model``'s linears named in ``weights`` are fake-quantized; restored on exit.
 
     ``rules[site]`` is the activation rule of each site (None leaves that input unquantized); ``site_of`` maps each
-    linear to its site. Yields the site quantizers by site name (counts, recorded maps).
+    linear to its site; ``lorc`` gives LoRC factors by linear. Yields the site quantizers by site name (counts,
+    recorded maps).
     """
+    lorc = lorc or {}
     fake_linear = _fake_linear_class()
     sites = {site: SiteQuantizer(rule, record_maps) for site, rule in rules.items() if rule is not None}
     originals: list[tuple[Any, str, Any]] = []
@@ -85,7 +99,7 @@ def fake_quantized(model: Any, weights: dict[str, np.ndarray], rules: dict[str, 
             parent = model.get_submodule(parent_name)
             original = getattr(parent, child)
             originals.append((parent, child, original))
-            setattr(parent, child, fake_linear(weight, original.bias, sites.get(site_of[name])))
+            setattr(parent, child, fake_linear(weight, original.bias, sites.get(site_of[name]), lorc.get(name)))
         yield sites
     finally:
         for parent, child, original in reversed(originals):

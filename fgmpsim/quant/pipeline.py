@@ -6,6 +6,7 @@ samples (for the online thresholds) and the evaluation windows. Every policy and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from fgmpsim.errors import PolicyError
 from fgmpsim.quant.calibration import ActivationSamples, sample_activation_scores
 from fgmpsim.quant.fakequant import SiteQuantizer, fake_quantized
 from fgmpsim.quant.fisher import Fisher, estimate_fisher, quantizable_linears
+from fgmpsim.quant.gptq import input_hessians
 from fgmpsim.quant.model import load_model
 from fgmpsim.quant.perplexity import perplexity
 from fgmpsim.quant.policies import Policy, WeightPlan, WeightQuantizer, activation_rules
@@ -72,15 +74,24 @@ def _check_int(value: Any, field_name: str, low: int, high: int, fix: str) -> in
 
 def calibrate_model(model: Any, calib: np.ndarray, eval_windows: np.ndarray, *, include_lm_head: bool = False,
                     progress: bool = True, settings: dict[str, Any] | None = None,
-                    eval_stream: np.ndarray | None = None) -> Calibrated:
+                    eval_stream: np.ndarray | None = None, policies: Sequence[Policy] = ()) -> Calibrated:
     """Fisher and activation samples of a torch causal LM on calibration windows ``calib`` (``[S, T]``).
 
-    ``eval_stream`` defaults to the evaluation windows laid end to end.
+    ``eval_stream`` defaults to the evaluation windows laid end to end. ``policies`` are checked against the
+    model's linear shapes first (group size, LoRC rank), before any calibration work. GPTQ's input Hessians are
+    computed on all of ``calib`` when a GPTQ policy is first evaluated.
     """
     linears = quantizable_linears(model, include_lm_head)
+    shapes = {n: tuple(m.weight.shape) for n, m in linears.items()}
+    for policy in policies:
+        if policy.recipe is not None:
+            policy.recipe.check(shapes, policy.name)
     fisher = estimate_fisher(model, calib, linears, progress=progress)
     samples = sample_activation_scores(model, calib[:ACT_CALIB_SEQUENCES], fisher, linears, progress=progress)
-    weights = WeightQuantizer({n: m.weight.detach().numpy() for n, m in linears.items()}, fisher.weight)
+    sites = sorted(set(fisher.site.values()))
+    weights = WeightQuantizer({n: m.weight.detach().numpy() for n, m in linears.items()}, fisher.weight,
+                              site_of=fisher.site,
+                              hessians=lambda: input_hessians(model, calib, linears, sites, progress=progress))
     return Calibrated(model=model, linears=linears, fisher=fisher, samples=samples, calib_windows=calib,
                       eval_windows=eval_windows,
                       eval_stream=eval_windows.ravel() if eval_stream is None else eval_stream,
@@ -89,7 +100,7 @@ def calibrate_model(model: Any, calib: np.ndarray, eval_windows: np.ndarray, *, 
 
 def calibrate(model: str = "smollm2-135m", text: str | Path | None = None, *, calib_sequences: int = 32,
               seq_len: int = 256, eval_tokens: int | None = DEFAULT_EVAL_TOKENS, include_lm_head: bool = False,
-              progress: bool = True) -> Calibrated:
+              progress: bool = True, policies: Sequence[Policy] = ()) -> Calibrated:
     """Load ``model`` and the text, split the tokens, and calibrate (see :func:`calibrate_model`)."""
     calib_sequences = _check_int(calib_sequences, "calib_sequences", 1, MAX_CALIB_SEQUENCES,
                                  f"use 1 to {MAX_CALIB_SEQUENCES} calibration sequences")
@@ -105,7 +116,7 @@ def calibrate(model: str = "smollm2-135m", text: str | Path | None = None, *, ca
                 "act_calib_sequences": min(calib_sequences, ACT_CALIB_SEQUENCES),
                 "eval_tokens": int(windows.size), "include_lm_head": include_lm_head}
     return calibrate_model(loaded.model, calib, windows, include_lm_head=include_lm_head, progress=progress,
-                           settings=settings, eval_stream=split.evaluation)
+                           settings=settings, eval_stream=split.evaluation, policies=policies)
 
 
 def evaluate_policy(cal: Calibrated, policy: Policy, fp4_fraction: float, *, seed: int = 0,
@@ -115,7 +126,7 @@ def evaluate_policy(cal: Calibrated, policy: Policy, fp4_fraction: float, *, see
     plan = cal.weights.plan(policy, fp4_fraction, seed)
     rules = activation_rules(policy, fp4_fraction, cal.fisher.act, cal.samples, seed)
     label = f"{policy.name} @ {fp4_fraction:g}" if policy.uses_fraction else policy.name
-    with fake_quantized(cal.model, plan.weights, rules, cal.fisher.site, record_maps) as sites:
+    with fake_quantized(cal.model, plan.weights, rules, cal.fisher.site, record_maps, plan.lorc) as sites:
         ppl = perplexity(cal.model, cal.eval_windows if windows is None else windows, batch_size=1,
                          progress=progress, description=label)
     return Evaluation(policy=policy, fp4_fraction=fp4_fraction, weight_plan=plan, perplexity=ppl, sites=sites)

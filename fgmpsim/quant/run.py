@@ -13,10 +13,12 @@ import pandas as pd
 from fgmpsim.io.atomic import atomic_write
 from fgmpsim.quant.perplexity import perplexity
 from fgmpsim.quant.pipeline import DEFAULT_EVAL_TOKENS, Calibrated, calibrate, evaluate_policy
-from fgmpsim.quant.policies import POLICIES, get_policy
+from fgmpsim.quant.policies import Policy, WeightPlan, get_policy
 from fgmpsim.quant.scores import FP4_FORMAT, FP8_FORMAT, check_fraction
 
-DEFAULT_POLICIES: tuple[str, ...] = tuple(POLICIES)
+DEFAULT_POLICIES: tuple[str, ...] = ("fp8", "nvfp4", "fgmp", "fgmp_no_clip", "mse", "random", "zqfp_w4a8:m1+rtn+g64")
+"""FGMP, its ablations and baselines, and ZeroQuant-FP's M1 round-to-nearest variant (group 64: SmolLM2's 576
+channels are no multiple of the paper's 256); the full ZeroQuant-FP comparison is its own table."""
 COLUMNS = ("policy", "fp4_fraction_target", "weight_fp4_fraction", "act_fp4_fraction", "perplexity",
            "delta_vs_fp8", "delta_vs_fp8_pct")
 
@@ -64,6 +66,16 @@ def markdown_table(frame: pd.DataFrame) -> list[str]:
     return [header, rule, *rows]
 
 
+RECIPE_NOTE = ("ZeroQuant-FP family (name:constraint+solver+g<group>+lorc<rank>): weights in groups of <group> "
+               "input channels (E2M1 or INT4; 8-bit policies per output channel), activations per token with a "
+               "dynamic FP32 scale (E4M3 amax/448 or INT8 amax/127); none = FP32 group scale amax/6, m1 = "
+               "power-of-two group scale, m2 = FP32 channel scale x power-of-two group scale; gptq = GPTQ on "
+               "Hessians of the unquantized model's calibration inputs (all calibration sequences), rtn = round to "
+               "nearest; LoRC = rank-r SVD factors of the weight error in 8 bits with per-row FP32 scales, added "
+               "in the forward pass; weight_fp4_fraction is the share of 4-bit weight blocks, act_fp4_fraction 0 "
+               "means all activations 8-bit")
+
+
 def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     fp8 = frame.loc[frame.policy == "fp8", "perplexity"]
@@ -71,6 +83,32 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
         frame["delta_vs_fp8"] = frame.perplexity - fp8.iloc[0]
         frame["delta_vs_fp8_pct"] = 100.0 * frame.delta_vs_fp8 / fp8.iloc[0]
     return frame
+
+
+def environment() -> dict[str, Any]:
+    """What fake-quantized perplexities depend on beyond the command: float32 kernels (torch version, CPU kernel
+    level, threads). Any last-bit change of a float32 result can flip an FP8/FP4 rounding, which flips later ones:
+    the table is bit-identical only where these match."""
+    import torch
+
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_threads": torch.get_num_threads()}
+
+
+def _recipe_note(policy: Policy, plan: WeightPlan) -> str:
+    """One line on a recipe policy's storage: bits per weight (elements, scales, LoRC), clamped groups."""
+    st = plan.storage
+    per = {key: st[key] / st["weights"] for key in ("element_bits", "scale_bits", "lorc_bits")}
+    text = (f"{policy.name}: {sum(per.values()):.4f} bits/weight ({per['element_bits']:g} element + "
+            f"{per['scale_bits']:.4f} scale")
+    if st["lorc_parameters"]:
+        text += (f" + {per['lorc_bits']:.4f} LoRC: {st['lorc_parameters']:,} extra parameters, "
+                 f"{100 * st['lorc_parameters'] / st['weights']:.2f}% of the quantized weights, 8-bit")
+    text += ")"
+    if policy.recipe.quantizer.constraint != "none":
+        text += (f"; {st['clamped_groups']:,} of {st['groups']:,} groups had their exponent clamped into "
+                 "[-8, 6]")
+    return text
 
 
 def _notes(cal: Calibrated) -> tuple[str, ...]:
@@ -98,14 +136,15 @@ def quantize(model: str = "smollm2-135m", policies: Sequence[str] = DEFAULT_POLI
              include_lm_head: bool = False, progress: bool = True) -> QuantizeResult:
     """Evaluate ``policies`` at each target ``fp4_fractions`` on ``model``; Fisher is computed once for all.
 
-    Policies that do not mix precisions (``fp8``, ``nvfp4``, ``zqfp_w4a8``) are evaluated once. The table also has a
+    Policies that do not mix precisions (``fp8``, ``nvfp4``, the ZeroQuant-FP family) are evaluated once. The table also has a
     ``reference`` row (the unquantized model). ``eval_tokens=None`` evaluates the whole evaluation stream.
     """
     chosen = [get_policy(name) for name in policies]
     fractions = [check_fraction(f) for f in fp4_fractions]
     cal = calibrate(model, text, calib_sequences=calib_sequences, seq_len=seq_len, eval_tokens=eval_tokens,
-                    include_lm_head=include_lm_head, progress=progress)
+                    include_lm_head=include_lm_head, progress=progress, policies=chosen)
     nan = float("nan")
+    recipe_notes: list[str] = []
     rows = [dict(policy="reference", fp4_fraction_target=nan, weight_fp4_fraction=nan, act_fp4_fraction=nan,
                  perplexity=perplexity(cal.model, cal.eval_windows, batch_size=1, progress=progress,
                                        description="reference"))]
@@ -116,6 +155,9 @@ def quantize(model: str = "smollm2-135m", policies: Sequence[str] = DEFAULT_POLI
             rows.append(dict(policy=policy.name, fp4_fraction_target=fraction,
                              weight_fp4_fraction=ev.weight_plan.fp4_fraction, act_fp4_fraction=ev.act_fp4_fraction,
                              perplexity=ev.perplexity))
+            if policy.recipe is not None:
+                recipe_notes.append(_recipe_note(policy, ev.weight_plan))
     settings = {**cal.settings, "seed": seed, "fp4_fractions": list(fractions),
-                "policies": [p.name for p in chosen]}
-    return QuantizeResult(table=_table(rows), settings=settings, notes=_notes(cal))
+                "policies": [p.name for p in chosen], **environment()}
+    notes = _notes(cal) + ((RECIPE_NOTE, *recipe_notes) if recipe_notes else ())
+    return QuantizeResult(table=_table(rows), settings=settings, notes=notes)

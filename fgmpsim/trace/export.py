@@ -47,6 +47,12 @@ def _check_tokens(tokens: Any) -> int:
     return int(tokens)
 
 
+def _check_traceable(policy: Policy) -> None:
+    if not policy.floating_point:
+        raise PolicyError(f"policy {policy.name} uses INT formats, which traces cannot record yet (their maps are "
+                          "FP8/NVFP4 only)", "policy", "export a floating-point policy (fgmp, zqfp_w4a8, w8a8_fp8, ...)")
+
+
 def _linear_names(cal: Calibrated, layers: int) -> list[dict[str, str]]:
     names = [{proj: f"model.layers.{i}.{block}.{proj}" for proj, block in LINEARS.items()} for i in range(layers)]
     missing = [n for layer in names for n in layer.values() if n not in cal.linears]
@@ -116,6 +122,7 @@ def export_trace(cal: Calibrated, policy: str | Policy, fp4_fraction: float, tok
     ``meta.perplexity`` is the same configuration's perplexity on ``cal.eval_windows``.
     """
     policy = get_policy(policy) if isinstance(policy, str) else policy
+    _check_traceable(policy)
     fraction = check_fraction(fp4_fraction)
     t = _check_tokens(len(tokens))
     shape = from_config(cal.model.config.to_dict(), f"{model_name} config", model_name)
@@ -185,10 +192,12 @@ def export_many(model: str = "smollm2-135m", policies: Sequence[str] = ("fgmp",)
     """Calibrate ``model`` once (Fisher, activation scores), then trace its forward pass over the first ``tokens``
     evaluation tokens under every policy x FP4 fraction (a policy without a fraction, e.g. ``fp8``, once)."""
     chosen = [get_policy(name) for name in policies]
+    for policy in chosen:
+        _check_traceable(policy)
     fractions = [check_fraction(f) for f in fp4_fractions]
     t = _check_tokens(tokens)
     cal = calibrate(model, text, calib_sequences=calib_sequences, seq_len=seq_len, eval_tokens=eval_tokens,
-                    include_lm_head=include_lm_head, progress=progress)
+                    include_lm_head=include_lm_head, progress=progress, policies=chosen)
     if len(cal.eval_stream) < t:
         raise ModelError(f"the evaluation stream has {len(cal.eval_stream)} tokens, {t} needed", "tokens",
                          "use fewer --tokens or a longer --text")
