@@ -21,6 +21,7 @@ from fgmpsim.analysis.pareto import pareto_mask
 from fgmpsim.analysis.units import axis_label
 from fgmpsim.arch.record import Arch
 from fgmpsim.errors import ConfigError
+from fgmpsim.io.atomic import atomic_path, check_output_file
 from fgmpsim.sim.result import RunResult
 
 PLOT_SUFFIXES = (".png", ".svg")
@@ -30,12 +31,9 @@ _GREYS = ("0.15", "0.45", "0.7", "0.9")
 
 
 def plot_path(path: str | os.PathLike[str]) -> Path:
-    """``path`` if it ends in ``.png`` or ``.svg``, else :class:`ConfigError` naming the fix."""
-    path = Path(path)
-    if path.suffix.lower() not in PLOT_SUFFIXES:
-        raise ConfigError(f"cannot draw a plot as {path.suffix or 'a file without suffix'!r}", "--plot",
-                          "name the plot file *.png or *.svg")
-    return path
+    """``path`` if a plot can be written there (``.png`` or ``.svg``, a writable place), else :class:`ConfigError`
+    naming the fix."""
+    return check_output_file(path, "--plot", ConfigError, PLOT_SUFFIXES)
 
 
 def _figure(width_in: float = 7.0, height_in: float = 4.5) -> tuple[Any, Any]:
@@ -52,7 +50,8 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
 
     path = plot_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130, metadata={"Software": "fgmpsim"} if path.suffix.lower() == ".png" else None)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=130, metadata={"Software": "fgmpsim"} if path.suffix.lower() == ".png" else None)
     plt.close(fig)
     return path
 

@@ -24,8 +24,9 @@ _SYSTEM_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """A temporary path next to ``target`` to write; renamed onto ``target`` when the block ends without error,
-    deleted otherwise. The rename replaces a symlink at ``target`` rather than writing through it."""
-    tmp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    deleted otherwise. The rename replaces a symlink at ``target`` rather than writing through it. The temporary
+    name ends in ``target``'s suffix, so writers that pick a format from it (matplotlib, pandas) pick the right one."""
+    tmp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp{target.suffix}"
     try:
         yield tmp
         with open(tmp, "rb+") as handle:  # the bytes reach the disk before the name does
@@ -67,14 +68,21 @@ def _check_parent(directory: Path, field: str, error: type[FgmpsimError]) -> Non
                     "choose a directory you can write to")
 
 
+def _plain_path(path: str | os.PathLike[str], what: str, noun: str, field: str, error: type[FgmpsimError]) -> str:
+    """``path`` as text if it is neither empty nor holds a NUL byte, else ``error`` naming ``field``; ``what`` is
+    how the message calls the path, ``noun`` what the fix asks for."""
+    text = os.fspath(path)
+    if not text.strip():
+        raise error(f"the output {what} is empty", field, f"give a {noun} name")
+    if "\x00" in text:
+        raise error(f"the output {what} contains a NUL byte", field, f"give a plain {noun} name")
+    return text
+
+
 def check_output_file(path: str | os.PathLike[str], field: str, error: type[FgmpsimError],
                       suffixes: tuple[str, ...] | None = None) -> Path:
     """``path`` as a :class:`Path` if a result file can be written there, else ``error`` naming ``field``."""
-    text = os.fspath(path)
-    if not text.strip():
-        raise error("the output path is empty", field, "give a file name, e.g. results.parquet")
-    if "\x00" in text:
-        raise error("the output path contains a NUL byte", field, "give a plain file name")
+    text = _plain_path(path, "path", "file", field, error)
     target = Path(text)
     _check_not_system(target, field, error)
     if target.is_dir():
@@ -91,11 +99,7 @@ def check_output_file(path: str | os.PathLike[str], field: str, error: type[Fgmp
 
 def check_output_dir(path: str | os.PathLike[str], field: str, error: type[FgmpsimError]) -> Path:
     """``path`` as a :class:`Path` if it is, or can be created as, a writable directory; else ``error``."""
-    text = os.fspath(path)
-    if not text.strip():
-        raise error("the output directory is empty", field, "give a directory name")
-    if "\x00" in text:
-        raise error("the output directory contains a NUL byte", field, "give a plain directory name")
+    text = _plain_path(path, "directory", "directory", field, error)
     target = Path(text)
     _check_not_system(target, field, error)
     if target.exists() and not target.is_dir():

@@ -17,6 +17,7 @@ from fgmpsim.analysis.comparison import Comparison, compare_results
 from fgmpsim.analysis.metrics import manifest_perplexity
 from fgmpsim.arch import Arch, load_arch
 from fgmpsim.errors import ConfigError, TraceError
+from fgmpsim.io.atomic import atomic_path, check_output_file
 from fgmpsim.sim import RunResult, simulate
 from fgmpsim.trace import Trace, load_trace
 
@@ -112,25 +113,22 @@ def compare(trace: TraceLike, arch: ArchLike = "fgmp", baseline: ArchLike = "fp8
 
 
 def comparison_path(path: str | os.PathLike[str]) -> Path:
-    """``path`` if :func:`save_comparison` can write its suffix (``.csv``, ``.parquet``, ``.json``), else
+    """``path`` if :func:`save_comparison` can write it (``.csv``, ``.parquet``, ``.json``, a writable place), else
     :class:`ConfigError` naming the fix."""
-    path = Path(path)
-    if path.suffix.lower() not in (".csv", ".parquet", ".json"):
-        raise ConfigError(f"cannot write a comparison as {path.suffix or 'a file without suffix'!r}", "--out",
-                          "name the output file *.csv, *.parquet or *.json")
-    return path
+    return check_output_file(path, "--out", ConfigError, (".csv", ".parquet", ".json"))
 
 
 def save_comparison(comparison: Comparison, path: str | os.PathLike[str]) -> Path:
     """Write the comparison table (one row per design and scope) to ``.csv``, ``.parquet`` or ``.json``
-    (records)."""
+    (records), atomically."""
     path = comparison_path(path)
     suffix = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        comparison.frame.to_csv(path, index=False)
-    elif suffix == ".parquet":
-        comparison.frame.to_parquet(path, index=False)
-    else:
-        comparison.frame.to_json(path, orient="records", indent=1)
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            comparison.frame.to_csv(tmp, index=False)
+        elif suffix == ".parquet":
+            comparison.frame.to_parquet(tmp, index=False)
+        else:
+            comparison.frame.to_json(tmp, orient="records", indent=1)
     return path
