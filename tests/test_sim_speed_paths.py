@@ -9,8 +9,8 @@ import pytest
 from fgmpsim.arch import load_arch
 from fgmpsim.sim import simulate
 from fgmpsim.sim import mapping as mapping_module
-from fgmpsim.sim import traffic
-from fgmpsim.sim.map_counts import count_maps, group_reduce, group_sum
+from fgmpsim.sim.hw import traffic
+from fgmpsim.sim.vector.map_counts import count_maps, group_reduce, group_sum
 from fgmpsim.sim.mapping import Mapping, plan_op
 from fgmpsim.trace import GemmOp, Trace, gemm_trace
 
@@ -62,7 +62,7 @@ def test_a_new_design_point_after_cached_points_equals_the_same_point_in_a_fresh
 
 
 def test_map_counts_are_reused_for_immutable_maps_and_recomputed_for_writable_ones():
-    from fgmpsim.sim import map_counts
+    from fgmpsim.sim.vector import map_counts
     from fgmpsim.trace import synth_trace
 
     arch, other_clock = load_arch("fgmp"), load_arch("fgmp", ["clock_hz=2e9"])

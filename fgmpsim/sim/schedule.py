@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fgmpsim.arch.record import Arch
-from fgmpsim.sim.traffic import OpTiles
+from fgmpsim.sim.hw.traffic import OpTiles
 
 LEAD = 2
 """Steps before tile 0's compute (the deepest prefetch) and after the last tile's (the write-back)."""

@@ -2,14 +2,14 @@
 
 Engines (same interface, same rows):
 
-* ``"tile"`` (default): exact per-tile costs vectorized with numpy (:mod:`~fgmpsim.sim.traffic`,
-  :mod:`~fgmpsim.sim.schedule`), ops sequenced on the SimPy hardware model (:mod:`~fgmpsim.sim.engine`);
+* ``"tile"`` (default): exact per-tile costs vectorized with numpy (:mod:`~fgmpsim.sim.hw.traffic`,
+  :mod:`~fgmpsim.sim.schedule`), ops sequenced on the SimPy hardware model (:mod:`~fgmpsim.sim.engines.tile`);
 * ``"event"``: the same tiles run through SimPy block processes, one event per transfer and tile compute
-  (:mod:`~fgmpsim.sim.events`), equal to ``"tile"`` in every column but ``simpy_events``; at most
+  (:mod:`~fgmpsim.sim.engines.event`), equal to ``"tile"`` in every column but ``simpy_events``; at most
   ``max_event_steps`` tile steps per trace;
-* ``"reference"``: the per-cycle engine (:mod:`~fgmpsim.sim.reference`), tiny GEMMs only, equal to ``"tile"``
+* ``"reference"``: the per-cycle engine (:mod:`~fgmpsim.sim.engines.reference`), tiny GEMMs only, equal to ``"tile"``
   cycle for cycle and count for count;
-* ``"analytic"``: the lower bound of :mod:`~fgmpsim.sim.analytic` as the op's cycles (counts are exact), the gap
+* ``"analytic"``: the lower bound of :mod:`~fgmpsim.sim.engines.analytic` as the op's cycles (counts are exact), the gap
   between the bound and the compute bound charged to whichever of DRAM or GLB binds.
 
 Ops whose maps are the same objects with the same shape and output format reuse one simulation, except on the
@@ -29,16 +29,16 @@ import numpy as np
 from fgmpsim.arch.record import PRECISION_PAIRS, Arch
 from fgmpsim.energy import area_breakdown, price, weight_footprint_bits
 from fgmpsim.errors import ConfigError, MappingError
-from fgmpsim.sim.analytic import Bound, op_bound
-from fgmpsim.sim.engine import OpSpan, run_ops
-from fgmpsim.sim.events import MAX_STEPS, check_steps, event_op
+from fgmpsim.sim.engines.analytic import Bound, op_bound
+from fgmpsim.sim.engines.tile import OpSpan, run_ops
+from fgmpsim.sim.engines.event import MAX_STEPS, check_steps, event_op
 from fgmpsim.sim.limits import MAX_TILES, check_tiles
 from fgmpsim.sim.mapping import Mapping, Tiling, plan_op
-from fgmpsim.sim.operands import OperandCache, Operands, precision_adjustment
-from fgmpsim.sim.reference import check_size, reference_op
+from fgmpsim.sim.hw.operands import OperandCache, Operands, precision_adjustment
+from fgmpsim.sim.engines.reference import check_size, reference_op
 from fgmpsim.sim.result import RunResult
 from fgmpsim.sim.schedule import OpTiming, time_op
-from fgmpsim.sim.traffic import op_tiles
+from fgmpsim.sim.hw.traffic import op_tiles
 from fgmpsim.trace.record import Trace
 
 ENGINES = ("tile", "event", "reference", "analytic")

@@ -40,7 +40,7 @@ Llama-2-70B's weights)."""
 
 class BytesLRU:
     """Least-recently-used store bounded by the total bytes of its values (bit-packed maps here, map counts in
-    :mod:`fgmpsim.sim.map_counts`). A value larger than the whole budget is not stored."""
+    :mod:`fgmpsim.sim.vector.map_counts`). A value larger than the whole budget is not stored."""
 
     def __init__(self, capacity_bytes: int) -> None:
         self.capacity_bytes = capacity_bytes

@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from fgmpsim.arch.record import Arch
-from fgmpsim.sim.grid import Grid
-from fgmpsim.sim.map_counts import MapCounts, group_reduce, tile_sizes, tile_starts
+from fgmpsim.sim.vector.grid import Grid
+from fgmpsim.sim.vector.map_counts import MapCounts, group_reduce, tile_sizes, tile_starts
 from fgmpsim.sim.mapping import Tiling
 
 _F32_EXACT = 2 ** 24

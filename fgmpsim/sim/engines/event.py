@@ -1,7 +1,7 @@
 """The event engine: an op's tiles run through SimPy processes, one per hardware block, one event per transfer and
 per tile compute.
 
-It takes the tiles of :func:`fgmpsim.sim.traffic.op_tiles` and the timing model of :mod:`fgmpsim.sim.schedule` (the
+It takes the tiles of :func:`fgmpsim.sim.hw.traffic.op_tiles` and the timing model of :mod:`fgmpsim.sim.schedule` (the
 step placements, the three channels, the attribution rules), but time advances by SimPy events instead of the
 vectorized recurrence, so it equals the tile engine cycle for cycle and stall for stall while showing that the
 recurrence is what the blocks do. Double buffering is the schedule's placements: a fill moves one step earlier for
@@ -38,10 +38,10 @@ import simpy
 
 from fgmpsim.arch.record import Arch
 from fgmpsim.errors import ConfigError
-from fgmpsim.sim.engine import CountingEnvironment
+from fgmpsim.sim.engines.tile import CountingEnvironment
 from fgmpsim.sim.mapping import Tiling
 from fgmpsim.sim.schedule import BUSY, CHANNELS, LEAD, OpTiming, placements
-from fgmpsim.sim.traffic import OpTiles
+from fgmpsim.sim.hw.traffic import OpTiles
 
 MAX_STEPS = 2_000_000
 """Default limit on the tile steps (tiles + pipeline fill and drain, all ops) the event engine takes on."""

@@ -3,7 +3,7 @@ each transfer takes, and the op's action counts.
 
 Block bits come from :func:`fgmpsim.energy.block_bits` (values + block scale); every block also moves its
 ``metadata_bits_per_block``, counted separately (``*_metadata_bits``) but taking bandwidth. Partial sums are
-``psum_bits`` each; outputs follow :class:`fgmpsim.sim.operands.OutputFormat`. WS = weight stationary, OS = output
+``psum_bits`` each; outputs follow :class:`fgmpsim.sim.hw.operands.OutputFormat`. WS = weight stationary, OS = output
 stationary; a tile has ``rows x cols`` outputs.
 
 * **DRAM -> GLB fills**: the weight tile when first needed (WS: first m-tile of each chunk; OS: first m-tile, or
@@ -25,8 +25,8 @@ stationary; a tile has ``rows x cols`` outputs.
 An op's output bits ``B`` are spread over its output tiles in proportion to their outputs: the tile that brings the
 running output count to ``e`` (of ``E``) gets ``floor(B * e / E)`` minus what the tiles before it got.
 
-Vectorization: per-tile quantities are factors over the tile grid (:mod:`fgmpsim.sim.grid`), so the action counts
-are sums of factor products; per-tile cycles are :class:`~fgmpsim.sim.grid.Term` s on the boxes of the grid where
+Vectorization: per-tile quantities are factors over the tile grid (:mod:`fgmpsim.sim.vector.grid`), so the action counts
+are sums of factor products; per-tile cycles are :class:`~fgmpsim.sim.vector.grid.Term` s on the boxes of the grid where
 the transfer happens (output bits, spread tile by tile, only over the last k-tile), added into the schedule's step
 buffers without a per-tile array per kind; :meth:`OpTiles.flat` materializes one kind for the event engine.
 """
@@ -40,11 +40,11 @@ import numpy as np
 
 from fgmpsim.arch.record import PRECISION_PAIRS, Arch
 from fgmpsim.energy import block_bits
-from fgmpsim.sim.grid import Grid, Term, crop
-from fgmpsim.sim.map_counts import MapCounts, mode_pairs, op_counts, tile_sizes, tile_starts
+from fgmpsim.sim.vector.grid import Grid, Term, crop
+from fgmpsim.sim.vector.map_counts import MapCounts, mode_pairs, op_counts, tile_sizes, tile_starts
 from fgmpsim.sim.mapping import Tiling
-from fgmpsim.sim.operands import Operands, OutputFormat
-from fgmpsim.sim.tile_cost import lane_work
+from fgmpsim.sim.hw.operands import Operands, OutputFormat
+from fgmpsim.sim.hw.lanes import lane_work
 
 
 def ceil_div(a: np.ndarray | int, b: int) -> np.ndarray | int:
@@ -60,7 +60,7 @@ KINDS = ("compute", "dram_w", "dram_x", "pe_w", "pe_x", "pe_psum", "drain_glb", 
 
 @dataclass(frozen=True, eq=False)
 class OpTiles:
-    """One op's tiles: per-tile cycles of every :data:`KINDS` entry as :class:`~fgmpsim.sim.grid.Term` s over the
+    """One op's tiles: per-tile cycles of every :data:`KINDS` entry as :class:`~fgmpsim.sim.vector.grid.Term` s over the
     tile grid (a kind is the sum of its terms), the sum over tiles of ``ceil(total lane work / active lanes)``
     (``ideal_cycles``) and the op's action counts (``fgmpsim.energy.ACTIONS`` names)."""
 
@@ -120,7 +120,7 @@ one value per tile of the op), so the cache stays within a few tens of MB even a
 @dataclass(frozen=True, eq=False)
 class TilePlan:
     """What an op's tiles are and move that does not depend on its maps: the grid, factors in blocks, rows and
-    flags (5-D, see :mod:`fgmpsim.sim.grid`), the terms of the map-independent transfers and the map-independent
+    flags (5-D, see :mod:`fgmpsim.sim.vector.grid`), the terms of the map-independent transfers and the map-independent
     action-count totals. ``*_blocks`` count blocks (each carries metadata); flags are bool or 0/1."""
 
     grid: Grid

@@ -1,12 +1,12 @@
 """The per-cycle reference engine: the same microarchitecture as the tile engine, stepped one cycle at a time.
 
-Written independently of :mod:`fgmpsim.sim.tile_cost`, :mod:`fgmpsim.sim.traffic` and
+Written independently of :mod:`fgmpsim.sim.hw.lanes`, :mod:`fgmpsim.sim.hw.traffic` and
 :mod:`fgmpsim.sim.schedule` (it shares only the inputs: the tiling the mapper chose and the datapath-adjusted
 maps): plain Python loops enumerate every tile, every lane's block pairs and every block moved; each tile step is
 then run cycle by cycle: every lane works on its current block pair (``cycles_per_block_pair`` cycles each),
 every transfer moves ``bits_per_cycle`` at each of its ends (source level, destination level or each destination
 PE) until all ends are done, the AQU waits its latency and then takes ``blocks_per_cycle`` blocks per cycle.
-See :mod:`fgmpsim.sim.schedule` for the step rules and :mod:`fgmpsim.sim.traffic` for what each transfer moves.
+See :mod:`fgmpsim.sim.schedule` for the step rules and :mod:`fgmpsim.sim.hw.traffic` for what each transfer moves.
 
 Usable on tiny GEMMs only: above :data:`MAX_BLOCK_PAIRS` block pairs per trace it refuses before building the
 tiles, and an op whose cycle-by-cycle loop would step more than :data:`MAX_STEPPED_CYCLES` lane- and
@@ -25,7 +25,7 @@ from fgmpsim.arch.record import PRECISION_PAIRS, Arch
 from fgmpsim.energy import ACTIONS
 from fgmpsim.errors import TraceError
 from fgmpsim.sim.mapping import Tiling
-from fgmpsim.sim.operands import Operands
+from fgmpsim.sim.hw.operands import Operands
 from fgmpsim.sim.schedule import OpTiming
 
 MAX_BLOCK_PAIRS = 200_000

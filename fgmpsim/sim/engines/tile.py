@@ -9,7 +9,7 @@ cycles have elapsed. Ops run back to back, never overlapping.
 Inside an op, time is resolved per tile step by the vectorized recurrence of :mod:`fgmpsim.sim.schedule` (a
 million SimPy events would be far too slow at Llama scale); each block process then holds the op for its busy
 cycles, so the SimPy timeline gives every op's start and end cycle and each block's occupancy, with a bounded
-number of events per op. (:mod:`fgmpsim.sim.events` runs the same tiles through block processes at tile-step
+number of events per op. (:mod:`fgmpsim.sim.engines.event` runs the same tiles through block processes at tile-step
 granularity instead.) The environment counts the events it processes (:class:`CountingEnvironment`).
 """
 

@@ -5,7 +5,7 @@ map is reduced once (rows grouped into tiles or PEs, a slab add per row of the g
 ``np.add.reduceat`` along a middle axis) and every later step works on the small result.
 
 Maps are ``[R, rows, KB]`` with ``R`` 1 (shared by all repeats) or the repeat count. A map in one precision
-throughout arrives as a constant broadcast view (:class:`~fgmpsim.sim.operands.OperandCache`): it is never read,
+throughout arrives as a constant broadcast view (:class:`~fgmpsim.sim.hw.operands.OperandCache`): it is never read,
 its counts are the group sizes (all FP8) or zero.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from fgmpsim.sim.mapping import Tiling
-from fgmpsim.sim.operands import Operands
+from fgmpsim.sim.hw.operands import Operands
 from fgmpsim.trace.record import PrecisionMap
 from fgmpsim.trace.synthetic_map import BytesLRU
 
