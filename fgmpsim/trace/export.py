@@ -27,7 +27,8 @@ from fgmpsim.errors import ModelError, PolicyError
 from fgmpsim.quant.attention import OPERANDS, attention_projections, captured_attention, operand_fisher, operand_maps
 from fgmpsim.quant.attention import sample_attention_scores
 from fgmpsim.quant.model import KNOWN_MODELS
-from fgmpsim.quant.pipeline import ACT_CALIB_SEQUENCES, DEFAULT_EVAL_TOKENS, Calibrated, calibrate, evaluate_policy
+from fgmpsim.quant.defaults import DEFAULT_EVAL_TOKENS
+from fgmpsim.quant.pipeline import ACT_CALIB_SEQUENCES, Calibrated, calibrate, evaluate_policy
 from fgmpsim.quant.policies import Policy, activation_rules, activation_threshold, get_policy
 from fgmpsim.quant.scores import BLOCK_SIZE, FP4_FORMAT, FP8_FORMAT, check_fraction
 from fgmpsim.trace.models import ModelShape, from_config
