@@ -12,7 +12,8 @@ def lazy_attributes(package: str, namespace: dict[str, Any], names: Mapping[str,
                     subpackages: tuple[str, ...] = ()) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for ``package`` whose globals are ``namespace``: ``names`` maps each public
     name to the module that defines it, ``subpackages`` are imported as attributes. A resolved name is cached in
-    ``namespace``."""
+    ``namespace``. A name must not also be a submodule of ``package``: importing the submodule would bind the
+    module to that name, hiding the lazy value."""
 
     def __getattr__(name: str) -> Any:
         if name in names:

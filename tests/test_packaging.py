@@ -72,3 +72,13 @@ def test_cli_help_imports_no_numeric_stack():
             "print(sorted({'pandas', 'ml_dtypes', 'torch', 'simpy'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("package", ["fgmpsim", "fgmpsim.analysis", "fgmpsim.quant", "fgmpsim.trace"])
+def test_lazy_names_are_not_submodule_names(package):
+    """A lazily resolved name that is also a submodule would be rebound to the module once it is imported."""
+    import importlib
+    import importlib.util
+
+    names = importlib.import_module(package)._LAZY
+    assert [n for n in names if importlib.util.find_spec(f"{package}.{n}") is not None] == []

@@ -7,15 +7,10 @@ counts), with :mod:`~fgmpsim.sim.mapping` (tiling, buffers, the mapper) beside. 
 in those modules' docstrings.
 """
 
-from fgmpsim._lazy import lazy_attributes
+from fgmpsim.sim.engines.analytic import Bound, op_bound
+from fgmpsim.sim.mapping import Mapping, Tiling, choose_tiling, plan_op
+from fgmpsim.sim.result import RunResult
+from fgmpsim.sim.simulate import ENGINES, simulate
 
-_LAZY = {
-    **dict.fromkeys(("Bound", "op_bound"), "fgmpsim.sim.engines.analytic"),
-    **dict.fromkeys(("Mapping", "Tiling", "choose_tiling", "plan_op"), "fgmpsim.sim.mapping"),
-    "RunResult": "fgmpsim.sim.result",
-    **dict.fromkeys(("ENGINES", "simulate"), "fgmpsim.sim.simulate"),
-}
-"""Public name -> the module that defines it (imported on first use)."""
-
-__all__ = sorted(_LAZY)
-__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
+__all__ = ["ENGINES", "Bound", "Mapping", "RunResult", "Tiling", "choose_tiling", "op_bound", "plan_op",
+           "simulate"]
