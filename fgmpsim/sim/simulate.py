@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from fgmpsim.arch.record import PRECISION_PAIRS, Arch
-from fgmpsim.energy import area_breakdown, price, weight_footprint_bits
+from fgmpsim.energy import ACTIONS, area_breakdown, price, weight_footprint_bits
 from fgmpsim.errors import ConfigError, MappingError
 from fgmpsim.sim.engines.analytic import Bound, op_bound
 from fgmpsim.sim.engines.tile import OpSpan, run_ops
@@ -123,7 +123,8 @@ def _columns(op: GemmOp, tiling: Tiling, timing: OpTiming, counts: dict[str, int
         "dataflow": m.dataflow, "tile_m": m.tile_m, "tile_n": m.tile_n, "tile_k_blocks": m.tile_k_blocks,
         "chunk_m": m.chunk_m or 0, "x_resident": tiling.x_resident, "w_resident": tiling.w_resident,
         "tiles": tiling.tiles, **{f.name: getattr(timing, f.name) for f in fields(timing)},
-        "start_cycle": 0, "end_cycle": 0, "simpy_events": 0, "bound_cycles": bound.cycles, "macs": macs, **counts,
+        "start_cycle": 0, "end_cycle": 0, "simpy_events": 0, "bound_cycles": bound.cycles, "macs": macs,
+        **{action: counts[action] for action in ACTIONS},
         "dram_bytes": _level_bytes(counts, ("dram",)), "glb_bytes": _level_bytes(counts, ("glb",)),
         "pe_buffer_bytes": _level_bytes(counts, ("weight_buffer", "input_buffer", "accum_buffer")),
         "energy_pj": total_pj, **energy, "pj_per_mac": total_pj / macs, **operands,
