@@ -14,8 +14,9 @@ Engines (same interface, same rows):
   between the bound and the compute bound charged to whichever of DRAM or GLB binds.
 
 Ops whose maps are the same objects with the same shape and output format reuse one simulation, except on the
-event engine, which processes every op's events, and the reference engine, which runs every op on its own. ``simpy_events``: the events the SimPy environment processed for
-the op (tile: op level, event: tile-step level, reference and analytic: 0).
+event engine, which processes every op's events, and the reference engine, which runs every op on its own.
+``simpy_events``: the events the SimPy environment processed for the op (tile: op level, event: tile-step level,
+reference and analytic: 0).
 """
 
 from __future__ import annotations
