@@ -13,7 +13,7 @@ stores plus its metadata):
   more than one m-tile; the outputs (the same for every tiling, left out).
 
 The mapper's choice must be legal and no legal tiling may beat it: ``(dram, glb, tiles)`` is lexicographically
-minimal."""
+minimal. An explicit mapping must be refused exactly when none of its residencies is legal."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 
 from fgmpsim.arch import load_arch
+from fgmpsim.errors import MappingError
+from fgmpsim.sim import Mapping
 from fgmpsim.sim.mapping import plan_op
 from fgmpsim.trace import GemmOp
 
@@ -50,13 +52,18 @@ def _worst_block(arch) -> int:
     return max(sizes[p] for p in arch.pe_array.datapath_precisions) + st.metadata_bits_per_block
 
 
-def _tilings(arch, m: int, kb: int, n: int, consumer: bool):
-    """Every legal tiling at the full lane width: (tile_m, tile_n, tile_k_blocks, m-tiles per chunk, x_resident,
-    w_resident)."""
+def _full_width(arch, n: int) -> int:
+    pe = arch.pe_array
+    return min(n, pe.lanes if pe.dataflow == "weight_stationary" else pe.lanes_per_pe)
+
+
+def _tilings(arch, m: int, kb: int, n: int, consumer: bool, tn: int | None = None):
+    """Every legal tiling with ``tn`` channels per tile (default: the full lane width): (tile_m, tile_n,
+    tile_k_blocks, m-tiles per chunk, x_resident, w_resident)."""
     pe, mem, st = arch.pe_array, arch.memory, arch.storage
     ws = pe.dataflow == "weight_stationary"
     bw, ps, vw = _worst_block(arch), st.psum_bits, pe.vector_width
-    tn = min(n, pe.lanes if ws else pe.lanes_per_pe)
+    tn = tn or _full_width(arch, n)
     lanes = min(tn, pe.lanes_per_pe)
     for tm in range(1, (m if ws else min(m, pe.pes)) + 1):
         mt = -(-m // tm)
@@ -132,3 +139,34 @@ def test_mapper_choice_is_optimal_against_brute_force(dataflow):
         assert got == best, f"seed {seed} (M={m} KB={kb} N={n}): mapper {chosen} costs {got}, optimum {best}"
         checked += 1
     assert checked >= 150
+
+
+@pytest.mark.parametrize("dataflow", ["weight_stationary", "output_stationary"])
+def test_explicit_mappings_are_accepted_exactly_when_they_fit(dataflow):
+    """A random explicit mapping (tile sizes, WS chunk) is refused exactly when no residency of it fits the buffer
+    table; accepted, its residency is legal and the best of that mapping's legal residencies."""
+    refused = accepted = 0
+    for seed in range(300):
+        rng = np.random.default_rng([seed, 7, dataflow == "weight_stationary"])
+        arch = _arch(rng, dataflow)
+        pe, ws = arch.pe_array, dataflow == "weight_stationary"
+        m, kb, n = int(rng.integers(1, 9)), int(rng.integers(1, 7)), int(rng.integers(1, 9))
+        tm = int(rng.integers(1, (m if ws else min(m, pe.pes)) + 1))
+        tn, tk = int(rng.integers(1, _full_width(arch, n) + 1)), int(rng.integers(1, kb + 1))
+        chunk = int(rng.integers(1, -(-m // tm) + 1)) if ws and rng.random() < 0.5 else None
+        mapping = Mapping(dataflow, tm, tn, tk, None if chunk is None else chunk * tm)
+        consumer = bool(rng.integers(0, 2))
+        legal = [t for t in _tilings(arch, m, kb, n, consumer, tn)
+                 if t[:3] == (tm, tn, tk) and (not ws or chunk is None or t[3] == chunk)]
+        op = GemmOp("g", 0, "linear", m, kb * BLOCK, n, 1, np.zeros((n, kb), bool), np.zeros((m, kb), bool),
+                    consumer="c" if consumer else None)
+        try:
+            chosen = _chosen(plan_op(arch, op, mapping))
+        except MappingError:
+            assert not legal, f"seed {seed}: {mapping} refused, but {legal[0]} fits"
+            refused += 1
+            continue
+        assert chosen in legal, f"seed {seed}: {mapping} accepted as {chosen}, which does not fit"
+        assert _objective(arch, m, kb, n, 1, chosen) == min(_objective(arch, m, kb, n, 1, t) for t in legal)
+        accepted += 1
+    assert refused >= 30 and accepted >= 30

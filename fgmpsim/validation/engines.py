@@ -15,7 +15,8 @@ AGREEMENT_FILES = {
                                     "partial-sum spills, slow links, metadata bits, GLB-bound analytic bound",
     "tests/test_sim_reference_engine.py": "the reference imports no tile-engine code; partial last block; "
                                           "output FP8 rounding",
-    "tests/test_sim_mapper_optimal.py": "the mapper's choice is optimal against brute force over every legal tiling",
+    "tests/test_sim_mapper_optimal.py": "the mapper's choice is optimal against brute force over every legal tiling; "
+                                        "explicit mappings refused exactly when nothing fits",
     "tests/test_sim_determinism.py": "maps and simulate() rows identical across processes (PYTHONHASHSEED)",
     "tests/test_sim_events.py": "event == tile (every column but simpy_events)",
 }
