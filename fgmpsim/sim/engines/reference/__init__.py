@@ -31,7 +31,8 @@ from fgmpsim.sim.engines.reference.operands import (blocks_along_k, fp8_share, f
 from fgmpsim.sim.engines.reference.tiles import Decision, OpBuilder, action_names
 from fgmpsim.trace.record import GemmOp, Trace
 
-__all__ = ["MAX_BLOCK_PAIRS", "MAX_STEPPED_CYCLES", "Decision", "ReferenceOp", "check_size", "reference_op"]
+__all__ = ["MAX_BLOCK_PAIRS", "MAX_STEPPED_CYCLES", "TIMING", "Decision", "ReferenceOp", "check_size",
+           "reference_op"]
 
 MAX_BLOCK_PAIRS = 200_000
 """Largest trace (block pairs over all ops and repeats) the reference engine accepts."""

@@ -78,8 +78,9 @@ class Movement:
 
 @dataclass(frozen=True)
 class Tile:
-    """One tile in execution order: its repeat and tile indices, whether it is the first m-tile of its chunk and
-    whether its chunk spills partial sums, and the rows, columns and blocks it covers."""
+    """One tile in execution order: its repeat and tile indices, whether it is the first m-tile of its M-chunk (OS:
+    every m-tile is a chunk of its own) and whether its chunk spills partial sums, and the rows, columns and
+    blocks it covers."""
 
     r: int
     mt: int
@@ -107,7 +108,7 @@ def enumerate_tiles(m: int, n: int, kb: int, repeat: int, d: Decision) -> list[T
                  for r in range(repeat) for chunk in chunks for nt in range(n_tiles) for kt in range(k_tiles)
                  for mt in chunk]
     else:
-        order = [(r, mt, nt, kt, mt == 0, False) for r in range(repeat) for mt in range(m_tiles)
+        order = [(r, mt, nt, kt, True, False) for r in range(repeat) for mt in range(m_tiles)  # chunk = m-tile
                  for nt in range(n_tiles) for kt in range(k_tiles)]
     for r, mt, nt, kt, first, spills in order:
         tiles.append(Tile(r, mt, nt, kt, first, spills, _span(mt, d.tile_m, m), _span(nt, d.tile_n, n),
