@@ -13,7 +13,8 @@ dimension may be smaller):
   ``n0 + l``, so ``tile_m <= pes`` and ``tile_n <= lanes_per_pe``. Loop order: repeat, m-tile, n-tile, k-tile;
   the accumulators stay in the lanes across k-tiles. ``chunk_m`` is unused (= M).
 
-Buffer capacities (usable = half of ``size_bytes`` when double buffered), with every block at its worst case
+Buffer capacities (usable = half of ``size_bytes``, in whole bytes rounded down, when double buffered), with every
+block at its worst case
 (:func:`worst_block_bits`: the largest block the datapath can hold, plus its metadata bits):
 
 =============  =============================================  ==========================================
@@ -30,8 +31,12 @@ GLB            weight tile + X tile (or the chunk's whole X   W tile (or all of 
 The **mapper** keeps the lanes full (WS ``tile_n = min(N, lanes)``, OS ``tile_n = min(N, lanes_per_pe)``; narrower
 only when nothing fits) and picks ``tile_k_blocks``, ``tile_m`` (OS: at most ``pes``), the chunk and the
 residencies that minimize worst-case DRAM bits, then GLB bits, then the tile count (candidates: the sizes that split
-a dimension into equal tiles, and powers of two). Fields fixed in ``arch.mapping`` are respected. Input reuse across
-ops is not modeled: every op reads its X from DRAM.
+a dimension into equal tiles, and powers of two). Worst-case bits (every block at its worst case): DRAM = the
+weights once per chunk (WS) or once / once per m-tile (OS, resident or not) + X once (resident) or once per n-tile
++ the outputs; GLB = every DRAM fill written + the weights read once per PE fill (WS per chunk, OS per m-tile) + X
+read once per n-tile + WS partial sums of all M rows written and read ``k_tiles - 1`` times when a chunk holds more
+than one m-tile (a short last chunk of one m-tile is counted too: an upper bound) + the outputs written and read.
+Fields fixed in ``arch.mapping`` are respected. Input reuse across ops is not modeled: every op reads its X from DRAM.
 """
 
 from __future__ import annotations

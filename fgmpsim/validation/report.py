@@ -336,9 +336,11 @@ def _engines_section(root: Path, say: Callable[[str], None]) -> tuple[str, dict[
     for item in found:
         lines.append(f"| `{item.path}` | {item.claim} | {len(item.test_ids)} |")
     lines += ["", "Counted with `python -m pytest --collect-only -q` on those files (parametrized cases expanded). "
-              "These prove the engines follow the same rules, not that the rules match hardware: the per-cycle "
-              "reference engine still shares tiling and cost code with the tile engine (validation issue #11, "
-              "section 4: an independent reference engine and a mutation score are later work).", "",
+              "These prove the engines follow the same rules, not that the rules match hardware. The per-cycle "
+              "reference engine shares no code with the tile engine (it gets the mapper's decision as plain "
+              "numbers and derives tiles, precisions, output format, traffic, counts and step timing from the "
+              "spec itself), and it is compared on its own counts and cycles; the event engine, in contrast, "
+              "takes the tile engine's tiles and placements, so event == tile checks the SimPy timing only.", "",
               "## 6. Mutation score", "", "Not yet run (validation issue #11, section 4)."]
     return "\n".join(lines), {"engine_agreement_tests": sum(len(i.test_ids) for i in found)}
 
