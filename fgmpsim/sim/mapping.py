@@ -59,7 +59,8 @@ class Mapping:
 
 @dataclass(frozen=True)
 class OpShape:
-    """What the mapper needs of an op: sizes (K in blocks) and whether its output is quantized for a consumer."""
+    """What the mapper needs of an op: sizes (K in blocks, ``ceil(K / vector_width)``: a partial last block is a
+    whole block; on systolic_ws K in elements) and whether its output is quantized for a consumer."""
 
     m: int
     kb: int
@@ -69,7 +70,7 @@ class OpShape:
 
     @staticmethod
     def of(op: GemmOp, vector_width: int) -> OpShape:
-        return OpShape(op.m, op.k // vector_width, op.n, op.repeat, op.consumer is not None)
+        return OpShape(op.m, -(-op.k // vector_width), op.n, op.repeat, op.consumer is not None)
 
 
 @dataclass(frozen=True)
