@@ -31,7 +31,10 @@ from fgmpsim.errors import TraceError
 
 OpKind = Literal["linear", "attn_qk", "attn_pv", "lm_head"]
 OP_KINDS: tuple[str, ...] = ("linear", "attn_qk", "attn_pv", "lm_head")
-TRACE_FORMAT_VERSION = 1
+TRACE_FORMAT_VERSION = 2
+"""The newest trace format: version 2 allows any K (a zero-padded partial last block); version 1 (still read, and
+still written for a trace whose every K is a multiple of its block size) has whole blocks only."""
+WHOLE_BLOCKS_FORMAT_VERSION = 1
 
 
 @runtime_checkable
