@@ -79,3 +79,15 @@ def test_trace_gemm_cli_accepts_k_200(tmp_path):
 
     assert cli.main(["trace", "gemm", "--m", "7", "--k", "200", "--n", "17", "--out", str(tmp_path / "g")]) == 0
     assert load_trace(tmp_path / "g").ops[0].k == 200
+
+
+def test_export_records_a_real_layer_s_k_and_pads_its_last_block():
+    from types import SimpleNamespace
+
+    from fgmpsim.errors import ModelError
+    from fgmpsim.trace.export import _linear_k
+
+    layer = SimpleNamespace(weight=np.zeros((8, 200)))
+    assert _linear_k("l", np.ones((8, 13), bool), {"l": layer}) == 200
+    with pytest.raises(ModelError):
+        _linear_k("l", np.ones((8, 12), bool), {"l": layer})
