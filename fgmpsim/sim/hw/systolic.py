@@ -27,8 +27,9 @@ its one scale; each block also moves ``metadata_bits_per_block``; ``nf = ceil(N 
 * inputs ``X = M K v + M KB s`` bits: DRAM -> GLB once if the whole of X fits the GLB beside one weight fold and one
   fold of partial sums (``x_resident``), else once per column fold; GLB -> the array's row-edge FIFOs once per column
   fold (``nf X``: ``input_buffer`` write and read);
-* partial sums (``psum_bits`` each): every fold drains its ``M x C'`` column sums into the accumulators at the
-  column bottoms (``accum_buffer`` write and read, ``M N kf`` sums); all but the last row fold spill them to the GLB
+* partial sums (``psum_bits`` each): every fold adds its ``M x C'`` column sums into the accumulators at the
+  column bottoms (``accum_buffer`` write and read, ``M N kf`` sums each); when one fold's ``M x C`` sums do not fit
+  the accumulation buffer (``memory.accum_buffer``, usable bytes) all but the last row fold spill them to the GLB
   and read them back (``M N (kf - 1)`` sums each way, as SCALE-Sim writes the ofmap every fold);
 * outputs (:class:`~fgmpsim.sim.hw.operands.OutputFormat`, of the trace's blocks): written to the GLB, then to DRAM.
 
@@ -95,12 +96,19 @@ def _operand_bits(arch: Arch, rows: int, k: int, block_size: int) -> tuple[int, 
     return rows * k * value + blocks * scale, blocks * st.metadata_bits_per_block
 
 
+def _psums_stay(arch: Arch, op: GemmOp) -> bool:
+    """One fold's ``M x C`` partial sums fit the accumulation buffer at the column bottoms (no GLB spill)."""
+    usable = arch.memory.accum_buffer.usable_tile_bytes
+    return usable is None or op.m * min(op.n, arch.pe_array.cols) * arch.storage.psum_bits <= usable * 8
+
+
 def _glb_need_bits(arch: Arch, op: GemmOp, block_size: int, x_resident: bool) -> int:
-    """GLB bits an op needs at once: one weight fold, X (all of it, or one fold's columns) and one fold's sums."""
+    """GLB bits an op needs at once: one weight fold, X (all of it, or one fold's columns) and one fold's sums
+    (when they spill)."""
     pe = arch.pe_array
     fold_w = sum(_operand_bits(arch, min(op.n, pe.cols), min(op.k, pe.rows), block_size))
     x = sum(_operand_bits(arch, op.m, op.k if x_resident else min(op.k, pe.rows), block_size))
-    return fold_w + x + op.m * min(op.n, pe.cols) * arch.storage.psum_bits
+    return fold_w + x + (0 if _psums_stay(arch, op) else op.m * min(op.n, pe.cols) * arch.storage.psum_bits)
 
 
 def fold_tiling(arch: Arch, op: GemmOp, block_size: int, mapping: Mapping | None = None) -> Tiling:
@@ -129,7 +137,7 @@ def systolic_counts(ops: Operands, tiling: Tiling, arch: Arch) -> dict[str, int]
     w, w_meta = _operand_bits(arch, op.n, op.k, ops.vw)
     x, x_meta = _operand_bits(arch, op.m, op.k, ops.vw)
     x_loads = 1 if tiling.x_resident else f.col_folds
-    spill = op.m * op.n * (f.row_folds - 1) * ps
+    spill = 0 if _psums_stay(arch, op) else op.m * op.n * (f.row_folds - 1) * ps
     sums = op.m * op.n * f.row_folds * ps
     fill, fill_meta = r * (w + x * x_loads), r * (w_meta + x_meta * x_loads)
     pair = PRECISION_PAIRS[3] if arch.pe_array.datapath_precisions[0] == "fp8" else PRECISION_PAIRS[0]
