@@ -117,7 +117,8 @@ def test_modeled_memory_stalls_on_a_slow_link():
 def test_tile_and_analytic_agree_and_the_step_engines_are_refused():
     trace, arch = gemm_trace(37, 100, 45), load_arch("systolic_16x16")
     def rows(engine):
-        return [{k: v for k, v in row.items() if k != "simpy_events"} for row in simulate(trace, arch, engine=engine).rows]
+        return [{k: v for k, v in row.items() if k != "simpy_events"}
+                for row in simulate(trace, arch, engine=engine).rows]
 
     assert rows("tile") == rows("analytic")
     for engine in ("event", "reference"):

@@ -2,8 +2,8 @@
 
 ``manifest.yaml`` (human-readable head first): ``format_version`` (1: every K a multiple of ``block_size``; 2: any
 K, a zero-padded partial last block; a trace is written with the lowest that holds it), ``name``, ``block_size``,
-``maps_sha256``, ``meta`` (the exporter's descriptive head, carried verbatim), then ``ops``: one dict per GEMM with ``name, layer,
-kind, m, k, n, repeat, static_weight, consumer, consumer_operand`` and, per map, either
+``maps_sha256``, ``meta`` (the exporter's descriptive head, carried verbatim), then ``ops``: one dict per GEMM with
+``name, layer, kind, m, k, n, repeat, static_weight, consumer, consumer_operand`` and, per map, either
 ``{npz: KEY, shape: [...]}`` (bits in ``maps.npz``) or ``{lazy: {generator: NAME, ...}}`` (a generator spec from
 ``LazyMap.to_manifest()``).
 
