@@ -39,7 +39,7 @@ from fgmpsim.sim.engines.event import MAX_STEPS, check_steps, event_op
 from fgmpsim.sim.limits import MAX_TILES, check_tiles
 from fgmpsim.sim.mapping import Mapping, Tiling, plan_op
 from fgmpsim.sim.hw.operands import OperandCache, Operands, precision_adjustment
-from fgmpsim.sim.hw.systolic import fold_tiling, systolic_op
+from fgmpsim.sim.hw.systolic import systolic_op
 from fgmpsim.sim.engines.reference import check_size, reference_op
 from fgmpsim.sim.result import RunResult
 from fgmpsim.sim.schedule import OpTiming, time_op
@@ -133,8 +133,7 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
     _check_inputs(trace, arch, engine, mapping)
     if arch.pe_array.systolic:  # its blocks are the trace's
         arch = replace(arch, pe_array=replace(arch.pe_array, vector_width=trace.block_size))
-    plan = (lambda a, op, m: fold_tiling(a, op, trace.block_size, m)) if arch.pe_array.systolic else plan_op
-    tilings = [plan(arch, op, mapping.get(op.name) if isinstance(mapping, MappingABC) else mapping)
+    tilings = [plan_op(arch, op, mapping.get(op.name) if isinstance(mapping, MappingABC) else mapping)
                for op in trace.ops]
     check_tiles(trace, arch, tilings, max_tiles)
     if engine == "event":

@@ -111,12 +111,13 @@ def _glb_need_bits(arch: Arch, op: GemmOp, block_size: int, x_resident: bool) ->
     return fold_w + x + (0 if _psums_stay(arch, op) else op.m * min(op.n, pe.cols) * arch.storage.psum_bits)
 
 
-def fold_tiling(arch: Arch, op: GemmOp, block_size: int, mapping: Mapping | None = None) -> Tiling:
+def fold_tiling(arch: Arch, op: GemmOp, mapping: Mapping | None = None) -> Tiling:
     """The tiling of ``op`` on a systolic array: one tile per fold (``tile_m = M``, ``tile_n`` = the array's
     columns, ``tile_k_blocks`` = its rows: on systolic_ws K is counted in elements, one-element "blocks"), X resident
-    when it fits the GLB. An explicit ``mapping`` must equal it; :class:`MappingError` otherwise, or when not even
-    one fold fits the GLB."""
-    pe = arch.pe_array
+    when it fits the GLB. Blocks are ``pe_array.vector_width`` wide (:func:`fgmpsim.sim.simulate` sets it to the
+    trace's block size). An explicit ``mapping`` must equal the folds; :class:`MappingError` otherwise, or when not
+    even one fold fits the GLB."""
+    pe, block_size = arch.pe_array, arch.pe_array.vector_width
     fold = Mapping(SYSTOLIC, op.m, min(op.n, pe.cols), min(op.k, pe.rows))
     if mapping is not None and mapping != fold:
         raise MappingError(f"op {op.name!r}: a systolic_ws array folds the GEMM by its {pe.rows}x{pe.cols} array "
