@@ -91,3 +91,15 @@ def test_export_records_a_real_layer_s_k_and_pads_its_last_block():
     assert _linear_k("l", np.ones((8, 13), bool), {"l": layer}) == 200
     with pytest.raises(ModelError):
         _linear_k("l", np.ones((8, 12), bool), {"l": layer})
+
+
+def test_the_event_engine_equals_the_tile_engine_on_a_partial_block():
+    trace = gemm_trace(7, 40, 9, fp4_fraction=0.5)
+    arch = load_arch("fgmp", ["pe_array.pes=2", "pe_array.lanes_per_pe=4"])
+
+    def rows(engine):
+        return [{k: v for k, v in row.items() if k != "simpy_events"}
+                for row in simulate(trace, arch, engine=engine).rows]
+
+    assert rows("event") == rows("tile")
+    assert rows("tile")[0]["macs"] == 7 * 9 * 3 * 16 and rows("tile")[0]["useful_macs"] == 7 * 9 * 40
