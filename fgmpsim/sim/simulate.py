@@ -37,7 +37,8 @@ from fgmpsim.sim.engines.event import MAX_STEPS, check_steps, event_op
 from fgmpsim.sim.limits import MAX_TILES, check_tiles
 from fgmpsim.sim.mapping import Mapping, Tiling, plan_op
 from fgmpsim.sim.hw.operands import OperandCache, Operands, precision_adjustment
-from fgmpsim.sim.engines.reference import Decision, check_size, reference_op
+from fgmpsim.sim.engines.reference import Decision, check_size, operand_columns, reference_bands, reference_op
+from fgmpsim.sim.hw.causal import BAND_ROWS, MODES, CausalBands, merge_columns, merge_timings
 from fgmpsim.sim.result import RunResult
 from fgmpsim.sim.schedule import OpTiming, time_op
 from fgmpsim.sim.hw.traffic import op_tiles
@@ -46,9 +47,14 @@ from fgmpsim.trace.record import GemmOp, Trace
 ENGINES = ("tile", "event", "reference", "analytic")
 
 
-def _check_inputs(trace: Trace, arch: Arch, engine: str, mapping: Any) -> None:
+def _check_inputs(trace: Trace, arch: Arch, engine: str, mapping: Any, attention: str, band_rows: Any) -> None:
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}", "engine", f"use one of {', '.join(ENGINES)}")
+    if attention not in MODES:
+        raise ConfigError(f"unknown attention mode {attention!r}", "attention", f"use one of {', '.join(MODES)}")
+    if isinstance(band_rows, bool) or not isinstance(band_rows, (int, np.integer)) or band_rows < 1:
+        raise ConfigError(f"causal_band_rows must be a positive integer, got {band_rows!r}", "causal_band_rows",
+                          f"use e.g. {BAND_ROWS}")
     trace.check()
     if trace.block_size != arch.pe_array.vector_width:
         raise ConfigError(f"trace {trace.name!r} has {trace.block_size}-element blocks but the array's lanes are "
@@ -128,32 +134,66 @@ def _columns(op: GemmOp, tiling: Tiling, timing: OpTiming, counts: dict[str, int
         **{action: counts[action] for action in ACTIONS},
         "dram_bytes": _level_bytes(counts, ("dram",)), "glb_bytes": _level_bytes(counts, ("glb",)),
         "pe_buffer_bytes": _level_bytes(counts, ("weight_buffer", "input_buffer", "accum_buffer")),
-        "energy_pj": total_pj, **energy, "pj_per_mac": total_pj / macs, **operands,
+        "energy_pj": total_pj, **energy, "pj_per_mac": total_pj / macs, **operands, "causal_bands": 0,
     }
+
+
+def _causal(trace: Trace, op: GemmOp, arch: Arch, engine: str, mapping: Mapping | None, bands: CausalBands,
+            cache: OperandCache) -> tuple[OpTiming, dict[str, Any], Tiling, int]:
+    """Timing, row columns, last band's tiling and SimPy events of causal op ``op``: its bands (:mod:`.hw.causal`;
+    the reference engine builds its own), each mapped and run as a dense op, merged."""
+    if engine == "reference":
+        parts = reference_bands(trace, op, bands.band_rows)
+        whole = operand_columns(trace, op, arch)
+    else:
+        split = bands.of(op)
+        parts = [(band, split.scope) for band in split.ops]
+        whole = _operand_columns(cache.operands(op), arch)
+    timings, columns, events = [], [], 0
+    for band, scope in parts:
+        tiling = plan_op(arch, band, mapping)
+        if engine == "reference":
+            timing, band_columns = _reference(scope, band, tiling, arch)
+        else:
+            ops = OperandCache(scope, arch).operands(band)
+            timing, counts, bound, simpy_events = _run(ops, tiling, arch, engine)
+            band_columns = _columns(band, tiling, timing, counts, bound, arch, _operand_columns(ops, arch))
+            events += simpy_events
+        timings.append(timing)
+        columns.append(band_columns)
+    return merge_timings(timings), merge_columns(op, columns, whole), tiling, events
 
 
 def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
              mapping: Mapping | MappingABC[str, Mapping] | None = None, max_event_steps: int = MAX_STEPS,
-             max_tiles: int = MAX_TILES, on_op: Callable[[], None] | None = None) -> RunResult:
+             max_tiles: int = MAX_TILES, on_op: Callable[[], None] | None = None,
+             attention: str = "causal", causal_band_rows: int = BAND_ROWS) -> RunResult:
     """Simulate every op of ``trace`` on ``arch``. ``mapping``: one :class:`Mapping` for every op, a dict of op
     name -> :class:`Mapping` (other ops use the mapper), or ``None`` (the mapper, honouring ``arch.mapping``).
     ``max_event_steps``: the most tile steps (all ops) the event engine takes on; ``max_tiles``: the most tiles (all
     ops) any engine takes on (:mod:`~fgmpsim.sim.limits`, which also refuses too large ops and int64 overflow).
     ``on_op``: called once after each op is costed (a progress bar's advance).
+    ``attention``: ``"causal"`` runs a causal op (``GemmOp.causal``) as query bands that skip the masked keys
+    (:mod:`~fgmpsim.sim.hw.causal`; its row has ``causal_bands`` > 0 and the last band's mapping), ``"dense"``
+    counts every op as the full product; ``causal_band_rows``: query rows per band (default
+    :data:`~fgmpsim.sim.hw.causal.BAND_ROWS`).
     Raises :class:`~fgmpsim.errors.MappingError` for impossible mappings (naming the field),
     :class:`~fgmpsim.errors.ConfigError` for an unknown engine, a block-size mismatch or a trace too large for the
     event engine."""
-    _check_inputs(trace, arch, engine, mapping)
-    tilings = [plan_op(arch, op, mapping.get(op.name) if isinstance(mapping, MappingABC) else mapping)
-               for op in trace.ops]
+    _check_inputs(trace, arch, engine, mapping, attention, causal_band_rows)
+    chosen = [mapping.get(op.name) if isinstance(mapping, MappingABC) else mapping for op in trace.ops]
+    tilings = [plan_op(arch, op, given) for op, given in zip(trace.ops, chosen)]
     check_tiles(trace, arch, tilings, max_tiles)
     if engine == "event":
         check_steps(tilings, max_event_steps)
     cache = OperandCache(trace, arch)
     memo: dict[tuple, tuple[OpTiming, dict[str, Any], int]] = {}  # scalars only: maps are never all held at once
+    bands = CausalBands(trace, int(causal_band_rows))
     rows, mappings, timings, events = [], [], [], []
-    for op, tiling in zip(trace.ops, tilings):
-        if engine == "reference":  # every op on its own, from the trace and the decision only
+    for op, tiling, given in zip(trace.ops, tilings, chosen):
+        if op.causal and attention == "causal":
+            timing, columns, tiling, simpy_events = _causal(trace, op, arch, engine, given, bands, cache)
+        elif engine == "reference":  # every op on its own, from the trace and the decision only
             timing, columns = _reference(trace, op, tiling, arch)
             simpy_events = 0
         else:
