@@ -188,7 +188,8 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     version = manifest["format_version"]
     if isinstance(version, bool) or version not in READABLE_FORMAT_VERSIONS:
         raise TraceError(f"{path} has format_version {excerpt(version)}, this fgmpsim reads "
-                         f"{' or '.join(map(str, READABLE_FORMAT_VERSIONS))}", "format_version", f"{_REEXPORT} with this fgmpsim version")
+                         f"{' or '.join(map(str, READABLE_FORMAT_VERSIONS))}", "format_version",
+                         f"{_REEXPORT} with this fgmpsim version")
     return manifest
 
 
