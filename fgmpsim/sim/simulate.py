@@ -38,6 +38,7 @@ from fgmpsim.sim.limits import MAX_TILES, check_tiles
 from fgmpsim.sim.mapping import Mapping, Tiling, plan_op
 from fgmpsim.sim.hw.operands import OperandCache, Operands, precision_adjustment
 from fgmpsim.sim.engines.reference import Decision, check_size, operand_columns, reference_bands, reference_op
+from fgmpsim.sim.hw.dram import KV_KINDS, dram_footprint
 from fgmpsim.sim.hw.causal import BAND_ROWS, MODES, CausalBands, merge_columns, merge_timings
 from fgmpsim.sim.result import RunResult
 from fgmpsim.sim.schedule import OpTiming, time_op
@@ -106,8 +107,10 @@ def _operand_columns(ops: Operands, arch: Arch) -> dict[str, Any]:
     """The row columns taken from the op's datapath-adjusted maps and output format."""
     op = ops.op
     weights = ops.w if len(op.weight_map.shape) == 3 else ops.w[0]
+    kv = op.kind in KV_KINDS and not op.static_weight
     return {"weight_bits": weight_footprint_bits(weights, arch.storage, ops.vw) if op.static_weight else 0,
             "weight_elements": weights.size * ops.vw if op.static_weight else 0,
+            "kv_cache_bits": weight_footprint_bits(ops.w, arch.storage, ops.vw) if kv else 0,
             "weight_fp8_fraction": ops.w_fp8_blocks / ops.w.size, "act_fp8_fraction": ops.a_fp8_blocks / ops.a.size,
             "output_blocks": ops.out.blocks, "output_fp8_blocks": ops.out.fp8_blocks}
 
@@ -221,4 +224,5 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
     return RunResult(arch=arch.name, trace=trace.name, engine=engine, clock_hz=arch.clock_hz,
                      peak_macs_per_cycle=arch.peak_macs_per_cycle, precision_adjustment=precision_adjustment(arch),
                      mappings=tuple(mappings), rows=tuple(rows),
+                     dram=tuple(dram_footprint(rows, trace, arch).items()),
                      area=tuple(asdict(area_breakdown(arch)).items()) if arch.area is not None else ())

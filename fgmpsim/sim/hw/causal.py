@@ -135,7 +135,7 @@ MAPPING_COLUMNS = ("dataflow", "tile_m", "tile_n", "tile_k_blocks", "chunk_m", "
 
 def merge_columns(op: GemmOp, bands: list[dict[str, Any]], operands: dict[str, Any]) -> dict[str, Any]:
     """The row columns of a causal op from its bands' columns: the op's shape, the last band's mapping, the op's
-    own map fractions (``operands``: weight and FP8-fraction columns of the whole op), ``pj_per_mac`` recomputed
+    own map columns (``operands``: weight, KV-cache and FP8-fraction columns of the whole op), ``pj_per_mac`` recomputed
     and every other column summed; ``causal_bands`` = the number of bands."""
     fixed = {"M": op.m, "K": op.k, "N": op.n, "repeat": op.repeat, "static_weight": op.static_weight}
     merged: dict[str, Any] = {}
@@ -144,7 +144,7 @@ def merge_columns(op: GemmOp, bands: list[dict[str, Any]], operands: dict[str, A
             merged[key] = fixed[key]
         elif key in MAPPING_COLUMNS:
             merged[key] = value
-        elif key in ("weight_bits", "weight_elements", "weight_fp8_fraction", "act_fp8_fraction"):
+        elif key in ("weight_bits", "weight_elements", "kv_cache_bits", "weight_fp8_fraction", "act_fp8_fraction"):
             merged[key] = operands[key]
         else:
             merged[key] = sum(band[key] for band in bands)

@@ -103,6 +103,8 @@ def _operands(op: GemmOp, w: list, a: list, out: Any, arch: Arch) -> dict[str, A
     vw = arch.pe_array.vector_width
     return {"weight_bits": footprint_bits(w, arch) if op.static_weight else 0,
             "weight_elements": w_blocks * vw if op.static_weight else 0,
+            "kv_cache_bits": footprint_bits(w, arch) if op.kind in ("attn_qk", "attn_pv") and not op.static_weight
+            else 0,
             "weight_fp8_fraction": w_fp8 / w_blocks, "act_fp8_fraction": a_fp8 / a_blocks,
             "output_blocks": out.blocks, "output_fp8_blocks": out.fp8_blocks}
 
