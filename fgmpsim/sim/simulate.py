@@ -39,6 +39,7 @@ from fgmpsim.sim.mapping import Mapping, Tiling, plan_op
 from fgmpsim.sim.hw.operands import OperandCache, Operands, precision_adjustment
 from fgmpsim.sim.engines.reference import Decision, check_size, operand_columns, reference_bands, reference_op
 from fgmpsim.sim.hw.dram import KV_KINDS, dram_footprint
+from fgmpsim.sim.hw.glb_residency import NONE, Residency, plan_residency
 from fgmpsim.sim.hw.causal import BAND_ROWS, MODES, CausalBands, merge_columns, merge_timings
 from fgmpsim.sim.result import RunResult
 from fgmpsim.sim.schedule import OpTiming, time_op
@@ -81,10 +82,11 @@ def _analytic_timing(bound: Bound) -> OpTiming:
                     busy_loader_cycles=0, busy_distributor_cycles=0, busy_aqu_cycles=0, busy_writer_cycles=0)
 
 
-def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str) -> tuple[OpTiming, dict[str, int], Bound, int]:
+def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str,
+         residency: Residency = NONE) -> tuple[OpTiming, dict[str, int], Bound, int]:
     """Timing, action counts, bound and SimPy events (event engine only) of one op on the tile, event or analytic
     engine."""
-    tiles = op_tiles(ops, tiling, arch)
+    tiles = op_tiles(ops, tiling, arch, residency)
     bound = op_bound(tiles.counts, arch)
     if engine == "event":
         timing, events = event_op(tiles, arch)
@@ -93,12 +95,14 @@ def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str) -> tuple[OpTimi
     return timing, tiles.counts, bound, 0
 
 
-def _reference(trace: Trace, op: GemmOp, tiling: Tiling, arch: Arch) -> tuple[OpTiming, dict[str, Any]]:
-    """Timing and row columns of one op on the reference engine: it gets the mapper's decision as plain numbers
-    and derives its counts, cycles and operand columns itself."""
+def _reference(trace: Trace, op: GemmOp, tiling: Tiling, arch: Arch,
+               residency: Residency = NONE) -> tuple[OpTiming, dict[str, Any]]:
+    """Timing and row columns of one op on the reference engine: it gets the mapper's and the GLB planner's
+    decision as plain numbers and derives its counts, cycles and operand columns itself."""
     m = tiling.mapping
     result = reference_op(trace, op, arch, Decision(m.dataflow, m.tile_m, m.tile_n, m.tile_k_blocks, m.chunk_m,
-                                                    tiling.x_resident, tiling.w_resident))
+                                                    tiling.x_resident, tiling.w_resident, residency.keeps_output,
+                                                    residency.fed))
     timing = OpTiming(**result.timing)
     return timing, _columns(op, tiling, timing, result.counts, op_bound(result.counts, arch), arch, result.operands)
 
@@ -190,21 +194,25 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
     if engine == "event":
         check_steps(tilings, max_event_steps)
     cache = OperandCache(trace, arch)
+    banded = [op.causal and attention == "causal" for op in trace.ops]
+    residency = plan_residency(trace.ops, tilings, [cache.output_format(op) for op in trace.ops], arch, banded) \
+        if arch.memory.glb.keep_outputs else [NONE] * len(trace.ops)
     memo: dict[tuple, tuple[OpTiming, dict[str, Any], int]] = {}  # scalars only: maps are never all held at once
     bands = CausalBands(trace, int(causal_band_rows))
     rows, mappings, timings, events = [], [], [], []
-    for op, tiling, given in zip(trace.ops, tilings, chosen):
-        if op.causal and attention == "causal":
+    for op, tiling, given, band, keep in zip(trace.ops, tilings, chosen, banded, residency):
+        if band:
             timing, columns, tiling, simpy_events = _causal(trace, op, arch, engine, given, bands, cache)
-        elif engine == "reference":  # every op on its own, from the trace and the decision only
-            timing, columns = _reference(trace, op, tiling, arch)
+        elif engine == "reference":  # every op on its own, from the trace and the decisions only
+            timing, columns = _reference(trace, op, tiling, arch, keep)
             simpy_events = 0
         else:
             out = cache.output_format(op)
-            key = (id(op.weight_map), id(op.act_map), op.m, op.k, op.n, op.repeat, op.static_weight, out, tiling)
+            key = (id(op.weight_map), id(op.act_map), op.m, op.k, op.n, op.repeat, op.static_weight, out, tiling,
+                   keep)
             if engine == "event" or key not in memo:  # the event engine processes every op's events
                 ops = cache.operands(op, out)
-                timing, counts, bound, simpy_events = _run(ops, tiling, arch, engine)
+                timing, counts, bound, simpy_events = _run(ops, tiling, arch, engine, keep)
                 memo[key] = (timing, _columns(op, tiling, timing, counts, bound, arch, _operand_columns(ops, arch)),
                              simpy_events)
             timing, columns, simpy_events = memo[key]
