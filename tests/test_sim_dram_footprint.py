@@ -64,3 +64,16 @@ def test_kv_cache_is_smaller_on_fgmp_than_on_fp8():
                                         ({"model": {"heads": 8, "kv_heads": 3}}, 1)])
 def test_kv_group(meta, group):
     assert kv_group(Trace("t", (), 16, meta)) == group
+
+
+def test_simulate_warns_when_the_dram_is_too_small(monkeypatch, tmp_path, capsys):
+    import fgmpsim.cli as cli
+    monkeypatch.setattr(cli, "_VERB_MODULES", ("simulate",))
+    k_map = np.zeros((1, 32, 2), bool)
+    saved = _decode_qk(k_map).save(tmp_path / "t")
+    for size, warned in ((1 << 20, False), (16, True)):
+        assert cli.main(["simulate", "--trace", str(saved), "--arch", "fgmp", "--top", "0",
+                         "--set", f"memory.dram.size_bytes={size}"]) == 0
+        text = capsys.readouterr().out
+        assert ("do not fit memory.dram.size_bytes" in text) is warned
+    assert cli.main(["simulate", "--trace", str(saved), "--arch", "fgmp", "--top", "0", "--attention", "dense"]) == 0

@@ -71,9 +71,11 @@ def _simulate(args: argparse.Namespace) -> int:
         out.print(f"datapath of {result.arch}: {result.precision_adjustment}")
         dram = result.summary()
         if dram["dram_fits"] is False:
-            out.print(f"warning: {result.arch}: weights ({dram['dram_weight_bytes'] / 2**30:.2f} GiB) + KV cache "
-                      f"({dram['dram_kv_cache_bytes'] / 2**30:.2f} GiB) = {dram['dram_footprint_bytes'] / 2**30:.2f} "
-                      f"GiB do not fit memory.dram.size_bytes = {dram['dram_size_bytes'] / 2**30:.2f} GiB")
+            mib = {key: f"{dram[key] / 2**20:,.1f} MiB" for key in ("dram_weight_bytes", "dram_kv_cache_bytes",
+                                                                       "dram_footprint_bytes", "dram_size_bytes")}
+            out.print(f"warning: {result.arch}: weights ({mib['dram_weight_bytes']}) + KV cache "
+                      f"({mib['dram_kv_cache_bytes']}) = {mib['dram_footprint_bytes']} do not fit "
+                      f"memory.dram.size_bytes = {mib['dram_size_bytes']}")
         if args.per_op or args.top:
             out.print(op_table(result, None if args.per_op else args.top))
     if args.out is not None:
