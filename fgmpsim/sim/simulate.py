@@ -40,7 +40,7 @@ from fgmpsim.sim.hw.operands import OperandCache, Operands, precision_adjustment
 from fgmpsim.sim.engines.reference import Decision, check_size, operand_columns, reference_bands, reference_op
 from fgmpsim.sim.hw.dram import KV_KINDS, dram_footprint
 from fgmpsim.sim.hw.glb_residency import NONE, Residency, plan_residency
-from fgmpsim.sim.hw.causal import BAND_ROWS, MODES, CausalBands, merge_columns, merge_timings
+from fgmpsim.sim.hw.causal import BAND_ROWS, DEFAULT as DEFAULT_ATTENTION, MODES, CausalBands, merge_columns, merge_timings
 from fgmpsim.sim.result import RunResult
 from fgmpsim.sim.schedule import OpTiming, time_op
 from fgmpsim.sim.hw.traffic import op_tiles
@@ -174,7 +174,7 @@ def _causal(trace: Trace, op: GemmOp, arch: Arch, engine: str, mapping: Mapping 
 def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
              mapping: Mapping | MappingABC[str, Mapping] | None = None, max_event_steps: int = MAX_STEPS,
              max_tiles: int = MAX_TILES, on_op: Callable[[], None] | None = None,
-             attention: str = "causal", causal_band_rows: int = BAND_ROWS) -> RunResult:
+             attention: str = DEFAULT_ATTENTION, causal_band_rows: int = BAND_ROWS) -> RunResult:
     """Simulate every op of ``trace`` on ``arch``. ``mapping``: one :class:`Mapping` for every op, a dict of op
     name -> :class:`Mapping` (other ops use the mapper), or ``None`` (the mapper, honouring ``arch.mapping``).
     ``max_event_steps``: the most tile steps (all ops) the event engine takes on; ``max_tiles``: the most tiles (all
