@@ -13,8 +13,11 @@ Engines (same interface, same rows):
 * ``"analytic"``: the lower bound of :mod:`~fgmpsim.sim.engines.analytic` as the op's cycles (counts are exact), the gap
   between the bound and the compute bound charged to whichever of DRAM or GLB binds.
 
-Ops whose maps are the same objects with the same shape and output format reuse one simulation, except on the
-event engine, which processes every op's events, and the reference engine, which runs every op on its own.
+Ops whose maps are the same objects with the same shape, output format and GLB residency reuse one simulation,
+except on the event engine, which processes every op's events, and the reference engine, which runs every op on its
+own. A causal op runs as query bands (:mod:`~fgmpsim.sim.hw.causal`), each mapped and costed as a dense op, its row
+their sum; with ``memory.glb.keep_outputs`` the GLB planner (:mod:`~fgmpsim.sim.hw.glb_residency`) decides which
+outputs skip their DRAM round trip. The DRAM footprint goes into the summary (:mod:`~fgmpsim.sim.hw.dram`).
 ``simpy_events``: the events the SimPy environment processed for the op (tile: op level, event: tile-step level,
 reference and analytic: 0).
 """
@@ -40,7 +43,8 @@ from fgmpsim.sim.hw.operands import OperandCache, Operands, precision_adjustment
 from fgmpsim.sim.engines.reference import Decision, check_size, operand_columns, reference_bands, reference_op
 from fgmpsim.sim.hw.dram import KV_KINDS, dram_footprint
 from fgmpsim.sim.hw.glb_residency import NONE, Residency, plan_residency
-from fgmpsim.sim.hw.causal import BAND_ROWS, DEFAULT as DEFAULT_ATTENTION, MODES, CausalBands, merge_columns, merge_timings
+from fgmpsim.sim.hw.causal import DEFAULT as DEFAULT_ATTENTION
+from fgmpsim.sim.hw.causal import BAND_ROWS, MODES, CausalBands, merge_columns, merge_timings
 from fgmpsim.sim.result import RunResult
 from fgmpsim.sim.schedule import OpTiming, time_op
 from fgmpsim.sim.hw.traffic import op_tiles
