@@ -1,5 +1,5 @@
 """Causal attention: the masked keys of a causal op are skipped band by band (fgmpsim.sim.hw.causal), on every
-engine; ``attention="dense"`` counts the full product; trace format 2 records the flag and format 1 loads dense."""
+engine; ``attention="dense"`` counts the full product; trace format 3 records the flag, formats 1 and 2 load dense."""
 
 from __future__ import annotations
 
@@ -132,19 +132,22 @@ def test_synth_marks_prefill_attention_causal():
     assert prefill.meta["attention"]["masking"].startswith("causal")
 
 
-def test_trace_format_2_keeps_the_flag_and_format_1_loads_dense(tmp_path):
+def test_trace_format_3_keeps_the_flag_and_formats_1_and_2_load_dense(tmp_path):
     trace = Trace("t", (_qk(16, 16, consumer=None),), 16)
     saved = trace.save(tmp_path / "v2")
     assert load_trace(saved).ops[0].causal
     manifest = yaml.safe_load((saved / MANIFEST).read_text())
-    assert manifest["format_version"] == 2
-    old = dict(manifest, format_version=1, ops=[{k: v for k, v in op.items() if k != "causal"}
-                                                for op in manifest["ops"]])
-    (saved / MANIFEST).write_text(yaml.safe_dump(old, sort_keys=False))
-    assert not load_trace(saved).ops[0].causal
-    (saved / MANIFEST).write_text(yaml.safe_dump(dict(old, ops=manifest["ops"]), sort_keys=False))
-    with pytest.raises(TraceError, match="unknown key"):
-        load_trace(saved)  # a version-1 manifest has no causal field
+    assert manifest["format_version"] == 3
+    for version in (1, 2):
+        old = dict(manifest, format_version=version, ops=[{k: v for k, v in op.items() if k != "causal"}
+                                                          for op in manifest["ops"]])
+        (saved / MANIFEST).write_text(yaml.safe_dump(old, sort_keys=False))
+        assert not load_trace(saved).ops[0].causal
+        (saved / MANIFEST).write_text(yaml.safe_dump(dict(old, ops=manifest["ops"]), sort_keys=False))
+        with pytest.raises(TraceError, match="unknown key"):
+            load_trace(saved)  # versions 1 and 2 have no causal field
+    dense = Trace("t", (_qk(16, 16, causal=False),), 16).save(tmp_path / "dense")
+    assert yaml.safe_load((dense / MANIFEST).read_text())["format_version"] == 1  # the lowest that holds it
 
 
 def test_causal_band_maps_are_the_op_map_rows():

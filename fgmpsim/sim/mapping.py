@@ -64,7 +64,8 @@ class Mapping:
 
 @dataclass(frozen=True)
 class OpShape:
-    """What the mapper needs of an op: sizes (K in blocks) and whether its output is quantized for a consumer."""
+    """What the mapper needs of an op: sizes (K in blocks, ``ceil(K / vector_width)``: a partial last block is a
+    whole block; on systolic_ws K in elements) and whether its output is quantized for a consumer."""
 
     m: int
     kb: int
@@ -74,7 +75,7 @@ class OpShape:
 
     @staticmethod
     def of(op: GemmOp, vector_width: int) -> OpShape:
-        return OpShape(op.m, op.k // vector_width, op.n, op.repeat, op.consumer is not None)
+        return OpShape(op.m, -(-op.k // vector_width), op.n, op.repeat, op.consumer is not None)
 
 
 @dataclass(frozen=True)
@@ -314,6 +315,9 @@ def choose_tiling(arch: Arch, shape: OpShape) -> Tiling:
 
 def _choose_tiling(arch: Arch, shape: OpShape) -> Tiling:
     pe, fixed = arch.pe_array, arch.mapping
+    if pe.systolic:
+        raise MappingError("a systolic_ws array's folds are fixed by its rows x cols, not chosen by the mapper",
+                           "pe_array.dataflow", "plan the op with plan_op (or simulate)")
     dataflow = pe.dataflow
     ws = dataflow == "weight_stationary"
     # load_arch rejects fixed tiles wider than the array; the clamp keeps hand-built Arch records honest too
@@ -385,7 +389,12 @@ def check_mapping(arch: Arch, shape: OpShape, mapping: Mapping) -> Tiling:
 
 
 def plan_op(arch: Arch, op: GemmOp, mapping: Mapping | None = None) -> Tiling:
-    """The tiling of ``op``: the explicit ``mapping`` checked, or the mapper's choice."""
+    """The tiling of ``op``: the explicit ``mapping`` checked, or the mapper's choice (on systolic_ws: its folds,
+    :func:`fgmpsim.sim.hw.systolic.fold_tiling`)."""
+    if arch.pe_array.systolic:
+        from fgmpsim.sim.hw.systolic import fold_tiling  # systolic imports this module's records
+
+        return fold_tiling(arch, op, mapping)
     shape = OpShape.of(op, arch.pe_array.vector_width)
     return choose_tiling(arch, shape) if mapping is None else check_mapping(arch, shape, mapping)
 

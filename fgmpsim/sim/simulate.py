@@ -13,6 +13,10 @@ Engines (same interface, same rows):
 * ``"analytic"``: the lower bound of :mod:`~fgmpsim.sim.engines.analytic` as the op's cycles (counts are exact), the gap
   between the bound and the compute bound charged to whichever of DRAM or GLB binds.
 
+On a ``systolic_ws`` array (:mod:`~fgmpsim.sim.hw.systolic`) the op is costed by its folds: ``"tile"`` and
+``"analytic"`` give the same rows (the fold model is closed-form; its cycles are checked against SCALE-Sim's, not
+against a per-cycle engine), ``"event"`` and ``"reference"`` are refused. It runs traces of any block size.
+
 Ops whose maps are the same objects with the same shape, output format and GLB residency reuse one simulation,
 except on the event engine, which processes every op's events, and the reference engine, which runs every op on its
 own. A causal op runs as query bands (:mod:`~fgmpsim.sim.hw.causal`), each mapped and costed as a dense op, its row
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 import numpy as np
@@ -34,12 +38,13 @@ import numpy as np
 from fgmpsim.arch.record import PRECISION_PAIRS, Arch
 from fgmpsim.energy import ACTIONS, area_breakdown, price, weight_footprint_bits
 from fgmpsim.errors import ConfigError, MappingError
-from fgmpsim.sim.engines.analytic import Bound, op_bound
+from fgmpsim.sim.engines.analytic import Bound, bound_timing, op_bound
 from fgmpsim.sim.engines.tile import OpSpan, run_ops
 from fgmpsim.sim.engines.event import MAX_STEPS, check_steps, event_op
 from fgmpsim.sim.limits import MAX_TILES, check_tiles
 from fgmpsim.sim.mapping import Mapping, Tiling, plan_op
 from fgmpsim.sim.hw.operands import OperandCache, Operands, precision_adjustment
+from fgmpsim.sim.hw.systolic import systolic_op
 from fgmpsim.sim.engines.reference import Decision, check_size, operand_columns, reference_bands, reference_op
 from fgmpsim.sim.hw.dram import KV_KINDS, dram_footprint
 from fgmpsim.sim.hw.glb_residency import NONE, Residency, plan_residency
@@ -62,7 +67,11 @@ def _check_inputs(trace: Trace, arch: Arch, engine: str, mapping: Any, attention
         raise ConfigError(f"causal_band_rows must be a positive integer, got {band_rows!r}", "causal_band_rows",
                           f"use e.g. {BAND_ROWS}")
     trace.check()
-    if trace.block_size != arch.pe_array.vector_width:
+    if arch.pe_array.systolic and engine in ("event", "reference"):
+        raise ConfigError(f"engine {engine!r} models the block dataflows' tile steps, not a systolic_ws array's folds "
+                          "(whose cycles are checked against SCALE-Sim instead)", "engine",
+                          "use engine='tile' (or 'analytic', equal on systolic_ws)")
+    if trace.block_size != arch.pe_array.vector_width and not arch.pe_array.systolic:
         raise ConfigError(f"trace {trace.name!r} has {trace.block_size}-element blocks but the array's lanes are "
                           f"{arch.pe_array.vector_width} wide", "pe_array.vector_width",
                           f"set pe_array.vector_width to {trace.block_size} (--set pe_array.vector_width=...)")
@@ -78,24 +87,18 @@ def _check_inputs(trace: Trace, arch: Arch, engine: str, mapping: Any, attention
         check_size(trace)
 
 
-def _analytic_timing(bound: Bound) -> OpTiming:
-    gap = bound.cycles - bound.compute
-    dram_binds = bound.dram == bound.cycles
-    return OpTiming(cycles=bound.cycles, compute_cycles=bound.compute, stall_dram_cycles=gap if dram_binds else 0,
-                    stall_glb_cycles=0 if dram_binds else gap, stall_imbalance_cycles=0, stall_aqu_cycles=0,
-                    busy_loader_cycles=0, busy_distributor_cycles=0, busy_aqu_cycles=0, busy_writer_cycles=0)
-
-
 def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str,
          residency: Residency = NONE) -> tuple[OpTiming, dict[str, int], Bound, int]:
     """Timing, action counts, bound and SimPy events (event engine only) of one op on the tile, event or analytic
-    engine."""
+    engine (a systolic_ws array: its folds)."""
+    if arch.pe_array.systolic:
+        return (*systolic_op(ops, tiling, arch), 0)
     tiles = op_tiles(ops, tiling, arch, residency)
     bound = op_bound(tiles.counts, arch)
     if engine == "event":
         timing, events = event_op(tiles, arch)
         return timing, tiles.counts, bound, events
-    timing = time_op(tiles, arch) if engine == "tile" else _analytic_timing(bound)
+    timing = time_op(tiles, arch) if engine == "tile" else bound_timing(bound)
     return timing, tiles.counts, bound, 0
 
 
@@ -142,7 +145,7 @@ def _columns(op: GemmOp, tiling: Tiling, timing: OpTiming, counts: dict[str, int
         "chunk_m": m.chunk_m or 0, "x_resident": tiling.x_resident, "w_resident": tiling.w_resident,
         "tiles": tiling.tiles, **{f.name: getattr(timing, f.name) for f in fields(timing)},
         "start_cycle": 0, "end_cycle": 0, "simpy_events": 0, "bound_cycles": bound.cycles, "macs": macs,
-        **{action: counts[action] for action in ACTIONS},
+        "useful_macs": op.macs, **{action: counts[action] for action in ACTIONS},
         "dram_bytes": _level_bytes(counts, ("dram",)), "glb_bytes": _level_bytes(counts, ("glb",)),
         "pe_buffer_bytes": _level_bytes(counts, ("weight_buffer", "input_buffer", "accum_buffer")),
         "energy_pj": total_pj, **energy, "pj_per_mac": total_pj / macs, **operands, "causal_bands": 0,
@@ -192,6 +195,8 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
     :class:`~fgmpsim.errors.ConfigError` for an unknown engine, a block-size mismatch or a trace too large for the
     event engine."""
     _check_inputs(trace, arch, engine, mapping, attention, causal_band_rows)
+    if arch.pe_array.systolic:  # its blocks are the trace's
+        arch = replace(arch, pe_array=replace(arch.pe_array, vector_width=trace.block_size))
     chosen = [mapping.get(op.name) if isinstance(mapping, MappingABC) else mapping for op in trace.ops]
     tilings = [plan_op(arch, op, given) for op, given in zip(trace.ops, chosen)]
     check_tiles(trace, arch, tilings, max_tiles)

@@ -1,9 +1,10 @@
 """On-disk form of a :class:`~fgmpsim.trace.record.Trace`: ``<dir>/manifest.yaml`` + ``<dir>/maps.npz``.
 
-``manifest.yaml`` (human-readable head first): ``format_version``, ``name``, ``block_size``, ``maps_sha256``,
-``meta`` (the exporter's descriptive head, carried verbatim), then ``ops``: one dict per GEMM with ``name, layer,
-kind, m, k, n, repeat, static_weight, consumer, consumer_operand, causal`` (``causal`` from format version 2 on;
-version 1 manifests, which lack it, load as dense) and, per map, either
+``manifest.yaml`` (human-readable head first): ``format_version`` (1: every K a multiple of ``block_size``; 2: any
+K, a zero-padded partial last block; 3: ops carry ``causal``; a trace is written with the lowest that holds it),
+``name``, ``block_size``, ``maps_sha256``, ``meta`` (the exporter's descriptive head, carried verbatim), then
+``ops``: one dict per GEMM with ``name, layer, kind, m, k, n, repeat, static_weight, consumer, consumer_operand``,
+``causal`` (version 3 only; versions 1 and 2 load as dense) and, per map, either
 ``{npz: KEY, shape: [...]}`` (bits in ``maps.npz``) or ``{lazy: {generator: NAME, ...}}`` (a generator spec from
 ``LazyMap.to_manifest()``).
 
@@ -39,7 +40,8 @@ from fgmpsim.io.atomic import atomic_write, check_output_dir
 from fgmpsim.io.safe_yaml import MAX_YAML_BYTES, read_bounded, read_yaml_file
 from fgmpsim.resources import resolve_trace_dir, shipped_traces
 from fgmpsim.trace.budget import MAX_OP_MAP_BLOCKS, check_op_size
-from fgmpsim.trace.record import READABLE_FORMAT_VERSIONS, TRACE_FORMAT_VERSION, GemmOp, LazyMap, PrecisionMap, Trace
+from fgmpsim.trace.record import (ANY_K_FORMAT_VERSION, CAUSAL_FORMAT_VERSION, READABLE_FORMAT_VERSIONS,
+                                  WHOLE_BLOCKS_FORMAT_VERSION, GemmOp, LazyMap, PrecisionMap, Trace)
 from fgmpsim.trace.synthetic_map import GENERATOR as SYNTHETIC_GENERATOR
 from fgmpsim.trace.synthetic_map import SyntheticMap
 
@@ -77,17 +79,23 @@ def save_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
     arrays: dict[str, np.ndarray] = {}
     keys_by_digest: dict[bytes, str] = {}
     ops = []
+    causal = any(op.causal for op in trace.ops)
     for op in trace.ops:
         entry: dict[str, Any] = {"name": op.name, "layer": int(op.layer), "kind": op.kind, "m": int(op.m),
                                  "k": int(op.k), "n": int(op.n), "repeat": int(op.repeat),
                                  "static_weight": bool(op.static_weight), "consumer": op.consumer,
-                                 "consumer_operand": op.consumer_operand, "causal": bool(op.causal)}
+                                 "consumer_operand": op.consumer_operand}
+        if causal:
+            entry["causal"] = bool(op.causal)
         for field in _MAP_FIELDS:
             entry[field] = _map_entry(getattr(op, field), f"op {op.name!r}", field, arrays, keys_by_digest)
         ops.append(entry)
     packed = io.BytesIO()
     np.savez_compressed(packed, **arrays)
-    manifest = {"format_version": TRACE_FORMAT_VERSION, "name": trace.name, "block_size": trace.block_size,
+    partial = any(op.k % trace.block_size for op in trace.ops)
+    version = CAUSAL_FORMAT_VERSION if causal else ANY_K_FORMAT_VERSION if partial else WHOLE_BLOCKS_FORMAT_VERSION
+    manifest = {"format_version": version,
+                "name": trace.name, "block_size": trace.block_size,
                 "maps_sha256": hashlib.sha256(packed.getvalue()).hexdigest(),
                 "meta": _yaml_safe(trace.meta, "meta"), "ops": ops}
     text = yaml.dump(manifest, Dumper=_YAML_DUMPER, sort_keys=False, default_flow_style=None, width=120)
@@ -128,6 +136,12 @@ def load_trace(path: str | os.PathLike[str], max_op_map_blocks: int = MAX_OP_MAP
     with _MapStore(directory, checksum) as store:
         ops = tuple(_read_op(entry, index, store, block_size, max_op_map_blocks, version)
                     for index, entry in enumerate(table))
+    partial = next((op for op in ops if op.k % block_size), None)
+    if partial is not None and manifest["format_version"] == WHOLE_BLOCKS_FORMAT_VERSION:
+        raise TraceError(f"op {excerpt(partial.name)}: K={partial.k} is not a multiple of the block size "
+                         f"{block_size}, which format_version {WHOLE_BLOCKS_FORMAT_VERSION} does not allow",
+                         "format_version", f"{_REEXPORT} (a partial last block needs format_version "
+                         f"{ANY_K_FORMAT_VERSION} or later)")
     trace = Trace(name=name, ops=ops, block_size=block_size, meta=meta)
     trace.check()
     return trace
@@ -235,9 +249,9 @@ def _read_op(entry: Any, index: int, store: _MapStore, block_size: int, max_op_m
         raise TraceError(f"op table entry {index} is not a mapping", f"ops[{index}]", _REEXPORT)
     name = _field(entry, "name", str, f"op table entry {index}")
     where = f"op {excerpt(name)}"
-    _known_keys(entry, _OP_KEYS if version > 1 else tuple(k for k in _OP_KEYS if k != "causal"), where,
-                f"ops[{index}].")
-    causal = _field(entry, "causal", bool, where) if version > 1 else False
+    known = _OP_KEYS if version >= CAUSAL_FORMAT_VERSION else tuple(k for k in _OP_KEYS if k != "causal")
+    _known_keys(entry, known, where, f"ops[{index}].")
+    causal = _field(entry, "causal", bool, where) if version >= CAUSAL_FORMAT_VERSION else False
     values = {key: _field(entry, key, kind, where) for key, kind in _OP_FIELDS.items()}
     for dim in ("m", "k", "n", "repeat"):
         if values[dim] < 1:

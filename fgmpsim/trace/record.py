@@ -3,10 +3,12 @@
 Conventions (see DESIGN.md, "Contracts"):
 
 * A GEMM computes ``Y[M, N] = X[M, K] @ W[N, K]^T``, ``repeat`` times (heads x batch for attention).
-* Blocks run along the reduction dimension K; ``K`` is a multiple of ``block_size``.
+* Blocks run along the reduction dimension K: ``KB = ceil(K / block_size)`` blocks; ``K`` may be any positive
+  integer, the last block holding ``K - (KB - 1) * block_size`` real elements, zero-padded to a whole block (the block
+  hardware has no partial format: storage, traffic and lane compute treat it as a whole block).
 * A precision map is a ``bool`` array, ``True`` = high precision (FP8 E4M3), ``False`` = NVFP4.
-  The weight-side map has shape ``[N, K/block]`` (shared by all repeats) or ``[repeat, N, K/block]``;
-  the activation map ``[M, K/block]`` or ``[repeat, M, K/block]``.
+  The weight-side map has shape ``[N, KB]`` (shared by all repeats) or ``[repeat, N, KB]``;
+  the activation map ``[M, KB]`` or ``[repeat, M, KB]``.
 * For attention (``static_weight=False``) the "weight side" is the dynamic second operand (K for ``attn_qk``,
   V^T for ``attn_pv``) whose map the AQU produced.
 * ``consumer`` names the op that reads this op's output and ``consumer_operand`` which of its operands it becomes
@@ -14,8 +16,8 @@ Conventions (see DESIGN.md, "Contracts"):
   op that has a consumer; an op without one writes its output unquantized (BF16).
 * ``causal`` (``attn_qk`` and ``attn_pv`` only): query row ``i`` of the op's ``M`` rows attends to the first
   ``keys - M + i + 1`` keys (``keys``: ``attn_qk``'s ``N``; for ``attn_pv`` the ``N`` of the ``attn_qk`` that
-  feeds it, else its ``K``), the later ones are masked. Prefill traces set it; a trace of format version 1 has no
-  such field and loads as dense (``causal=False``). How the simulator exploits it: :mod:`fgmpsim.sim.hw.causal`.
+  feeds it, else its ``K``), the later ones are masked. Prefill traces set it; a trace of format version 1 or 2 has
+  no such field and loads as dense (``causal=False``). How the simulator exploits it: :mod:`fgmpsim.sim.hw.causal`.
 * A map may be *lazy* (a :class:`LazyMap`, e.g. a synthetic map stored as generator parameters and a seed) so that
   full-size traces (Llama-2-70B) never hold every map in memory at once; ``GemmOp.weight_map_array()`` materializes.
 """
@@ -33,9 +35,14 @@ from fgmpsim.errors import TraceError
 
 OpKind = Literal["linear", "attn_qk", "attn_pv", "lm_head"]
 OP_KINDS: tuple[str, ...] = ("linear", "attn_qk", "attn_pv", "lm_head")
-TRACE_FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)
-"""Trace format versions the loader reads: 1 (no ``causal`` field: every op dense) and 2."""
+TRACE_FORMAT_VERSION = 3
+"""The newest trace format: version 3 records ``GemmOp.causal``; version 2 allows any K (a zero-padded partial last
+block); version 1 has whole blocks only. Each is still read, and a trace is written with the lowest that holds it."""
+WHOLE_BLOCKS_FORMAT_VERSION = 1
+ANY_K_FORMAT_VERSION = 2
+CAUSAL_FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
+"""Trace format versions the loader reads (1 and 2 have no ``causal`` field: every op loads dense)."""
 CAUSAL_KINDS = ("attn_qk", "attn_pv")
 
 
@@ -83,7 +90,8 @@ class GemmOp:
 
     @property
     def macs(self) -> int:
-        """Scalar MACs of this op including repeats: ``M * K * N * repeat``."""
+        """Scalar MACs of this op including repeats: ``M * K * N * repeat`` (real elements: a zero-padded last block
+        adds none; the simulator's ``useful_macs``)."""
         return self.m * self.k * self.n * self.repeat
 
     def weight_map_array(self) -> np.ndarray:
@@ -107,10 +115,7 @@ class GemmOp:
         if not isinstance(self.layer, (int, np.integer)) or self.layer < 0:
             raise TraceError(f"{where}: layer must be a non-negative integer, got {self.layer!r}", "layer",
                              "fix the op table")
-        if self.k % block_size:
-            raise TraceError(f"{where}: K={self.k} is not a multiple of the block size {block_size}", "k",
-                             "pad K to a multiple of the block size or use a smaller block_size")
-        kb = self.k // block_size
+        kb = -(-self.k // block_size)
         if not isinstance(self.causal, (bool, np.bool_)):
             raise TraceError(f"{where}: causal must be true or false, got {self.causal!r}", "causal",
                              "use causal: true for masked attention, false otherwise")

@@ -9,8 +9,9 @@ computes only the keys its last row sees, ``live = keys - M + m1``:
   the first ``min(N, live)`` rows of K (the key columns of S after the band's last row are never computed:
   lane granularity, one key per WS lane / OS output column);
 * ``attn_pv`` (``O = P V``, keys along the reduction ``K``): rows ``[m0, m1)`` of P against V over the first
-  ``min(K, ceil(live / vector_width))`` key blocks: the lanes stop at the last block holding a key the band's
-  last row sees (block-pair granularity, a block is the array's unit of work along K).
+  ``min(ceil(K / vector_width), ceil(live / vector_width))`` key blocks (``K`` cut to them; a partial last block
+  of the op stays partial): the lanes stop at the last block holding a key the band's last row sees (block-pair
+  granularity, a block is the array's unit of work along K).
 
 So the hardware skips, per band, every whole block pair (pv) or key column (qk) above the band's last row; the
 masked part *inside* a band (the triangle below each band's diagonal) is computed and discarded as on a dense
@@ -101,14 +102,14 @@ class CausalBands:
         """The bands of ``op``; ``paired``: band ``b`` feeds band ``b`` of the op's consumer (else the consumer)."""
         w, a = materialize_map(op.weight_map), materialize_map(op.act_map)
         qk = op.kind == "attn_qk"
-        ranges = band_ranges(op.m, self.keys[op.name], op.n if qk else op.k // self.vw, 1 if qk else self.vw,
+        ranges = band_ranges(op.m, self.keys[op.name], op.n if qk else -(-op.k // self.vw), 1 if qk else self.vw,
                              self.band_rows)
         out = []
         for b, (m0, m1, live) in enumerate(ranges):
             if qk:
                 maps = {"n": live, "weight_map": _rows(w, 0, live), "act_map": _rows(a, m0, m1)}
             else:
-                maps = {"k": live * self.vw, "weight_map": _blocks(w, live),
+                maps = {"k": min(op.k, live * self.vw), "weight_map": _blocks(w, live),
                         "act_map": _blocks(_rows(a, m0, m1), live)}
             out.append(replace(op, name=band_name(op.name, b), m=m1 - m0, causal=False,
                                consumer=band_name(op.consumer, b) if paired else op.consumer, **maps))

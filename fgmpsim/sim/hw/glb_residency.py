@@ -20,6 +20,9 @@ no GLB read for it) and ``C`` does not fetch that operand from DRAM (no DRAM -> 
 The mapper is not re-run: tilings are chosen as if the GLB held no resident output, which is why condition 3 is
 checked against them.
 
+A ``systolic_ws`` array (costed by folds, :mod:`fgmpsim.sim.hw.systolic`) keeps nothing: the option applies to the
+block dataflows.
+
 Default off (``false``): the shipped numbers stay those of the published comparison, where every op reads and
 writes DRAM; turn it on to see how much of an op-by-op design's DRAM traffic is this round trip.
 """
@@ -57,7 +60,7 @@ def plan_residency(ops: Sequence[GemmOp], tilings: Sequence[Tiling], outputs: Se
                    banded: Sequence[bool]) -> list[Residency]:
     """The :class:`Residency` of every op (module docstring); ``banded``: the op runs as causal bands."""
     plan = [NONE] * len(ops)
-    if not arch.memory.glb.keep_outputs:
+    if not arch.memory.glb.keep_outputs or arch.pe_array.systolic:
         return plan
     keeps = [False] * len(ops)
     for i in range(len(ops) - 1):

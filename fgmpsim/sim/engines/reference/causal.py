@@ -4,7 +4,8 @@ plain loops and no code of the tile engine's band builder.
 Query row ``i`` of a causal op with ``M`` rows over ``keys`` keys sees keys ``0 .. keys - M + i``. The op runs as
 bands of ``band_rows`` consecutive rows; the band of rows ``m0 .. m1 - 1`` is a dense op over what its last row
 sees: ``attn_qk`` keeps the first ``keys - M + m1`` key rows of K (at most ``N``), ``attn_pv`` the first key blocks
-up to the one holding key ``keys - M + m1 - 1`` (at most ``K / block``) of P and V. ``keys`` is ``attn_qk``'s ``N``,
+up to the one holding key ``keys - M + m1 - 1`` (at most all of them; ``K`` cut to those blocks, a partial last
+block of the op staying partial) of P and V. ``keys`` is ``attn_qk``'s ``N``,
 and for ``attn_pv`` the ``N`` of the causal ``attn_qk`` whose consumer it is (else its own ``K``). Band ``b`` of an
 ``attn_qk`` whose consumer is causal writes the P rows of that consumer's band ``b``.
 """
@@ -41,8 +42,8 @@ def _band_list(trace: Trace, op: GemmOp, band_rows: int, feeds_bands: bool) -> l
             band = GemmOp(name, op.layer, op.kind, m1 - m0, op.k, n, op.repeat, w[..., :n, :].copy(),
                           a[..., m0:m1, :].copy(), op.static_weight, consumer, op.consumer_operand)
         else:
-            kb = min(op.k // block, (seen + block - 1) // block)
-            band = GemmOp(name, op.layer, op.kind, m1 - m0, kb * block, op.n, op.repeat, w[..., :kb].copy(),
+            kb = min((op.k + block - 1) // block, (seen + block - 1) // block)
+            band = GemmOp(name, op.layer, op.kind, m1 - m0, min(op.k, kb * block), op.n, op.repeat, w[..., :kb].copy(),
                           a[..., m0:m1, :kb].copy(), op.static_weight, consumer, op.consumer_operand)
         bands.append(band)
         m0 = m1
