@@ -45,7 +45,10 @@ class Option:
     on: tuple[str, ...]
 
 
-OPTIONS: tuple[Option, ...] = ()
+OPTIONS: tuple[Option, ...] = (
+    Option("glb_keep_outputs", "an op's output stays in the GLB for the next op when it fits (no DRAM round trip)",
+           ("memory.glb.keep_outputs=false",), ("memory.glb.keep_outputs=true",)),
+)
 """The structural options of the arch YAML (docs/microarchitecture.md describes each)."""
 
 
