@@ -34,6 +34,7 @@ from fgmpsim.sim.engines.tile import OpSpan, run_ops
 from fgmpsim.sim.engines.event import MAX_STEPS, check_steps, event_op
 from fgmpsim.sim.limits import MAX_TILES, check_tiles
 from fgmpsim.sim.mapping import Mapping, Tiling, plan_op
+from fgmpsim.sim.hw.layout import align_blocks
 from fgmpsim.sim.hw.operands import OperandCache, Operands, precision_adjustment
 from fgmpsim.sim.engines.reference import check_size, reference_op
 from fgmpsim.sim.result import RunResult
@@ -86,6 +87,15 @@ def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str) -> tuple[OpTimi
     return timing, tiles.counts, bound, 0
 
 
+def _derived_counts(counts: dict[str, int], timing: OpTiming, arch: Arch) -> dict[str, int]:
+    """Counts every engine's counts imply: MACs on a mixed FP4/FP8 lane (each pays its decode and mode muxes),
+    blocks through alignment networks (:func:`~fgmpsim.sim.hw.layout.align_blocks`) and the op's cycles for static
+    energy (priced 0 when ``static`` is off)."""
+    mixed = set(arch.pe_array.datapath_precisions) == {"fp4", "fp8"}
+    return {"macs_fgmp_extra": sum(counts[f"macs_{pair}"] for pair in PRECISION_PAIRS) if mixed else 0,
+            "align_blocks": align_blocks(counts, arch), "leakage_cycles": timing.cycles, "clock_cycles": timing.cycles}
+
+
 def _level_bytes(counts: dict[str, int], levels: tuple[str, ...]) -> float:
     return sum(counts[f"{level}_{d}_{kind}bits"] for level in levels for d in ("read", "write")
                for kind in ("", "metadata_")) / 8
@@ -95,6 +105,7 @@ def _columns(ops: Operands, tiling: Tiling, timing: OpTiming, counts: dict[str, 
              arch: Arch) -> dict[str, Any]:
     """The row of one op, less its identity (op, layer, kind) and its place on the timeline."""
     op, m = ops.op, tiling.mapping
+    counts = {**counts, **_derived_counts(counts, timing, arch)}
     macs = sum(counts[f"macs_{pair}"] for pair in PRECISION_PAIRS)
     energy = price(counts, arch.energy).as_dict()
     total_pj = energy.pop("energy_total_pj")
@@ -108,7 +119,8 @@ def _columns(ops: Operands, tiling: Tiling, timing: OpTiming, counts: dict[str, 
         "dram_bytes": _level_bytes(counts, ("dram",)), "glb_bytes": _level_bytes(counts, ("glb",)),
         "pe_buffer_bytes": _level_bytes(counts, ("weight_buffer", "input_buffer", "accum_buffer")),
         "energy_pj": total_pj, **energy, "pj_per_mac": total_pj / macs,
-        "weight_bits": weight_footprint_bits(weights, arch.storage, ops.vw) if op.static_weight else 0,
+        "weight_bits": (weight_footprint_bits(weights, arch.storage, ops.vw, arch.pe_array.datapath_precisions)
+                        if op.static_weight else 0),
         "weight_elements": weights.size * ops.vw if op.static_weight else 0,
         "weight_fp8_fraction": ops.w_fp8_blocks / ops.w.size, "act_fp8_fraction": ops.a_fp8_blocks / ops.a.size,
         "output_blocks": ops.out.blocks, "output_fp8_blocks": ops.out.fp8_blocks,
