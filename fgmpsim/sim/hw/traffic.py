@@ -96,8 +96,9 @@ class OpTiles:
 def _bits(fp8: np.ndarray, blocks: np.ndarray, arch: Arch, level: str) -> np.ndarray:
     """Data bits (values + scales) of ``blocks`` blocks of which ``fp8`` are FP8, as stored at ``level`` (``dram``,
     ``glb`` or ``pe``: its ``storage.layout``, :func:`fgmpsim.energy.level_bits`)."""
-    return level_bits(fp8, blocks, arch.storage, arch.pe_array.vector_width, arch.storage.layout.at(level),
+    bits = level_bits(fp8, blocks, arch.storage, arch.pe_array.vector_width, arch.storage.layout.at(level),
                       arch.pe_array.datapath_precisions)
+    return np.broadcast_to(bits, np.broadcast_shapes(np.shape(fp8), np.shape(blocks)))  # slotted: map-independent
 
 
 def spread(total_bits: int, elements: np.ndarray) -> np.ndarray:
