@@ -103,7 +103,7 @@ def test_dram_weight_bits_are_footprint_times_reload_factor_output_stationary(gl
 def test_energy_is_action_counts_times_the_table(arch_name):
     arch = load_arch(arch_name)
     frame = simulate(chained_trace(), arch).to_frame()
-    table = arch.energy.as_dict()
+    table = arch.energy.priced()
     for r in frame.to_dict("records"):
         expected = sum(r[a] * table.get(ACTION_ENTRY[a], 0.0) for a in ACTIONS)
         assert r["energy_pj"] == pytest.approx(expected, rel=1e-12)

@@ -2,7 +2,8 @@
 
 For each random tiny arch and GEMM this file enumerates every legal tiling itself (every tile_m, tile_k_blocks,
 M-chunk and residency at the full lane width, legal when the buffer table of :mod:`fgmpsim.sim.mapping` says it
-fits) and prices it with worst-case DRAM bits, then GLB bits, then the tile count, written here from the data
+fits; a whole resident W of static weights at its exact size in a packed GLB, docs/microarchitecture.md) and prices
+it with worst-case DRAM bits, then GLB bits, then the tile count, written here from the data
 movement of :mod:`fgmpsim.sim.hw.traffic` with every block at its worst-case size (the largest block the datapath
 stores plus its metadata):
 
@@ -52,6 +53,16 @@ def _worst_block(arch) -> int:
     return max(sizes[p] for p in arch.pe_array.datapath_precisions) + st.metadata_bits_per_block
 
 
+def _resident_w(arch, n: int, kb: int) -> int:
+    """GLB bits of all of W when resident (OS). The weights are static and known when the op is compiled: a packed
+    GLB on a mixed datapath reserves their exact size (here every block is NVFP4: the test's maps are all FP4),
+    elsewhere every block is reserved at the worst case."""
+    st, vw = arch.storage, arch.pe_array.vector_width
+    if set(arch.pe_array.datapath_precisions) == {"fp4", "fp8"} and st.layout.glb == "packed":
+        return n * kb * (vw * st.fp4_value_bits + st.fp4_scale_bits + st.metadata_bits_per_block)
+    return n * kb * _worst_block(arch)
+
+
 def _full_width(arch, n: int) -> int:
     pe = arch.pe_array
     return min(n, pe.lanes if pe.dataflow == "weight_stationary" else pe.lanes_per_pe)
@@ -86,8 +97,8 @@ def _tilings(arch, m: int, kb: int, n: int, consumer: bool, tn: int | None = Non
                             glb = (tn * tk * bw + (rows * kb * bw if x_res else tm * tk * bw)
                                    + (rows * tn * ps if kt > 1 and chunk > 1 else 0) + out)
                         else:
-                            glb = (n * kb * bw if w_res else tn * tk * bw) + (tm * kb * bw if x_res else tm * tk * bw) \
-                                + out
+                            glb = (_resident_w(arch, n, kb) if w_res else tn * tk * bw) \
+                                + (tm * kb * bw if x_res else tm * tk * bw) + out
                         if glb <= _usable(mem.glb):
                             yield tm, tn, tk, chunk, x_res, w_res
 

@@ -72,8 +72,8 @@ def test_map_counts_are_reused_for_immutable_maps_and_recomputed_for_writable_on
     assert cached > 0
     again = simulate(lazy, other_clock).to_frame()  # same tilings: counts come from the cache
     assert len(map_counts._COUNTS._items) == cached
-    columns = ["cycles", "macs", "energy_pj", "dram_read_bits", "macs_fp4xfp4"]
-    assert again[columns].equals(first[columns])
+    columns = ["cycles", "macs", "energy_dram_pj", "energy_mac_fp4xfp4_pj", "dram_read_bits", "macs_fp4xfp4"]
+    assert again[columns].equals(first[columns])  # leakage per cycle depends on the clock, dynamic energy does not
 
     rng = np.random.default_rng(4)
     weight, act = rng.random((96, 16)) < 0.3, rng.random((64, 16)) < 0.3

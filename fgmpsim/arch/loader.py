@@ -102,6 +102,11 @@ def arch_to_dict(arch: Arch) -> dict[str, Any]:
     data["energy"]["actions"] = {name: {"pj": entry.pj, "source": entry.source}
                                  for name, entry in arch.energy.entries}
     del data["energy"]["entries"]
+    for derived in ("leakage_pj_per_cycle", "clock_pj_per_cycle"):  # recomputed from area and static on loading
+        del data["energy"][derived]
+    sources = dict(arch.static.sources)
+    data["static"] = {"enabled": arch.static.enabled, **{name: {"value": getattr(arch.static, name), "source": text}
+                                                         for name, text in sources.items()}}
     if arch.area is not None:
         data["area"]["entries"] = {name: {"mm2": entry.mm2, "source": entry.source} for name, entry in arch.area.entries}
     else:

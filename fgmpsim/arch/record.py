@@ -128,6 +128,27 @@ class Memory:
         return (self.dram, self.glb, self.weight_buffer, self.input_buffer, self.accum_buffer)
 
 
+LAYOUTS: tuple[str, ...] = ("packed", "slotted")
+LAYOUT_LEVELS: tuple[str, ...] = ("dram", "glb", "pe_buffers")
+
+
+@dataclass(frozen=True)
+class StorageLayout:
+    """How blocks of two sizes (NVFP4 72 bits, FP8 128 bits) are laid out at each level: ``packed`` (back to back,
+    each block its own length, its precision flag in a side array; an alignment network moves a block between the
+    packed array and a fixed-width port) or ``slotted`` (every block in a slot as wide as the widest block the
+    datapath stores; an NVFP4 block leaves the rest of its slot unused). ``pe_buffers``: the weight and input
+    buffers of every PE (partial sums are fixed-width words at every level)."""
+
+    dram: str = "packed"
+    glb: str = "packed"
+    pe_buffers: str = "packed"
+
+    def at(self, level: str) -> str:
+        """The layout of memory level ``level`` (``weight_buffer`` and ``input_buffer`` are ``pe_buffers``)."""
+        return self.pe_buffers if level in ("weight_buffer", "input_buffer", "pe") else getattr(self, level)
+
+
 @dataclass(frozen=True)
 class BlockStorage:
     """How one block is stored and moved, in bits. An NVFP4 block costs ``vector_width * fp4_value_bits +
@@ -144,6 +165,7 @@ class BlockStorage:
     tensor_scale_bits: int
     psum_bits: int
     unquantized_output_bits: int
+    layout: StorageLayout = StorageLayout()
 
 
 @dataclass(frozen=True)
@@ -156,10 +178,14 @@ class EnergyEntry:
 
 @dataclass(frozen=True)
 class EnergyTable:
-    """pJ per action. ``entries`` maps action names (see ``fgmpsim.energy.ACTIONS``) to :class:`EnergyEntry`."""
+    """pJ per action. ``entries`` maps action names (see ``fgmpsim.energy.ACTIONS``) to :class:`EnergyEntry`.
+    ``leakage_pj_per_cycle`` and ``clock_pj_per_cycle`` are the whole array's static energy per clock cycle,
+    derived at load time from the area model and :class:`StaticPower` (0 when static energy is off)."""
 
     technology_node_nm: int
     entries: tuple[tuple[str, EnergyEntry], ...]
+    leakage_pj_per_cycle: float = 0.0
+    clock_pj_per_cycle: float = 0.0
 
     def pj(self, action: str) -> float:
         for name, entry in self.entries:
@@ -169,6 +195,10 @@ class EnergyTable:
 
     def as_dict(self) -> dict[str, float]:
         return {name: entry.pj for name, entry in self.entries}
+
+    def priced(self) -> dict[str, float]:
+        """:meth:`as_dict` plus the derived static entries ``leakage_cycle`` and ``clock_cycle`` (pJ per cycle)."""
+        return {**self.as_dict(), "leakage_cycle": self.leakage_pj_per_cycle, "clock_cycle": self.clock_pj_per_cycle}
 
 
 @dataclass(frozen=True)
@@ -190,6 +220,20 @@ class AreaTable:
 
     def as_dict(self) -> dict[str, float]:
         return {name: entry.mm2 for name, entry in self.entries}
+
+
+@dataclass(frozen=True)
+class StaticPower:
+    """Leakage and clock power densities (``static:`` in the YAML), applied to the area of every component
+    (:func:`fgmpsim.energy.static_power`): SRAM macros leak ``sram_leakage_mw_per_mm2``; logic leaks
+    ``logic_leakage_mw_per_mm2`` and its clock tree and flip-flops take ``logic_clock_pj_per_cycle_per_mm2`` every
+    cycle (no clock gating). ``sources``: (field, where its number comes from)."""
+
+    enabled: bool
+    logic_leakage_mw_per_mm2: float = 0.0
+    sram_leakage_mw_per_mm2: float = 0.0
+    logic_clock_pj_per_cycle_per_mm2: float = 0.0
+    sources: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -216,6 +260,7 @@ class Arch:
     mapping: FixedMapping = FixedMapping()
     source: str = ""
     area: AreaTable | None = None
+    static: StaticPower = StaticPower(enabled=False)
 
     @property
     def peak_macs_per_cycle(self) -> int:

@@ -14,11 +14,13 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from fgmpsim.arch.record import (AQU, DATAFLOWS, Arch, AreaEntry, AreaTable, BlockStorage, EnergyEntry, EnergyTable,
-                                 FixedMapping, Memory, MemoryLevel, ModeCycles, PEArray)
+from fgmpsim.arch.record import (AQU, DATAFLOWS, LAYOUTS, Arch, AreaEntry, AreaTable, BlockStorage, EnergyEntry,
+                                 EnergyTable, FixedMapping, Memory, MemoryLevel, ModeCycles, PEArray, StaticPower,
+                                 StorageLayout)
 from fgmpsim.energy.actions import ENTRIES
 from fgmpsim.energy.area import AREA_ENTRIES
-from fgmpsim.errors import closest_hint, excerpt
+from fgmpsim.energy.static import STATIC_DENSITIES, with_static_energy
+from fgmpsim.errors import ConfigError, closest_hint, excerpt
 
 # Ranges with physical meaning. The maxima keep every count the simulator derives inside int64: a cycle count is
 # at most (block pairs) x (cycles per block pair) + (bits moved) / (bits per cycle), and a trace's block pairs and
@@ -113,6 +115,15 @@ class MemoryModel(_Strict):
     ideal: bool = False  # systolic_ws only: no memory stalls (SCALE-Sim's InterfaceBandwidth: CALC)
 
 
+Layout = Literal[LAYOUTS]  # type: ignore[valid-type]
+
+
+class LayoutModel(_Strict):
+    dram: Layout = "packed"
+    glb: Layout = "packed"
+    pe_buffers: Layout = "packed"
+
+
 class StorageModel(_Strict):
     fp4_value_bits: PositiveBits
     fp8_value_bits: PositiveBits
@@ -122,6 +133,7 @@ class StorageModel(_Strict):
     tensor_scale_bits: NonNegativeBits
     psum_bits: PositiveBits
     unquantized_output_bits: PositiveBits
+    layout: LayoutModel = LayoutModel()
 
 
 class MappingModel(_Strict):
@@ -158,6 +170,18 @@ class AreaModel(_Strict):
     entries: AreaEntriesModel  # type: ignore[valid-type]
 
 
+class StaticEntryModel(_Strict):
+    value: Annotated[float, Field(ge=0, le=MAX_PJ, allow_inf_nan=False)]
+    source: Text
+
+
+class StaticModel(_Strict):
+    enabled: bool
+    logic_leakage_mw_per_mm2: StaticEntryModel | None = None
+    sram_leakage_mw_per_mm2: StaticEntryModel | None = None
+    logic_clock_pj_per_cycle_per_mm2: StaticEntryModel | None = None
+
+
 class ArchModel(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     clock_hz: ClockHz
@@ -168,6 +192,7 @@ class ArchModel(_Strict):
     mapping: MappingModel = MappingModel()
     energy: EnergyModel
     area: AreaModel | None = None
+    static: StaticModel = StaticModel(enabled=False)
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:
@@ -273,11 +298,29 @@ def _level(name: str, model: DramModel) -> MemoryLevel:
                        keep_outputs=getattr(model, "keep_outputs", False))
 
 
+def _static(model: StaticModel) -> StaticPower:
+    """The static-power record; an enabled section needs every density (raises :class:`ConfigError` naming it)."""
+    if not model.enabled:
+        return StaticPower(enabled=False)
+    values, sources = {}, []
+    for name in STATIC_DENSITIES:
+        entry = getattr(model, name)
+        if entry is None:
+            raise ConfigError(f"static energy is enabled but {name} is missing", f"static.{name}",
+                              "add '{value: <number>, source: <where it comes from>}' or set static.enabled=false")
+        values[name] = float(entry.value)
+        sources.append((name, entry.source))
+    return StaticPower(enabled=True, **values, sources=tuple(sources))
+
+
 def to_record(model: ArchModel, source: str) -> Arch:
-    """The frozen :class:`Arch` record of a validated model."""
+    """The frozen :class:`Arch` record of a validated model (static energy per cycle derived from the area model
+    when ``static.enabled``)."""
     pe = model.pe_array
     actions = model.energy.actions
-    return Arch(
+    storage = model.storage.model_dump()
+    storage["layout"] = StorageLayout(**storage["layout"])
+    return with_static_energy(Arch(
         name=model.name,
         clock_hz=float(model.clock_hz),
         pe_array=PEArray(pes=pe.pes, lanes_per_pe=pe.lanes_per_pe, vector_width=pe.vector_width,
@@ -287,7 +330,7 @@ def to_record(model: ArchModel, source: str) -> Arch:
         aqu=AQU(**model.aqu.model_dump()),
         memory=Memory(**{name: _level(name, getattr(model.memory, name)) for name in MemoryModel.model_fields
                          if name != "ideal"}, ideal=model.memory.ideal),
-        storage=BlockStorage(**model.storage.model_dump()),
+        storage=BlockStorage(**storage),
         energy=EnergyTable(technology_node_nm=model.energy.technology_node_nm,
                            entries=tuple((name, EnergyEntry(pj=float(e.pj), source=e.source))
                                          for name in ENTRIES if (e := getattr(actions, name)) is not None)),
@@ -297,5 +340,6 @@ def to_record(model: ArchModel, source: str) -> Arch:
             technology_node_nm=model.area.technology_node_nm,
             entries=tuple((name, AreaEntry(mm2=float(e.mm2), source=e.source))
                           for name in AREA_ENTRIES if (e := getattr(model.area.entries, name)) is not None)),
-    )
+        static=_static(model.static),
+    ))
 

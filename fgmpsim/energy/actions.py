@@ -7,7 +7,12 @@ The simulator counts :data:`ACTIONS`; :func:`fgmpsim.energy.price` multiplies ea
 Units of the counts: ``*_bits`` actions count bits moved (data bits include block scales, metadata bits are counted
 separately as ``*_metadata_bits``); ``macs_<pair>`` count scalar multiply-accumulates; ``block_pairs`` counts
 block-pair dot products (one scale multiply and one FP32 accumulate each); ``aqu_blocks`` counts output blocks
-quantized by the AQU; ``aqu_sensitivity_read_bits`` counts bits read from the AQU's sensitivity table.
+quantized by the AQU; ``aqu_sensitivity_read_bits`` counts bits read from the AQU's sensitivity table;
+``macs_fgmp_extra`` counts scalar MACs executed on a mixed FP4/FP8 lane (each pays the lane's dual-format decode and
+mode muxes on top of its mode's ``mac_<pair>``); ``align_blocks`` counts blocks passed through an alignment network
+between a packed level and a fixed-width port (:mod:`fgmpsim.sim.hw.layout`); ``leakage_cycles`` and
+``clock_cycles`` count the op's cycles, priced at the static pJ per cycle the loader derives from the area model
+(:mod:`fgmpsim.energy.static`, :data:`DERIVED_ENTRIES`: not written in the YAML).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ MEMORY_LEVELS: tuple[str, ...] = ("dram", "glb", "weight_buffer", "input_buffer"
 PE_BUFFERS: tuple[str, ...] = ("weight_buffer", "input_buffer", "accum_buffer")
 
 COMPONENTS: tuple[str, ...] = ("dram", "glb", "pe_buffers", *(f"mac_{p}" for p in PRECISION_PAIRS),
-                               "scale_accumulate", "aqu", "metadata")
+                               "fgmp_mode_logic", "scale_accumulate", "aqu", "metadata", "alignment", "leakage",
+                               "clock")
 """Components of an :class:`~fgmpsim.energy.EnergyBreakdown`, each in pJ."""
 
 
@@ -38,19 +44,26 @@ def _memory_rows() -> list[tuple[str, str, str]]:
 _ROWS: tuple[tuple[str, str, str], ...] = (
     *_memory_rows(),
     *((f"macs_{p}", f"mac_{p}", f"mac_{p}") for p in PRECISION_PAIRS),
+    ("macs_fgmp_extra", "mac_fgmp_extra", "fgmp_mode_logic"),
     ("block_pairs", "scale_accumulate", "scale_accumulate"),
     ("aqu_blocks", "aqu_block", "aqu"),
     ("aqu_sensitivity_read_bits", "aqu_sensitivity_read_bit", "aqu"),
+    ("align_blocks", "align_block", "alignment"),
+    ("leakage_cycles", "leakage_cycle", "leakage"),
+    ("clock_cycles", "clock_cycle", "clock"),
 )
 """(action counted by the simulator, energy-table entry pricing one unit of it, breakdown component)."""
 
 ACTIONS: tuple[str, ...] = tuple(action for action, _, _ in _ROWS)
 ACTION_ENTRY: dict[str, str] = {action: entry for action, entry, _ in _ROWS}
 ACTION_COMPONENT: dict[str, str] = {action: component for action, _, component in _ROWS}
-ENTRIES: tuple[str, ...] = tuple(dict.fromkeys(entry for _, entry, _ in _ROWS))
-"""Every energy-table entry name (pJ per bit, per scalar MAC, per block pair or per block)."""
+DERIVED_ENTRIES: tuple[str, ...] = ("leakage_cycle", "clock_cycle")
+"""Entries priced from :class:`~fgmpsim.arch.record.EnergyTable` fields the loader derives (static pJ per cycle)."""
+ENTRIES: tuple[str, ...] = tuple(dict.fromkeys(entry for _, entry, _ in _ROWS if entry not in DERIVED_ENTRIES))
+"""Every energy-table entry name written in the YAML (pJ per bit, per scalar MAC, per block pair or per block)."""
 
 _AQU_ENTRIES = ("aqu_block", "aqu_sensitivity_read_bit")
+_MIXED_ENTRIES = ("mac_fgmp_extra", "align_block")
 
 
 def reachable_pairs(datapath_precisions: tuple[str, ...]) -> tuple[str, ...]:
@@ -60,7 +73,9 @@ def reachable_pairs(datapath_precisions: tuple[str, ...]) -> tuple[str, ...]:
 
 def required_entries(datapath_precisions: tuple[str, ...], aqu_enabled: bool) -> tuple[str, ...]:
     """Entries an architecture's table must price: every entry whose action the simulator can count on it
-    (MAC modes the datapath can execute, AQU entries only with the AQU enabled)."""
+    (MAC modes the datapath can execute, AQU entries only with the AQU enabled, the mixed lane's extra logic and the
+    alignment network only on a mixed FP4/FP8 datapath, whose blocks come in two sizes)."""
     macs = {f"mac_{p}" for p in PRECISION_PAIRS} - {f"mac_{p}" for p in reachable_pairs(datapath_precisions)}
     skip = macs | (set() if aqu_enabled else set(_AQU_ENTRIES))
+    skip |= set() if set(datapath_precisions) == {"fp4", "fp8"} else set(_MIXED_ENTRIES)
     return tuple(entry for entry in ENTRIES if entry not in skip)

@@ -3,6 +3,11 @@
 A block is ``vector_width`` elements along K. An NVFP4 block stores ``vector_width * fp4_value_bits`` value bits
 plus its ``fp4_scale_bits`` scale; an FP8 block ``vector_width * fp8_value_bits + fp8_scale_bits``. Every block
 also carries ``metadata_bits_per_block`` (its precision flag) and every tensor one ``tensor_scale_bits`` scale.
+
+Layout (``storage.layout``, per level): a ``packed`` level stores each block in its own length; a ``slotted`` level
+stores every block in a slot of :func:`slot_bits` (the widest block the datapath stores), so on a mixed datapath an
+NVFP4 block takes an FP8 block's 128 bits. On a one-precision datapath every block is slot-wide: the layout changes
+nothing there. :func:`level_bits` is the one formula the footprint, the simulator's traffic and its output bits use.
 """
 
 from __future__ import annotations
@@ -21,6 +26,20 @@ def block_bits(is_fp8: bool | np.ndarray, storage: BlockStorage, vector_width: i
     if np.ndim(is_fp8) == 0:
         return fp8 if bool(is_fp8) else fp4
     return np.where(np.asarray(is_fp8, dtype=bool), np.int64(fp8), np.int64(fp4))
+
+
+def slot_bits(storage: BlockStorage, vector_width: int, datapath_precisions: tuple[str, ...]) -> int:
+    """Bits of a slot of a slotted level: the widest block (values + scale) the datapath stores."""
+    return max(int(block_bits(p == "fp8", storage, vector_width)) for p in datapath_precisions)
+
+
+def level_bits(fp8: int | np.ndarray, blocks: int | np.ndarray, storage: BlockStorage, vector_width: int,
+               layout: str, datapath_precisions: tuple[str, ...]) -> int | np.ndarray:
+    """Data bits (values + scales, no metadata) of ``blocks`` blocks of which ``fp8`` are FP8, stored at a level
+    with ``layout`` (``packed``: each block its own size; ``slotted``: every block :func:`slot_bits` wide)."""
+    if layout == "slotted":
+        return blocks * slot_bits(storage, vector_width, datapath_precisions)
+    return fp8 * block_bits(True, storage, vector_width) + (blocks - fp8) * block_bits(False, storage, vector_width)
 
 
 def storage_precision_map(precision_map: np.ndarray, datapath_precisions: tuple[str, ...]) -> np.ndarray:
@@ -46,25 +65,27 @@ def _tensors(weight_map: np.ndarray) -> int:
     return 1 if weight_map.ndim == 2 else weight_map.shape[0]
 
 
-def weight_footprint_bits(weight_map: np.ndarray, storage: BlockStorage, vector_width: int) -> int:
-    """Stored bits of a weight tensor with this precision map: values + block scales + metadata per block + one
-    tensor scale per tensor. A 2-D map ``[N, K/block]`` is one tensor (shared by all of an op's repeats, stored
-    once); a 3-D map ``[repeat, N, K/block]`` is ``repeat`` distinct tensors, each with its own tensor scale."""
+def weight_footprint_bits(weight_map: np.ndarray, storage: BlockStorage, vector_width: int,
+                          datapath_precisions: tuple[str, ...] = ("fp4", "fp8")) -> int:
+    """Stored bits of a weight tensor with this precision map in DRAM (``storage.layout.dram``; a slotted DRAM
+    stores every block :func:`slot_bits` wide for ``datapath_precisions``): values + block scales + metadata per
+    block + one tensor scale per tensor. A 2-D map ``[N, K/block]`` is one tensor (shared by all of an op's
+    repeats, stored once); a 3-D map ``[repeat, N, K/block]`` is ``repeat`` distinct tensors, each with its own
+    tensor scale."""
     weight_map = _checked(weight_map)
     n_blocks = weight_map.size
     n_fp8 = int(np.count_nonzero(weight_map))
-    return (n_fp8 * block_bits(True, storage, vector_width)
-            + (n_blocks - n_fp8) * block_bits(False, storage, vector_width)
+    return (int(level_bits(n_fp8, n_blocks, storage, vector_width, storage.layout.dram, datapath_precisions))
             + n_blocks * storage.metadata_bits_per_block
             + _tensors(weight_map) * storage.tensor_scale_bits)
 
 
 def bits_per_element(weight_map: np.ndarray, storage: BlockStorage, vector_width: int,
-                     include_tensor_scale: bool = True) -> float:
+                     include_tensor_scale: bool = True, datapath_precisions: tuple[str, ...] = ("fp4", "fp8")) -> float:
     """Average stored bits per weight element (:func:`weight_footprint_bits` over the element count); with
     ``include_tensor_scale=False`` the per-tensor scale is left out (the per-block cost alone)."""
     weight_map = _checked(weight_map)
-    bits = weight_footprint_bits(weight_map, storage, vector_width)
+    bits = weight_footprint_bits(weight_map, storage, vector_width, datapath_precisions)
     if not include_tensor_scale:
         bits -= _tensors(weight_map) * storage.tensor_scale_bits
     return bits / (weight_map.size * vector_width)

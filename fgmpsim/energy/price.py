@@ -21,7 +21,9 @@ from fgmpsim.errors import ConfigError, FgmpsimError, closest_hint
 @dataclass(frozen=True)
 class EnergyBreakdown:
     """Energy per component in pJ. ``pe_buffers`` sums the weight, input and accumulation buffers; ``metadata``
-    is the energy of moving per-block precision flags at every level, priced at that level's per-bit cost."""
+    is the energy of moving per-block precision flags at every level, priced at that level's per-bit cost;
+    ``fgmp_mode_logic`` the mixed lane's decode and mode muxes; ``alignment`` the alignment networks of packed
+    levels; ``leakage`` and ``clock`` the static energy of the op's cycles (:mod:`fgmpsim.energy.static`)."""
 
     dram: float
     glb: float
@@ -30,9 +32,13 @@ class EnergyBreakdown:
     mac_fp4xfp8: float
     mac_fp8xfp4: float
     mac_fp8xfp8: float
+    fgmp_mode_logic: float
     scale_accumulate: float
     aqu: float
     metadata: float
+    alignment: float
+    leakage: float
+    clock: float
 
     @property
     def total_pj(self) -> float:
@@ -48,7 +54,7 @@ class EnergyBreakdown:
 
 def _component_energy(count: Callable[[str], Any], table: EnergyTable) -> dict[str, Any]:
     """pJ per component, where ``count(action)`` is a scalar or an array of counts (0 when not counted)."""
-    pj = table.as_dict()
+    pj = table.priced()
     energy: dict[str, Any] = {component: 0.0 for component in COMPONENTS}
     for action in ACTIONS:
         n = count(action)

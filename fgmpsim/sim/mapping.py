@@ -28,6 +28,12 @@ GLB            weight tile + X tile (or the chunk's whole X   W tile (or all of 
                sums (``chunk_m * tile_n``) + one output tile  ``x_resident``) + one output tile
 =============  =============================================  ==========================================
 
+Layout (``storage.layout``): activations and outputs are quantized at run time by the AQU, so their tiles are
+reserved at the worst case in every layout. Static weights are known when the op is compiled: with a **packed** GLB,
+all of W (OS ``w_resident``) is reserved at its exact packed size (:func:`static_weight_bits`); with a slotted GLB
+every block takes a full slot (= the worst case). Per-PE tiles keep the worst case in both layouts (sizing them
+from the map would need the densest tile of every candidate size).
+
 The **mapper** keeps the lanes full (WS ``tile_n = min(N, lanes)``, OS ``tile_n = min(N, lanes_per_pe)``; narrower
 only when nothing fits) and picks ``tile_k_blocks``, ``tile_m`` (OS: at most ``pes``), the chunk and the
 residencies that minimize worst-case DRAM bits, then GLB bits, then the tile count (candidates: the sizes that split
@@ -44,10 +50,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from fgmpsim.arch.record import DATAFLOWS, Arch, MemoryLevel
-from fgmpsim.energy import block_bits
+from fgmpsim.energy import block_bits, level_bits
 from fgmpsim.errors import MappingError
-from fgmpsim.trace.record import GemmOp
+from fgmpsim.trace.record import GemmOp, materialize_map
 
 
 @dataclass(frozen=True)
@@ -72,10 +80,11 @@ class OpShape:
     n: int
     repeat: int
     has_consumer: bool
+    w_packed_bits: int | None = None  # all of W packed (data + metadata), when reserved exactly (else worst case)
 
     @staticmethod
-    def of(op: GemmOp, vector_width: int) -> OpShape:
-        return OpShape(op.m, -(-op.k // vector_width), op.n, op.repeat, op.consumer is not None)
+    def of(op: GemmOp, vector_width: int, w_packed_bits: int | None = None) -> OpShape:
+        return OpShape(op.m, -(-op.k // vector_width), op.n, op.repeat, op.consumer is not None, w_packed_bits)
 
 
 @dataclass(frozen=True)
@@ -164,7 +173,7 @@ def _glb_need(arch: Arch, bw: int, shape: OpShape, tm: int, tn: int, tkb: int, c
         spills = -(-shape.kb // tkb) > 1 and chunk_tiles > 1
         x = rows * shape.kb * bw if x_res else tm * tkb * bw
         return tn * tkb * bw + x + (rows * tn * arch.storage.psum_bits if spills else 0) + out
-    w = shape.n * shape.kb * bw if w_res else tn * tkb * bw
+    w = (shape.w_packed_bits or shape.n * shape.kb * bw) if w_res else tn * tkb * bw
     x = tm * shape.kb * bw if x_res else tm * tkb * bw
     return w + x + out
 
@@ -388,6 +397,21 @@ def check_mapping(arch: Arch, shape: OpShape, mapping: Mapping) -> Tiling:
     return min(options, key=lambda t: _key(arch, bw, shape, t))
 
 
+def static_weight_bits(arch: Arch, op: GemmOp) -> int | None:
+    """Bits of all of ``op``'s weights (data + metadata) in a packed GLB, when the mapper may reserve them exactly:
+    output-stationary (the dataflow with a whole-W residency), static weights with one map for every repeat, a
+    packed GLB and a mixed datapath (elsewhere every block is slot-wide); ``None`` otherwise (worst case)."""
+    pe, storage = arch.pe_array, arch.storage
+    if (pe.dataflow != "output_stationary" or not op.static_weight or len(op.weight_map.shape) != 2
+            or storage.layout.glb != "packed" or set(pe.datapath_precisions) != {"fp4", "fp8"}):
+        return None
+    known = None if isinstance(op.weight_map, np.ndarray) else getattr(op.weight_map, "fp8_blocks", None)
+    fp8 = int(known) if isinstance(known, (int, np.integer)) else int(np.count_nonzero(materialize_map(op.weight_map)))
+    blocks = int(np.prod(op.weight_map.shape))
+    return int(level_bits(fp8, blocks, storage, pe.vector_width, "packed", pe.datapath_precisions)
+               + blocks * storage.metadata_bits_per_block)
+
+
 def plan_op(arch: Arch, op: GemmOp, mapping: Mapping | None = None) -> Tiling:
     """The tiling of ``op``: the explicit ``mapping`` checked, or the mapper's choice (on systolic_ws: its folds,
     :func:`fgmpsim.sim.hw.systolic.fold_tiling`)."""
@@ -395,7 +419,7 @@ def plan_op(arch: Arch, op: GemmOp, mapping: Mapping | None = None) -> Tiling:
         from fgmpsim.sim.hw.systolic import fold_tiling  # systolic imports this module's records
 
         return fold_tiling(arch, op, mapping)
-    shape = OpShape.of(op, arch.pe_array.vector_width)
+    shape = OpShape.of(op, arch.pe_array.vector_width, static_weight_bits(arch, op))
     return choose_tiling(arch, shape) if mapping is None else check_mapping(arch, shape, mapping)
 
 

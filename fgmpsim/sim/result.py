@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from fgmpsim.arch.record import Arch
+from fgmpsim.energy.actions import COMPONENTS
 from fgmpsim.errors import ConfigError
 from fgmpsim.io.atomic import atomic_path, atomic_write, check_output_file
 from fgmpsim.sim.mapping import Mapping
@@ -67,7 +68,8 @@ class RunResult:
         return dict(self.mappings)[op]
 
     def summary(self) -> dict[str, Any]:
-        """Totals over all ops: ``cycles``, ``seconds`` (cycles / clock_hz), ``macs``, ``energy_pj``, ``pj_per_mac``,
+        """Totals over all ops: ``cycles``, ``seconds`` (cycles / clock_hz), ``macs``, ``energy_pj`` and its
+        components ``energy_<component>_pj`` (:data:`fgmpsim.energy.COMPONENTS`), ``pj_per_mac``,
         ``weight_bytes``, ``weight_bits_per_element``, ``utilization`` (macs / (cycles * peak MACs per cycle)),
         ``compute_cycles``, the stalls, ``bound_cycles``, the bytes moved per level, ``simpy_events``, the DRAM
         footprint (``dram_weight_bytes, dram_kv_cache_bytes, dram_footprint_bytes, dram_size_bytes, dram_fits``:
@@ -82,6 +84,7 @@ class RunResult:
             "arch": self.arch, "trace": self.trace, "engine": self.engine,
             "cycles": cycles, "seconds": cycles / self.clock_hz, "macs": macs,
             "energy_pj": total["energy_pj"], "pj_per_mac": total["energy_pj"] / macs if macs else 0.0,
+            **{f"energy_{c}_pj": sum(row.get(f"energy_{c}_pj", 0.0) for row in self.rows) for c in COMPONENTS},
             "weight_bytes": total["weight_bits"] / 8,
             "weight_bits_per_element": (total["weight_bits"] / total["weight_elements"]
                                         if total["weight_elements"] else 0.0),

@@ -43,6 +43,7 @@ from fgmpsim.sim.engines.tile import OpSpan, run_ops
 from fgmpsim.sim.engines.event import MAX_STEPS, check_steps, event_op
 from fgmpsim.sim.limits import MAX_TILES, check_tiles
 from fgmpsim.sim.mapping import Mapping, Tiling, plan_op
+from fgmpsim.sim.hw.layout import align_blocks
 from fgmpsim.sim.hw.operands import OperandCache, Operands, precision_adjustment
 from fgmpsim.sim.hw.systolic import systolic_op
 from fgmpsim.sim.engines.reference import Decision, check_size, operand_columns, reference_bands, reference_op
@@ -102,6 +103,15 @@ def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str,
     return timing, tiles.counts, bound, 0
 
 
+def _derived_counts(counts: dict[str, int], timing: OpTiming, arch: Arch) -> dict[str, int]:
+    """Counts every engine's counts imply: MACs on a mixed FP4/FP8 lane (each pays its decode and mode muxes),
+    blocks through alignment networks (:func:`~fgmpsim.sim.hw.layout.align_blocks`) and the op's cycles for static
+    energy (priced 0 when ``static`` is off)."""
+    mixed = set(arch.pe_array.datapath_precisions) == {"fp4", "fp8"}
+    return {"macs_fgmp_extra": sum(counts[f"macs_{pair}"] for pair in PRECISION_PAIRS) if mixed else 0,
+            "align_blocks": align_blocks(counts, arch), "leakage_cycles": timing.cycles, "clock_cycles": timing.cycles}
+
+
 def _reference(trace: Trace, op: GemmOp, tiling: Tiling, arch: Arch,
                residency: Residency = NONE) -> tuple[OpTiming, dict[str, Any]]:
     """Timing and row columns of one op on the reference engine: it gets the mapper's and the GLB planner's
@@ -119,9 +129,11 @@ def _operand_columns(ops: Operands, arch: Arch) -> dict[str, Any]:
     op = ops.op
     weights = ops.w if len(op.weight_map.shape) == 3 else ops.w[0]
     kv = op.kind in KV_KINDS and not op.static_weight
-    return {"weight_bits": weight_footprint_bits(weights, arch.storage, ops.vw) if op.static_weight else 0,
+    return {"weight_bits": (weight_footprint_bits(weights, arch.storage, ops.vw, arch.pe_array.datapath_precisions)
+                           if op.static_weight else 0),
             "weight_elements": weights.size * ops.vw if op.static_weight else 0,
-            "kv_cache_bits": weight_footprint_bits(ops.w, arch.storage, ops.vw) if kv else 0,
+            "kv_cache_bits": (weight_footprint_bits(ops.w, arch.storage, ops.vw, arch.pe_array.datapath_precisions)
+                              if kv else 0),
             "weight_fp8_fraction": ops.w_fp8_blocks / ops.w.size, "act_fp8_fraction": ops.a_fp8_blocks / ops.a.size,
             "output_blocks": ops.out.blocks, "output_fp8_blocks": ops.out.fp8_blocks}
 
@@ -136,6 +148,7 @@ def _columns(op: GemmOp, tiling: Tiling, timing: OpTiming, counts: dict[str, int
     """The row of one op, less its identity (op, layer, kind) and its place on the timeline; ``operands``: the
     columns of :func:`_operand_columns`."""
     m = tiling.mapping
+    counts = {**counts, **_derived_counts(counts, timing, arch)}
     macs = sum(counts[f"macs_{pair}"] for pair in PRECISION_PAIRS)
     energy = price(counts, arch.energy).as_dict()
     total_pj = energy.pop("energy_total_pj")

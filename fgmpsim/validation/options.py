@@ -46,6 +46,18 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
+    Option("packed_pe_buffers", "weight and input buffers store blocks packed (off: every block in an FP8-wide slot)",
+           ("storage.layout.pe_buffers=slotted",), ("storage.layout.pe_buffers=packed",)),
+    Option("packed_glb", "the GLB stores blocks packed (off: FP8-wide slots)",
+           ("storage.layout.glb=slotted",), ("storage.layout.glb=packed",)),
+    Option("packed_dram", "DRAM stores blocks packed (off: FP8-wide slots, no weight-memory saving)",
+           ("storage.layout.dram=slotted",), ("storage.layout.dram=packed",)),
+    Option("alignment_energy", "packed levels pay an alignment network per block (off: alignment is free)",
+           ("energy.actions.align_block.pj=0.0",), ("energy.actions.align_block.pj=0.302",)),
+    Option("mixed_lane_overhead", "a MAC on a mixed FP4/FP8 lane pays its decode and mode muxes (off: free)",
+           ("energy.actions.mac_fgmp_extra.pj=0.0",), ("energy.actions.mac_fgmp_extra.pj=0.0162",)),
+    Option("static_energy", "leakage and clock energy for every cycle (off: dynamic energy only)",
+           ("static.enabled=false",), ("static.enabled=true",)),
     Option("glb_keep_outputs", "an op's output stays in the GLB for the next op when it fits (no DRAM round trip)",
            ("memory.glb.keep_outputs=false",), ("memory.glb.keep_outputs=true",)),
 )

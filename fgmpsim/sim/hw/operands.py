@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fgmpsim.arch.record import Arch
-from fgmpsim.energy import block_bits, storage_precision_map
+from fgmpsim.energy import level_bits, storage_precision_map
 from fgmpsim.trace.record import GemmOp, PrecisionMap, Trace, materialize_map
 
 
@@ -40,13 +40,19 @@ from fgmpsim.trace.record import GemmOp, PrecisionMap, Trace, materialize_map
 class OutputFormat:
     """How an op's output is written: ``blocks`` of ``vector_width`` outputs (``fp8_blocks`` of them FP8);
     ``data_bits`` (values + block scales) and ``metadata_bits`` of the whole output over all repeats;
-    ``aqu_blocks`` blocks pass through the AQU (0 when it does not quantize)."""
+    ``aqu_blocks`` blocks pass through the AQU (0 when it does not quantize); ``slotted_data_bits``: the data bits
+    at a slotted level (= ``data_bits`` for BF16 outputs)."""
 
     blocks: int
     fp8_blocks: int
     data_bits: int
     metadata_bits: int
     aqu_blocks: int
+    slotted_data_bits: int
+
+    def data_bits_at(self, layout: str) -> int:
+        """Data bits of the whole output at a level with ``layout``."""
+        return self.slotted_data_bits if layout == "slotted" else self.data_bits
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,7 +153,8 @@ class OperandCache:
         elements = op.m * op.n * op.repeat
         blocks = -(-elements // vw)
         if op.consumer is None:
-            return OutputFormat(blocks, 0, elements * storage.unquantized_output_bits, 0, 0)
+            bf16 = elements * storage.unquantized_output_bits
+            return OutputFormat(blocks, 0, bf16, 0, 0, bf16)
         consumer = self._by_name[op.consumer]
         if op.consumer_operand == "act" or consumer.kind != "attn_pv":
             blocks = op.repeat * op.m * -(-op.n // vw)
@@ -157,9 +164,11 @@ class OperandCache:
             fp8_blocks = (2 * blocks * fp8 + size) // (2 * size)
         else:
             fp8_blocks = blocks if "fp8" in arch.pe_array.datapath_precisions else 0
-        data = fp8_blocks * block_bits(True, storage, vw) + (blocks - fp8_blocks) * block_bits(False, storage, vw)
+        dp = arch.pe_array.datapath_precisions
+        data, slotted = (int(level_bits(fp8_blocks, blocks, storage, vw, layout, dp))
+                         for layout in ("packed", "slotted"))
         return OutputFormat(blocks, fp8_blocks, data, blocks * storage.metadata_bits_per_block,
-                            blocks if arch.aqu.enabled else 0)
+                            blocks if arch.aqu.enabled else 0, slotted)
 
     def operands(self, op: GemmOp, out: OutputFormat | None = None) -> Operands:
         """The op's adjusted maps and output format (``out``, when already computed)."""

@@ -41,7 +41,7 @@ from functools import lru_cache
 import numpy as np
 
 from fgmpsim.arch.record import PRECISION_PAIRS, Arch
-from fgmpsim.energy import block_bits
+from fgmpsim.energy import level_bits
 from fgmpsim.sim.vector.grid import Grid, Term, crop
 from fgmpsim.sim.vector.map_counts import MapCounts, mode_pairs, op_counts, tile_sizes, tile_starts
 from fgmpsim.sim.mapping import Tiling
@@ -96,10 +96,12 @@ class OpTiles:
         return out
 
 
-def _bits(fp8: np.ndarray, blocks: np.ndarray, arch: Arch) -> np.ndarray:
-    """Data bits (values + scales) of ``blocks`` blocks of which ``fp8`` are FP8."""
-    vw = arch.pe_array.vector_width
-    return fp8 * block_bits(True, arch.storage, vw) + (blocks - fp8) * block_bits(False, arch.storage, vw)
+def _bits(fp8: np.ndarray, blocks: np.ndarray, arch: Arch, level: str) -> np.ndarray:
+    """Data bits (values + scales) of ``blocks`` blocks of which ``fp8`` are FP8, as stored at ``level`` (``dram``,
+    ``glb`` or ``pe``: its ``storage.layout``, :func:`fgmpsim.energy.level_bits`)."""
+    bits = level_bits(fp8, blocks, arch.storage, arch.pe_array.vector_width, arch.storage.layout.at(level),
+                      arch.pe_array.datapath_precisions)
+    return np.broadcast_to(bits, np.broadcast_shapes(np.shape(fp8), np.shape(blocks)))  # slotted: map-independent
 
 
 def spread(total_bits: int, elements: np.ndarray) -> np.ndarray:
@@ -223,27 +225,34 @@ def tile_plan(t: Tiling, arch: Arch, fed: str | None = None) -> TilePlan:
 @dataclass(frozen=True)
 class MapFactors:
     """The map-dependent per-tile quantities of one op as 5-D grid factors: data bits (values + scales) of the
-    weight and X tiles, and data + metadata bits into the PE that receives the most of each."""
+    weight and X tiles as stored at each level (``w_bits[level]``, ``x_bits[level]`` for ``dram``, ``glb``, ``pe``:
+    its ``storage.layout``), and data + metadata bits into the PE that receives the most of each."""
 
-    w_bits: np.ndarray
-    x_bits: np.ndarray
+    w_bits: dict[str, np.ndarray]
+    x_bits: dict[str, np.ndarray]
     w_pe: np.ndarray
     x_pe: np.ndarray
+
+
+LEVELS = ("dram", "glb", "pe")
 
 
 def map_factors(t: Tiling, plan: TilePlan, mc: MapCounts, arch: Arch) -> MapFactors:
     """The map-dependent factors of an op with tiling ``t`` and map counts ``mc``."""
     g, meta, kblocks = plan.grid, arch.storage.metadata_bits_per_block, plan.kblocks
     rows, cols = tile_sizes(t.shape.m, t.mapping.tile_m), tile_sizes(t.shape.n, t.mapping.tile_n)
-    w_bits = g.place(_bits(mc.w_tiles, cols[:, None] * kblocks, arch), "r nt kt")
-    x_bits = g.place(_bits(mc.x_tiles, rows[:, None] * kblocks, arch), "r mt kt")
+    w_bits, x_bits = {}, {}
+    for lv in LEVELS:  # levels with the same layout share one factor
+        same = next((other for other in w_bits if arch.storage.layout.at(other) == arch.storage.layout.at(lv)), None)
+        w_bits[lv] = w_bits[same] if same else g.place(_bits(mc.w_tiles, cols[:, None] * kblocks, arch, lv), "r nt kt")
+        x_bits[lv] = x_bits[same] if same else g.place(_bits(mc.x_tiles, rows[:, None] * kblocks, arch, lv), "r mt kt")
     if t.ws:
         pe_blocks = mc.pe_lanes[:, None] * kblocks
-        pe_bits = _bits(mc.w_pe_kt, pe_blocks, arch) + pe_blocks * meta
+        pe_bits = _bits(mc.w_pe_kt, pe_blocks, arch, "pe") + pe_blocks * meta
         return MapFactors(w_bits, x_bits, g.place(np.maximum.reduceat(pe_bits, mc.pe_first, axis=1), "r nt kt"),
-                          x_bits + plan.x_blocks * meta)
-    row_bits = _bits(mc.a_rows_kt, kblocks, arch) + kblocks * meta
-    return MapFactors(w_bits, x_bits, w_bits + plan.w_blocks * meta,
+                          x_bits["pe"] + plan.x_blocks * meta)
+    row_bits = _bits(mc.a_rows_kt, kblocks, arch, "pe") + kblocks * meta
+    return MapFactors(w_bits, x_bits, w_bits["pe"] + plan.w_blocks * meta,
                       g.place(np.maximum.reduceat(row_bits, tile_starts(t.shape.m, t.mapping.tile_m), axis=1),
                               "r mt kt"))
 
@@ -253,28 +262,29 @@ def action_counts(p: TilePlan, f: MapFactors, mc: MapCounts, ops: Operands, arch
     """The op's action counts (names of ``fgmpsim.energy.ACTIONS``): sums of factor products over the tiles;
     ``keeps_output``: the output stays in the GLB (no write-back)."""
     out, op, tt = ops.out, ops.op, p.totals
-    back, back_meta = (0, 0) if keeps_output else (out.data_bits, out.metadata_bits)
+    back_meta = 0 if keeps_output else out.metadata_bits
     vw = ops.vw
 
-    def w(name: str) -> int:
-        return p.weighted(p.w_weights[name], f.w_bits)
+    def w(name: str, level: str) -> int:
+        return p.weighted(p.w_weights[name], f.w_bits[level])
 
-    def x(name: str) -> int:
-        return p.weighted(p.x_weights[name], f.x_bits)
+    def x(name: str, level: str) -> int:
+        return p.weighted(p.x_weights[name], f.x_bits[level])
 
-    fills = w("dram") + x("dram")
-    inputs = x("fanout")
+    inputs = x("fanout", "pe")
     pairs = mode_pairs(mc, op.n, op.m, op.repeat)
+    layout = arch.storage.layout
+    out_dram, out_glb = out.data_bits_at(layout.dram), out.data_bits_at(layout.glb)
     return {
-        "dram_read_bits": fills, "dram_read_metadata_bits": tt["fills_meta"],
-        "dram_write_bits": back, "dram_write_metadata_bits": back_meta,
-        "glb_write_bits": fills + tt["spilled"] + out.data_bits,
+        "dram_read_bits": w("dram", "dram") + x("dram", "dram"), "dram_read_metadata_bits": tt["fills_meta"],
+        "dram_write_bits": 0 if keeps_output else out_dram, "dram_write_metadata_bits": back_meta,
+        "glb_write_bits": w("dram", "glb") + x("dram", "glb") + tt["spilled"] + out_glb,
         "glb_write_metadata_bits": tt["fills_meta"] + out.metadata_bits,
-        "glb_read_bits": w("fill") + x("all") + tt["refilled"] + back,
+        "glb_read_bits": w("fill", "glb") + x("all", "glb") + tt["refilled"] + (0 if keeps_output else out_glb),
         "glb_read_metadata_bits": tt["pe_fill_meta"] + back_meta,
-        "weight_buffer_write_bits": w("buffer_write"),
+        "weight_buffer_write_bits": w("buffer_write", "pe"),
         "weight_buffer_write_metadata_bits": tt["weight_buffer_write_meta"],
-        "weight_buffer_read_bits": w("buffer_read"),
+        "weight_buffer_read_bits": w("buffer_read", "pe"),
         "weight_buffer_read_metadata_bits": tt["weight_buffer_read_meta"],
         "input_buffer_write_bits": inputs, "input_buffer_write_metadata_bits": tt["inputs_meta"],
         "input_buffer_read_bits": inputs, "input_buffer_read_metadata_bits": tt["inputs_meta"],
@@ -286,13 +296,13 @@ def action_counts(p: TilePlan, f: MapFactors, mc: MapCounts, ops: Operands, arch
     }
 
 
-def _last_k_outputs(g: Grid, outputs: np.ndarray, out: OutputFormat) -> np.ndarray:
-    """Output bits (data + metadata) of every tile of the last k-tile, ``[r, ch, nt, 1, i]``, spread in execution
-    order; ``outputs`` is the tile's ``rows * cols`` factor (0 on the padding of a short last chunk, so padding
-    points take no bits)."""
+def _last_k_outputs(g: Grid, outputs: np.ndarray, out: OutputFormat, layout: str) -> np.ndarray:
+    """Output bits (data at a level with ``layout`` + metadata) of every tile of the last k-tile,
+    ``[r, ch, nt, 1, i]``, spread in execution order; ``outputs`` is the tile's ``rows * cols`` factor (0 on the
+    padding of a short last chunk, so padding points take no bits)."""
     shape = (g.repeat, g.chunks, g.n_tiles, 1, g.chunk_tiles)
     elements = np.broadcast_to(outputs, shape).reshape(-1)
-    return (spread(out.data_bits, elements) + spread(out.metadata_bits, elements)).reshape(shape)
+    return (spread(out.data_bits_at(layout), elements) + spread(out.metadata_bits, elements)).reshape(shape)
 
 
 def op_tiles(ops: Operands, t: Tiling, arch: Arch, residency: Residency = NONE) -> OpTiles:
@@ -302,24 +312,26 @@ def op_tiles(ops: Operands, t: Tiling, arch: Arch, residency: Residency = NONE) 
     f = map_factors(t, p, mc, arch)
     g, mem = p.grid, arch.memory
     meta = arch.storage.metadata_bits_per_block
-    w_all, x_all = f.w_bits + p.w_blocks * meta, f.x_bits + p.x_blocks * meta
-    glb_r, glb_w = mem.glb.read_bits_per_cycle, mem.glb.write_bits_per_cycle
-    fill_rate = min(mem.dram.read_bits_per_cycle, glb_w)
+    layout = arch.storage.layout
+    w_dram, x_dram = f.w_bits["dram"] + p.w_blocks * meta, f.x_bits["dram"] + p.x_blocks * meta
+    w_glb, x_glb = f.w_bits["glb"] + p.w_blocks * meta, f.x_bits["glb"] + p.x_blocks * meta
+    glb_r, glb_w, dram_r = mem.glb.read_bits_per_cycle, mem.glb.write_bits_per_cycle, mem.dram.read_bits_per_cycle
     slowest, ideal = lane_work(ops.w, ops.a, mc, t, arch, g)
-    out_bits = _last_k_outputs(g, p.rows * p.cols, ops.out)
+    out_glb = _last_k_outputs(g, p.rows * p.cols, ops.out, layout.glb)
+    out_dram = out_glb if layout.dram == layout.glb else _last_k_outputs(g, p.rows * p.cols, ops.out, layout.dram)
     terms = {
         "compute": (g.term(slowest),),
-        "dram_w": (g.term(ceil_div(w_all, fill_rate), p.w_dram),),
-        "dram_x": (g.term(ceil_div(x_all, fill_rate), p.x_dram),),
-        "pe_w": (g.term(np.maximum(ceil_div(w_all, glb_r), ceil_div(f.w_pe, mem.weight_buffer.write_bits_per_cycle)),
+        "dram_w": (g.term(np.maximum(ceil_div(w_dram, dram_r), ceil_div(w_glb, glb_w)), p.w_dram),),
+        "dram_x": (g.term(np.maximum(ceil_div(x_dram, dram_r), ceil_div(x_glb, glb_w)), p.x_dram),),
+        "pe_w": (g.term(np.maximum(ceil_div(w_glb, glb_r), ceil_div(f.w_pe, mem.weight_buffer.write_bits_per_cycle)),
                         p.w_fill),),
-        "pe_x": (g.term(np.maximum(ceil_div(x_all, glb_r), ceil_div(f.x_pe, mem.input_buffer.write_bits_per_cycle))),),
+        "pe_x": (g.term(np.maximum(ceil_div(x_glb, glb_r), ceil_div(f.x_pe, mem.input_buffer.write_bits_per_cycle))),),
         "pe_psum": p.terms["pe_psum"],
         "drain_glb": (*p.terms["drain_glb"],
-                      Term(p.last_k, np.maximum(ceil_div(out_bits, glb_w), crop(p.psum_out, p.last_k)))),
+                      Term(p.last_k, np.maximum(ceil_div(out_glb, glb_w), crop(p.psum_out, p.last_k)))),
         "drain_aqu": p.terms["drain_aqu"] if ops.out.aqu_blocks else (),
         "writeback": () if residency.keeps_output else
-        (Term(p.last_k, ceil_div(out_bits, min(glb_r, mem.dram.write_bits_per_cycle))),),
+        (Term(p.last_k, np.maximum(ceil_div(out_glb, glb_r), ceil_div(out_dram, mem.dram.write_bits_per_cycle))),),
     }
     return OpTiles(g, {kind: tuple(term for term in parts if term is not None) for kind, parts in terms.items()},
                    g.total(ideal), action_counts(p, f, mc, ops, arch, residency.keeps_output))

@@ -19,7 +19,11 @@ docs/energy_model.md), sharing no code with the tile engine:
   ``floor((2 * blocks * fp8 + size) / (2 * size))`` with ``fp8`` of ``size`` blocks of that map; without the AQU
   every block is in the datapath's highest precision. Each block carries its metadata bits; the AQU quantizes
   every block when enabled.
-* **Weight footprint** of a static weight: its stored blocks' bits, their metadata, and one
+* **Storage layout** (``storage.layout``, docs/microarchitecture.md): a ``packed`` level stores each block in its
+  own bits; a ``slotted`` level stores every block in a slot as wide as the widest block the datapath stores (the
+  largest block bits over ``datapath_precisions``). A quantized output at a slotted level is ``blocks x slot``
+  bits; a BF16 output is the same at every level.
+* **Weight footprint** of a static weight: its stored blocks' bits in DRAM's layout, their metadata, and one
   ``tensor_scale_bits`` per tensor (a 2-D map is one tensor shared by every repeat, a 3-D map one per repeat).
 """
 
@@ -42,6 +46,14 @@ def block_bits(arch: Arch, fp8: int) -> int:
     return vw * st.fp8_value_bits + st.fp8_scale_bits if fp8 else vw * st.fp4_value_bits + st.fp4_scale_bits
 
 
+def level_block_bits(arch: Arch, level: str) -> tuple[int, int]:
+    """(NVFP4, FP8) bits of one block stored at ``level`` (``dram``, ``glb`` or ``pe_buffers``), by its layout."""
+    if getattr(arch.storage.layout, level) == "slotted":
+        slot = max(block_bits(arch, int(p == "fp8")) for p in arch.pe_array.datapath_precisions)
+        return slot, slot
+    return block_bits(arch, 0), block_bits(arch, 1)
+
+
 def stored_map(pmap: PrecisionMap, arch: Arch) -> list[list[list[int]]]:
     """The map as the datapath stores it, ``[R][rows][KB]`` of 0/1 (``R`` = 1 for a 2-D map)."""
     dp = arch.pe_array.datapath_precisions
@@ -59,14 +71,19 @@ def fp8_share(blocks: list[list[list[int]]]) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Output:
-    """An op's output over all repeats: ``blocks`` (``fp8_blocks`` FP8), ``data_bits``, ``metadata_bits`` and the
-    blocks the AQU quantizes."""
+    """An op's output over all repeats: ``blocks`` (``fp8_blocks`` FP8), ``data_bits`` (packed), ``metadata_bits``,
+    the blocks the AQU quantizes and ``slotted_bits``, its data bits at a slotted level."""
 
     blocks: int
     fp8_blocks: int
     data_bits: int
     metadata_bits: int
     aqu_blocks: int
+    slotted_bits: int
+
+    def bits_at(self, arch: Arch, level: str) -> int:
+        """Data bits of the whole output at ``level`` (``dram`` or ``glb``), by its layout."""
+        return self.slotted_bits if getattr(arch.storage.layout, level) == "slotted" else self.data_bits
 
 
 def output_of(trace: Trace, op: GemmOp, arch: Arch) -> Output:
@@ -74,7 +91,8 @@ def output_of(trace: Trace, op: GemmOp, arch: Arch) -> Output:
     vw, st = arch.pe_array.vector_width, arch.storage
     elements = op.repeat * op.m * op.n
     if op.consumer is None:
-        return Output(-(-elements // vw), 0, elements * st.unquantized_output_bits, 0, 0)
+        bf16 = elements * st.unquantized_output_bits
+        return Output(-(-elements // vw), 0, bf16, 0, 0, bf16)
     consumer = trace.op(op.consumer)
     becomes_v = op.consumer_operand == "weight" and consumer.kind == "attn_pv"
     blocks = -(-elements // vw) if becomes_v else op.repeat * op.m * -(-op.n // vw)
@@ -85,12 +103,14 @@ def output_of(trace: Trace, op: GemmOp, arch: Arch) -> Output:
     else:
         fp8_blocks = blocks if "fp8" in arch.pe_array.datapath_precisions else 0
     data = fp8_blocks * block_bits(arch, 1) + (blocks - fp8_blocks) * block_bits(arch, 0)
+    slot = max(block_bits(arch, int(p == "fp8")) for p in arch.pe_array.datapath_precisions)
     return Output(blocks, fp8_blocks, data, blocks * st.metadata_bits_per_block,
-                  blocks if arch.aqu.enabled else 0)
+                  blocks if arch.aqu.enabled else 0, blocks * slot)
 
 
 def footprint_bits(weights: list[list[list[int]]], arch: Arch) -> int:
     """Stored bits of a static weight tensor (module docstring), from its stored map."""
     fp8, blocks = fp8_share(weights)
-    return (fp8 * block_bits(arch, 1) + (blocks - fp8) * block_bits(arch, 0)
+    fp4_bits, fp8_bits = level_block_bits(arch, "dram")
+    return (fp8 * fp8_bits + (blocks - fp8) * fp4_bits
             + blocks * arch.storage.metadata_bits_per_block + len(weights) * arch.storage.tensor_scale_bits)

@@ -33,8 +33,12 @@ Per tile, in the order the hardware needs them (bits = data bits, metadata bits 
 An op that keeps its output in the GLB for the next op (the decision's ``keeps_output``) has no write-back; an op
 whose X (``fed = "act"``) or W (``fed = "weight"``) is that kept output never fetches it from DRAM.
 
-The op's output data bits and metadata bits are each spread over its output tiles (the last k-tile of every
-output tile, in execution order) by running count: the tile that brings the outputs seen to ``e`` of ``E`` gets
+Bits at each level follow that level's ``storage.layout`` (:func:`.operands.level_block_bits`): a transfer
+reads its source level's bits and writes its destination level's, each end at its own rate.
+
+The op's output data bits (at the GLB's and at DRAM's layout) and metadata bits are each spread over its output
+tiles (the last k-tile of every output tile, in execution order) by running count: the tile that brings the
+outputs seen to ``e`` of ``E`` gets
 ``floor(bits * e / E)`` minus what the tiles before it got. Partial sums are ``psum_bits`` each and carry no
 metadata.
 """
@@ -45,7 +49,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from fgmpsim.arch.record import Arch
-from fgmpsim.sim.engines.reference.operands import Output, block_bits
+from fgmpsim.sim.engines.reference.operands import Output, level_block_bits
 
 LEVELS = ("dram", "glb", "weight_buffer", "input_buffer", "accum_buffer")
 
@@ -137,7 +141,7 @@ class OpBuilder:
         self.counts: dict[str, int] = defaultdict(int)
         self.moves: list[Movement] = []
         self.lanes: list[list[list[int]]] = []
-        self.bits = (block_bits(arch, 0), block_bits(arch, 1))
+        self.bits = {level: level_block_bits(arch, level) for level in ("dram", "glb", "pe_buffers")}
 
     def _move(self, kind: str, j: int, src: str, dst: str, read: tuple[int, int], written: tuple[int, int],
               src_ends: list[int], dst_ends: list[int], aqu: tuple[int, int, int] | None = None) -> None:
@@ -151,19 +155,23 @@ class OpBuilder:
                      + [(b, getattr(mem, dst).write_bits_per_cycle) for b in dst_ends])
         self.moves.append(Movement(kind, j, ends, aqu))
 
-    def _blocks(self, pmap: list, rows: tuple[int, ...], blocks: tuple[int, ...]) -> tuple[int, int]:
-        """(data bits, metadata bits) of the blocks ``blocks`` of rows ``rows`` of one repeat's map."""
-        data = sum(self.bits[pmap[i][k]] for i in rows for k in blocks)
+    def _blocks(self, pmap: list, rows: tuple[int, ...], blocks: tuple[int, ...],
+                level: str = "pe_buffers") -> tuple[int, int]:
+        """(data bits, metadata bits) of the blocks ``blocks`` of rows ``rows`` of one repeat's map at ``level``."""
+        data = sum(self.bits[level][pmap[i][k]] for i in rows for k in blocks)
         return data, len(rows) * len(blocks) * self.arch.storage.metadata_bits_per_block
 
     def build(self) -> None:
         arch, d = self.arch, self.d
         pe, ps, vw = arch.pe_array, arch.storage.psum_bits, arch.pe_array.vector_width
         outputs = [len(t.rows) * len(t.cols) if t.kt == self.k_tiles - 1 else 0 for t in self.tiles]
-        every, seen, given = sum(outputs), 0, (0, 0)
+        every, seen = sum(outputs), 0
+        given = {"glb": (0, 0), "dram": (0, 0)}
         for j, t in enumerate(self.tiles):
             w, a = self.w[min(t.r, len(self.w) - 1)], self.a[min(t.r, len(self.a) - 1)]
             w_tile, x_tile = self._blocks(w, t.cols, t.blocks), self._blocks(a, t.rows, t.blocks)
+            w_dram, x_dram = self._blocks(w, t.cols, t.blocks, "dram"), self._blocks(a, t.rows, t.blocks, "dram")
+            w_glb, x_glb = self._blocks(w, t.cols, t.blocks, "glb"), self._blocks(a, t.rows, t.blocks, "glb")
             if d.ws:
                 groups = [t.cols[p:p + pe.lanes_per_pe] for p in range(0, len(t.cols), pe.lanes_per_pe)]
                 w_from_dram = w_to_pe = t.first_of_chunk
@@ -179,14 +187,14 @@ class OpBuilder:
                 w_copies, x_copies = len(t.rows), 1
             psums = len(t.rows) * len(t.cols) * ps
             if w_from_dram and d.fed != "weight":
-                self._move("dram_w", j, "dram", "glb", w_tile, w_tile, [sum(w_tile)], [sum(w_tile)])
+                self._move("dram_w", j, "dram", "glb", w_dram, w_glb, [sum(w_dram)], [sum(w_glb)])
             if (t.nt == 0 or not d.x_resident) and d.fed != "act":
-                self._move("dram_x", j, "dram", "glb", x_tile, x_tile, [sum(x_tile)], [sum(x_tile)])
+                self._move("dram_x", j, "dram", "glb", x_dram, x_glb, [sum(x_dram)], [sum(x_glb)])
             if w_to_pe:
-                self._move("pe_w", j, "glb", "weight_buffer", w_tile, (w_copies * w_tile[0], w_copies * w_tile[1]),
-                           [sum(w_tile)], w_pe)
-            self._move("pe_x", j, "glb", "input_buffer", x_tile, (x_copies * x_tile[0], x_copies * x_tile[1]),
-                       [sum(x_tile)], x_pe)
+                self._move("pe_w", j, "glb", "weight_buffer", w_glb, (w_copies * w_tile[0], w_copies * w_tile[1]),
+                           [sum(w_glb)], w_pe)
+            self._move("pe_x", j, "glb", "input_buffer", x_glb, (x_copies * x_tile[0], x_copies * x_tile[1]),
+                       [sum(x_glb)], x_pe)
             if t.spills and t.kt > 0:
                 self._move("pe_psum", j, "glb", "accum_buffer", (psums, 0), (psums, 0), [psums], psum_pe)
             self._compute(t, w, a, w_tile, x_tile, x_copies)
@@ -195,13 +203,17 @@ class OpBuilder:
                     self._move("drain", j, "accum_buffer", "glb", (psums, 0), (psums, 0), psum_pe, [psums])
                 continue
             seen += outputs[j]
-            upto = (self.out.data_bits * seen // every, self.out.metadata_bits * seen // every)
-            share, given = (upto[0] - given[0], upto[1] - given[1]), upto
+            share = {}
+            for level in ("glb", "dram"):
+                upto = (self.out.bits_at(arch, level) * seen // every, self.out.metadata_bits * seen // every)
+                share[level] = (upto[0] - given[level][0], upto[1] - given[level][1])
+                given[level] = upto
             aqu = ((arch.aqu.latency_cycles, outputs[j], arch.aqu.blocks_per_cycle * vw)
                    if self.out.aqu_blocks else None)
-            self._move("drain", j, "accum_buffer", "glb", (psums, 0), share, psum_pe, [sum(share)], aqu)
+            glb, dram = share["glb"], share["dram"]
+            self._move("drain", j, "accum_buffer", "glb", (psums, 0), glb, psum_pe, [sum(glb)], aqu)
             if not d.keeps_output:
-                self._move("writeback", j, "glb", "dram", share, share, [sum(share)], [sum(share)])
+                self._move("writeback", j, "glb", "dram", glb, dram, [sum(glb)], [sum(dram)])
         self.counts["aqu_blocks"] = self.out.aqu_blocks
         self.counts["aqu_sensitivity_read_bits"] = self.out.aqu_blocks * vw * arch.aqu.sensitivity_bits_per_channel
 
