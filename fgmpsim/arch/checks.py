@@ -45,7 +45,8 @@ def _check_metadata(arch: Arch) -> None:
 
 def _check_energy_entries(arch: Arch) -> None:
     present = {name for name, _ in arch.energy.entries}
-    for entry in required_entries(arch.pe_array.datapath_precisions, arch.aqu.enabled):
+    for entry in required_entries(arch.pe_array.datapath_precisions, arch.aqu.enabled,
+                                  arch.pe_array.weight_collector_blocks > 0):
         if entry not in present:
             raise ConfigError(f"no energy for {entry!r}, an action the simulator counts on this arch",
                               f"energy.actions.{entry}", "add '{pj: <pJ>, source: <where it comes from>}'")

@@ -29,6 +29,7 @@ MAX_BITS_PER_CYCLE = 2**40
 MAX_COUNT = 2**20                       # PEs, lanes, blocks per cycle, latency cycles
 MAX_FIELD_BITS = 64                     # widths of one stored value, scale, flag or partial sum
 MAX_VECTOR_WIDTH = 1024
+MAX_PIPELINE_DEPTH = 1024               # VMAC stages: far above any real lane pipeline (a handful of stages)
 MIN_CLOCK_HZ, MAX_CLOCK_HZ = 1e3, 1e12
 MAX_PJ = 1e9                            # 1 mJ per action: above any real circuit by orders of magnitude
 MAX_NODE_NM = 1000
@@ -63,6 +64,9 @@ class PEArrayModel(_Strict):
     dataflow: Literal[DATAFLOWS]  # type: ignore[valid-type]
     datapath_precisions: Annotated[list[Literal["fp4", "fp8"]], Field(min_length=1)]
     cycles_per_block_pair: ModeCyclesModel
+    weight_collector_blocks: NonNegativeInt = 0
+    psum_collector_entries: PositiveInt = 1
+    pipeline_depth: Annotated[int, Field(gt=0, le=MAX_PIPELINE_DEPTH)] = 1
 
     @field_validator("vector_width")
     @classmethod
@@ -274,7 +278,9 @@ def to_record(model: ArchModel, source: str) -> Arch:
         clock_hz=float(model.clock_hz),
         pe_array=PEArray(pes=pe.pes, lanes_per_pe=pe.lanes_per_pe, vector_width=pe.vector_width,
                          cycles_per_block_pair=ModeCycles(**pe.cycles_per_block_pair.model_dump()),
-                         dataflow=pe.dataflow, datapath_precisions=tuple(pe.datapath_precisions)),
+                         dataflow=pe.dataflow, datapath_precisions=tuple(pe.datapath_precisions),
+                         weight_collector_blocks=pe.weight_collector_blocks,
+                         psum_collector_entries=pe.psum_collector_entries, pipeline_depth=pe.pipeline_depth),
         aqu=AQU(**model.aqu.model_dump()),
         memory=Memory(**{name: _level(name, getattr(model.memory, name)) for name in MemoryModel.model_fields}),
         storage=BlockStorage(**model.storage.model_dump()),

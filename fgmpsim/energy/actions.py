@@ -7,7 +7,9 @@ The simulator counts :data:`ACTIONS`; :func:`fgmpsim.energy.price` multiplies ea
 Units of the counts: ``*_bits`` actions count bits moved (data bits include block scales, metadata bits are counted
 separately as ``*_metadata_bits``); ``macs_<pair>`` count scalar multiply-accumulates; ``block_pairs`` counts
 block-pair dot products (one scale multiply and one FP32 accumulate each); ``aqu_blocks`` counts output blocks
-quantized by the AQU; ``aqu_sensitivity_read_bits`` counts bits read from the AQU's sensitivity table.
+quantized by the AQU; ``aqu_sensitivity_read_bits`` counts bits read from the AQU's sensitivity table;
+``weight_collector_*`` / ``psum_collector_*`` count bits written into and read out of the lanes' register files
+(:mod:`fgmpsim.sim.hw.collectors`).
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ MEMORY_LEVELS: tuple[str, ...] = ("dram", "glb", "weight_buffer", "input_buffer"
 
 PE_BUFFERS: tuple[str, ...] = ("weight_buffer", "input_buffer", "accum_buffer")
 
-COMPONENTS: tuple[str, ...] = ("dram", "glb", "pe_buffers", *(f"mac_{p}" for p in PRECISION_PAIRS),
+COLLECTORS: tuple[str, ...] = ("weight_collector", "psum_collector")
+"""The lanes' register files (:mod:`fgmpsim.sim.hw.collectors`), priced like a memory level, per bit."""
+
+COMPONENTS: tuple[str, ...] = ("dram", "glb", "pe_buffers", "collectors", *(f"mac_{p}" for p in PRECISION_PAIRS),
                                "scale_accumulate", "aqu", "metadata")
 """Components of an :class:`~fgmpsim.energy.EnergyBreakdown`, each in pJ."""
 
 
 def _memory_rows() -> list[tuple[str, str, str]]:
     rows = []
-    for level in MEMORY_LEVELS:
-        component = "pe_buffers" if level in PE_BUFFERS else level
+    for level in (*MEMORY_LEVELS, *COLLECTORS):
+        component = "pe_buffers" if level in PE_BUFFERS else "collectors" if level in COLLECTORS else level
         for direction in ("read", "write"):
             entry = f"{level}_{direction}_bit"
             rows.append((f"{level}_{direction}_bits", entry, component))
@@ -51,6 +56,7 @@ ENTRIES: tuple[str, ...] = tuple(dict.fromkeys(entry for _, entry, _ in _ROWS))
 """Every energy-table entry name (pJ per bit, per scalar MAC, per block pair or per block)."""
 
 _AQU_ENTRIES = ("aqu_block", "aqu_sensitivity_read_bit")
+_COLLECTOR_ENTRIES = tuple(f"{c}_{d}_bit" for c in COLLECTORS for d in ("read", "write"))
 
 
 def reachable_pairs(datapath_precisions: tuple[str, ...]) -> tuple[str, ...]:
@@ -58,9 +64,11 @@ def reachable_pairs(datapath_precisions: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(p for p in PRECISION_PAIRS if all(side in datapath_precisions for side in p.split("x")))
 
 
-def required_entries(datapath_precisions: tuple[str, ...], aqu_enabled: bool) -> tuple[str, ...]:
+def required_entries(datapath_precisions: tuple[str, ...], aqu_enabled: bool,
+                     collectors: bool = False) -> tuple[str, ...]:
     """Entries an architecture's table must price: every entry whose action the simulator can count on it
-    (MAC modes the datapath can execute, AQU entries only with the AQU enabled)."""
+    (MAC modes the datapath can execute, AQU entries only with the AQU enabled, collector entries only with a
+    weight collector)."""
     macs = {f"mac_{p}" for p in PRECISION_PAIRS} - {f"mac_{p}" for p in reachable_pairs(datapath_precisions)}
-    skip = macs | (set() if aqu_enabled else set(_AQU_ENTRIES))
+    skip = macs | (set() if aqu_enabled else set(_AQU_ENTRIES)) | (set() if collectors else set(_COLLECTOR_ENTRIES))
     return tuple(entry for entry in ENTRIES if entry not in skip)

@@ -20,12 +20,14 @@ from fgmpsim.errors import ConfigError, FgmpsimError, closest_hint
 
 @dataclass(frozen=True)
 class EnergyBreakdown:
-    """Energy per component in pJ. ``pe_buffers`` sums the weight, input and accumulation buffers; ``metadata``
+    """Energy per component in pJ. ``pe_buffers`` sums the weight, input and accumulation buffers; ``collectors``
+    the lanes' weight and partial-sum register files; ``metadata``
     is the energy of moving per-block precision flags at every level, priced at that level's per-bit cost."""
 
     dram: float
     glb: float
     pe_buffers: float
+    collectors: float
     mac_fp4xfp4: float
     mac_fp4xfp8: float
     mac_fp8xfp4: float
