@@ -11,7 +11,7 @@ from typing import Any
 from fgmpsim.analysis.units import format_change, format_quantity, format_row
 from fgmpsim.sim.result import STALLS, RunResult
 
-STALL_CAUSES = ("DRAM", "GLB", "lane imbalance", "AQU")
+STALL_CAUSES = ("DRAM", "GLB", "lane imbalance", "AQU", "pipeline fill")
 """How the causes of :data:`~fgmpsim.sim.result.STALLS` read in a table, in that order."""
 
 PIPE_WIDTH = 200

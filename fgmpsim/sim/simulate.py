@@ -61,14 +61,22 @@ def _check_inputs(trace: Trace, arch: Arch, engine: str, mapping: Any) -> None:
         raise MappingError(f"mapping must be a Mapping or a dict of op name -> Mapping, got "
                            f"{type(mapping).__name__}", "mapping", "pass fgmpsim.sim.Mapping(...)")
     if engine == "reference":
+        pe = arch.pe_array
+        for field, value, off in (("weight_collector_blocks", pe.weight_collector_blocks, 0),
+                                  ("psum_collector_entries", pe.psum_collector_entries, 1),
+                                  ("pipeline_depth", pe.pipeline_depth, 1)):
+            if value != off:
+                raise ConfigError(f"the reference engine does not model pe_array.{field} yet (got {value})",
+                                  f"pe_array.{field}", f"use engine='tile' or set it to {off}")
         check_size(sum(op.m * op.n * op.repeat * (op.k // trace.block_size) for op in trace.ops))
 
 
 def _analytic_timing(bound: Bound) -> OpTiming:
-    gap = bound.cycles - bound.compute
+    gap = bound.cycles - bound.compute - bound.fill
     dram_binds = bound.dram == bound.cycles
     return OpTiming(cycles=bound.cycles, compute_cycles=bound.compute, stall_dram_cycles=gap if dram_binds else 0,
                     stall_glb_cycles=0 if dram_binds else gap, stall_imbalance_cycles=0, stall_aqu_cycles=0,
+                    stall_fill_cycles=bound.fill,
                     busy_loader_cycles=0, busy_distributor_cycles=0, busy_aqu_cycles=0, busy_writer_cycles=0)
 
 
@@ -76,9 +84,9 @@ def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str) -> tuple[OpTimi
     """Timing, action counts, bound and SimPy events (event engine only) of one op."""
     if engine == "reference":
         timing, counts = reference_op(ops, tiling, arch)
-        return timing, counts, op_bound(counts, arch), 0
+        return timing, counts, op_bound(counts, arch, tiling.tiles), 0
     tiles = op_tiles(ops, tiling, arch)
-    bound = op_bound(tiles.counts, arch)
+    bound = op_bound(tiles.counts, arch, tiling.tiles)
     if engine == "event":
         timing, events = event_op(tiles, arch)
         return timing, tiles.counts, bound, events
