@@ -18,9 +18,7 @@ ml_dtypes load only when a function that needs them is called.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from fgmpsim._lazy import lazy_attributes
 from fgmpsim.errors import (ConfigError, FgmpsimError, FormatError, MappingError, ModelError, PolicyError,
                             SweepError, TraceError)
 
@@ -45,16 +43,4 @@ __all__ = ["ConfigError", "FgmpsimError", "FormatError", "MappingError", "ModelE
            "TraceError", "__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-    elif name in _SUBPACKAGES:
-        value = importlib.import_module(f"fgmpsim.{name}")
-    else:
-        raise AttributeError(f"module 'fgmpsim' has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY, *_SUBPACKAGES})
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY, _SUBPACKAGES)

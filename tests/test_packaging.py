@@ -63,3 +63,22 @@ def test_installed_wheel_resolves_named_archs_and_traces_from_any_directory(whee
 
     here = fgmpsim.simulate(fgmpsim.load_trace(ROOT / "traces" / "smollm2-135m-fp8"), fgmpsim.load_arch("fp8_baseline"))
     assert int(cycles) == here.summary()["cycles"]
+
+
+def test_cli_help_imports_no_numeric_stack():
+    """``fgmpsim --help`` and a verb's ``--help`` stay fast: no pandas, ml_dtypes, torch or simpy is imported."""
+    code = ("import sys, runpy; sys.argv = ['fgmpsim', '--help']\n"
+            "try:\n    runpy.run_module('fgmpsim', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print(sorted({'pandas', 'ml_dtypes', 'torch', 'simpy'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("package", ["fgmpsim", "fgmpsim.analysis", "fgmpsim.quant", "fgmpsim.trace"])
+def test_lazy_names_are_not_submodule_names(package):
+    """A lazily resolved name that is also a submodule would be rebound to the module once it is imported."""
+    import importlib
+    import importlib.util
+
+    names = importlib.import_module(package)._LAZY
+    assert [n for n in names if importlib.util.find_spec(f"{package}.{n}") is not None] == []

@@ -8,6 +8,7 @@ import pytest
 from fgmpsim.errors import PolicyError
 from fgmpsim.formats import fake_quant
 from fgmpsim.quant.calibration import ActivationSamples
+from fgmpsim.quant.defaults import DEFAULT_POLICIES, POLICY_NAMES
 from fgmpsim.quant.policies import POLICIES, WeightQuantizer, activation_rules, get_policy
 from fgmpsim.quant.scores import weighted_block_error
 
@@ -104,5 +105,7 @@ def test_activation_rules_share_one_calibrated_threshold():
 def test_every_policy_is_registered_under_its_name():
     assert set(POLICIES) == {"fp8", "nvfp4", "fgmp", "fgmp_no_clip", "mse", "random", "zqfp_w4a8", "int_w4a8",
                              "w8a8_fp8", "w8a8_int8"}
+    assert tuple(POLICIES) == POLICY_NAMES  # the CLI lists the leaf module's names without importing the policies
+    assert all(get_policy(n) for n in DEFAULT_POLICIES)
     assert all(get_policy(n).name.partition(":")[0] == n for n in POLICIES)
     assert all(get_policy(get_policy(n).name) == get_policy(n) for n in POLICIES)  # full names parse back

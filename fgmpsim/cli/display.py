@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fgmpsim.analysis.units import format_change, format_quantity, format_row
-from fgmpsim.sim.result import STALLS, RunResult
 
-STALL_CAUSES = ("DRAM", "GLB", "lane imbalance", "AQU", "pipeline fill")
-"""How the causes of :data:`~fgmpsim.sim.result.STALLS` read in a table, in that order."""
+if TYPE_CHECKING:
+    from fgmpsim.sim.result import RunResult
+
+STALL_CAUSES = {"stall_dram_cycles": "DRAM", "stall_glb_cycles": "GLB", "stall_imbalance_cycles": "lane imbalance",
+                "stall_aqu_cycles": "AQU", "stall_fill_cycles": "pipeline fill"}
+"""How a stall column of :data:`~fgmpsim.sim.result.STALLS` reads in a table (others: the column's own words)."""
+
+
+def _stall_cause(column: str) -> str:
+    return STALL_CAUSES.get(column, column.removeprefix("stall_").removesuffix("_cycles").replace("_", " "))
 
 PIPE_WIDTH = 200
 """Columns used when stdout is not a terminal: wide enough that no table of fgmpsim truncates."""
@@ -65,12 +72,14 @@ def _energy_components(result: RunResult) -> dict[str, float]:
 
 def _quantities(result: RunResult) -> list[tuple[str, str, float]]:
     """(label, quantity kind, value in base units) of one result's totals, in display order."""
+    from fgmpsim.sim.result import STALLS
+
     s = result.summary()
     return [
         ("cycles", "cycles", s["cycles"]),
         (f"time at {result.clock_hz / 1e9:g} GHz", "seconds", s["seconds"]),
         ("utilization", "fraction", s["utilization"]),
-        *((f"  {cause} stalls", "cycles", s[key]) for cause, key in zip(STALL_CAUSES, STALLS)),
+        *((f"  {_stall_cause(key)} stalls", "cycles", s[key]) for key in STALLS),
         ("MACs", "count", s["macs"]),
         ("energy", "energy_pj", s["energy_pj"]),
         ("energy per MAC", "pj_per_mac", s["pj_per_mac"]),

@@ -8,7 +8,7 @@ from typing import Any
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Model, text and calibration options, with the API's defaults."""
-    from fgmpsim.quant.pipeline import DEFAULT_EVAL_TOKENS
+    from fgmpsim.quant.defaults import DEFAULT_EVAL_TOKENS
 
     parser.add_argument("--model", default="smollm2-135m",
                         help="known model name, local HF directory or .gguf file (default smollm2-135m)")

@@ -10,15 +10,14 @@ from fgmpsim.cli.model_options import add_model_options, model_kwargs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from fgmpsim.quant.policies import POLICIES
-    from fgmpsim.quant.run import DEFAULT_POLICIES
+    from fgmpsim.quant.defaults import DEFAULT_POLICIES, POLICY_NAMES
 
     parser = subparsers.add_parser("quantize", help="FGMP and baseline policies on a real model; perplexity table",
                                    description=__doc__.splitlines()[0])
     add_model_options(parser)
     parser.add_argument("--policies", nargs="+", default=list(DEFAULT_POLICIES), metavar="POLICY",
                         help=f"policies to evaluate (default: {' '.join(DEFAULT_POLICIES)}); known: "
-                             f"{' '.join(POLICIES)}; zqfp_w4a8, int_w4a8, w8a8_fp8 and w8a8_int8 take options "
+                             f"{' '.join(POLICY_NAMES)}; zqfp_w4a8, int_w4a8, w8a8_fp8 and w8a8_int8 take options "
                              "after a colon joined by '+': none/m1/m2 (scale constraint, zqfp_w4a8), rtn/gptq, "
                              "lorc<rank>, g<group size>, e.g. zqfp_w4a8:m2+gptq+lorc8+g64")
     parser.add_argument("--fp4-fraction", nargs="+", type=float, default=[0.7], metavar="F",

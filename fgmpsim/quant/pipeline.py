@@ -15,6 +15,7 @@ import numpy as np
 
 from fgmpsim.errors import PolicyError
 from fgmpsim.quant.calibration import ActivationSamples, sample_activation_scores
+from fgmpsim.quant.defaults import DEFAULT_EVAL_TOKENS
 from fgmpsim.quant.fakequant import SiteQuantizer, fake_quantized
 from fgmpsim.quant.fisher import Fisher, estimate_fisher, quantizable_linears
 from fgmpsim.quant.gptq import input_hessians
@@ -25,8 +26,6 @@ from fgmpsim.quant.text import calibration_windows, evaluation_windows, load_tex
 
 MAX_CALIB_SEQUENCES = 512
 MAX_SEQ_LEN = 512
-DEFAULT_EVAL_TOKENS = 4096
-"""16 windows of 256 tokens: keeps the default seven-policy table within a few minutes on 2 CPU cores."""
 ACT_CALIB_SEQUENCES = 8
 """Calibration sequences whose activations set the online thresholds (a subset: the scores of every block are kept)."""
 

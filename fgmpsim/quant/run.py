@@ -11,14 +11,12 @@ from typing import Any
 import pandas as pd
 
 from fgmpsim.io.atomic import atomic_write
+from fgmpsim.quant.defaults import DEFAULT_EVAL_TOKENS, DEFAULT_POLICIES
 from fgmpsim.quant.perplexity import perplexity
-from fgmpsim.quant.pipeline import DEFAULT_EVAL_TOKENS, Calibrated, calibrate, evaluate_policy
+from fgmpsim.quant.pipeline import Calibrated, calibrate, evaluate_policy
 from fgmpsim.quant.policies import Policy, WeightPlan, get_policy
 from fgmpsim.quant.scores import FP4_FORMAT, FP8_FORMAT, check_fraction
 
-DEFAULT_POLICIES: tuple[str, ...] = ("fp8", "nvfp4", "fgmp", "fgmp_no_clip", "mse", "random", "zqfp_w4a8:m1+rtn+g64")
-"""FGMP, its ablations and baselines, and ZeroQuant-FP's M1 round-to-nearest variant (group 64: SmolLM2's 576
-channels are no multiple of the paper's 256); the full ZeroQuant-FP comparison is its own table."""
 COLUMNS = ("policy", "fp4_fraction_target", "weight_fp4_fraction", "act_fp4_fraction", "perplexity",
            "delta_vs_fp8", "delta_vs_fp8_pct")
 
