@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_sim_engines import _case
+from test_sim_engines import OWN, _case
 
 from fgmpsim.arch import load_arch
 from fgmpsim.arch.documents import read_with_extends
@@ -187,7 +187,7 @@ def test_fill_hides_a_transfer_that_compute_alone_would_not():
         assert r.cycles == r.compute_cycles + r.stall_imbalance_cycles + glb + 14 + fill
 
 
-OPTIONS = {"collectors": {"weight_collector_blocks": 3, "psum_collector_entries": 2},
+OPTIONS = {"collectors": {"weight_collector_blocks": 1, "psum_collector_entries": 2},
            "held": {"weight_collector_blocks": 64, "psum_collector_entries": 1},
            "fill": {"pipeline_depth": 5}, "both": {"weight_collector_blocks": 2, "psum_collector_entries": 3,
                                                    "pipeline_depth": 3}}
@@ -216,7 +216,25 @@ def test_engines_agree_with_each_option_on(option):
     assert checked >= 20
 
 
-def test_reference_engine_refuses_options_it_does_not_model_yet():
-    with pytest.raises(ConfigError) as err:
-        simulate(gemm(2, 2, 2), arch(depth=2), engine="reference")
-    assert err.value.field == "pe_array.pipeline_depth"
+@pytest.mark.parametrize("option", OPTIONS)
+def test_tile_equals_reference_with_each_option_on(option):
+    checked = reused = parked = 0
+    for seed in range(48):
+        a, trace, mapping = _case(seed)
+        a = replace(a, pe_array=replace(a.pe_array, **OPTIONS[option]))
+        try:
+            tile = simulate(trace, a, mapping=mapping).to_frame()
+        except MappingError:
+            continue
+        reference = simulate(trace, a, engine="reference", mapping=mapping).to_frame()
+        differing = [c for c in OWN if not tile[c].equals(reference[c])]
+        assert not differing, f"seed {seed}: {differing}\n{tile[differing]}\n{reference[differing]}"
+        checked += 1
+        reused += bool((tile.weight_buffer_read_bits < tile.weight_collector_read_bits).any())
+        parked += bool((tile.psum_collector_read_bits > 0).any())
+    assert checked >= 20
+    # the cases exercise what the option changes: weight reuse, partial sums parked between k-chunks
+    if OPTIONS[option].get("weight_collector_blocks"):
+        assert reused >= 10
+    if option == "collectors":
+        assert parked >= 3
