@@ -92,6 +92,15 @@ def test_collector_reads_by_hand(dw, dp, buffer_reads, collector_writes, collect
         assert r[column] == base[column], column
 
 
+def test_a_one_row_group_keeps_its_sum_in_the_accumulator():
+    # One tile of R = 3 rows x 2 channels x K = 4 blocks, dw = 2, dp = 2: row groups [m0, m1], [m2], k-chunks of
+    # 2 blocks (nc = 2). Weight-buffer reads ceil(3 / 2) * 4 = 8 per lane (16 blocks); m0 and m1 park their sums once
+    # each between the two k-chunks, m2 (alone) keeps its sum in the accumulator: 2 lanes x 2 = 4 partial sums.
+    r = row(gemm(3, 4, 2), arch(2, 2), Mapping("weight_stationary", 3, 2, 4))
+    assert (r.weight_buffer_read_bits, r.weight_collector_read_bits) == (32 * 16, 32 * 24)
+    assert r.psum_collector_read_bits == r.psum_collector_write_bits == 32 * 4
+
+
 def test_a_short_last_k_tile_is_held_while_full_ones_are_chunked():
     # K = 5 blocks in k-tiles of 3 and 2, dw = 2, dp = 1. k-tile 0 (K = 3 > 2): 6 reads per lane on each m-tile;
     # k-tile 1 (K = 2 <= 2): 2 reads per lane on m-tile 0, none on m-tile 1. Per lane 6 + 6 + 2 = 14, 2 lanes: 28.

@@ -22,9 +22,10 @@ input rows), weight stationary:
   short) and the rows into ``ceil(R / dp)`` groups of ``dp`` rows (the last may be short). For every row group and
   k-chunk it loads the chunk's weight blocks into the collector, then runs every row of the group over the chunk:
   ``ceil(R / dp) * K`` weight-buffer reads and as many collector writes, ``R * K`` collector reads. A row's partial
-  sum waits in the partial-sum collector between its k-chunks when the group holds more than one row
-  (``min(dp, R) > 1``): ``R * (nc - 1)`` partial-sum collector writes (after every k-chunk but the last) and as many
-  reads (before every k-chunk but the first); with one row per group it stays in the accumulator register.
+  sum waits in the partial-sum collector between its k-chunks when its group holds more than one row: with ``P``
+  such rows (all ``R`` rows, less a last group of one row; none when ``dp = 1``), ``P * (nc - 1)`` partial-sum
+  collector writes (after every k-chunk but the last) and as many reads (before every k-chunk but the first); the
+  row of a one-row group keeps its sum in the accumulator register.
 
 The accumulation buffer is touched as before (once per output and tile: a read-modify-write, no read on k-tile 0),
 and so are the input buffer (each input block read once per tile and PE) and every transfer's timing: collector
@@ -55,8 +56,8 @@ if TYPE_CHECKING:  # the mapper imports this module: no run-time import back
 @dataclass(frozen=True)
 class CollectorCounts:
     """Per-tile multipliers as 5-D grid factors (:mod:`fgmpsim.sim.vector.grid`): per weight block of the tile, its
-    weight-buffer reads, weight-collector writes and weight-collector reads; per output of the tile, its
-    partial-sum collector reads (= writes)."""
+    weight-buffer reads, weight-collector writes and weight-collector reads; per lane (output channel) of the tile,
+    its partial-sum collector reads (= writes)."""
 
     buffer_reads: np.ndarray
     collector_writes: np.ndarray
@@ -82,7 +83,8 @@ def collector_counts(t: Tiling, pe: PEArray, g: Grid, rows: np.ndarray, kblocks:
     first_m = (g.index("i") == 0).astype(np.int64)
     reads = np.where(held, first_m, groups)
     chunks = -(-k // dw)
-    psum = np.where(held | (np.minimum(rows, dp) <= 1), 0, chunks - 1)
+    parked = 0 if dp == 1 else rows - (rows % dp == 1)       # rows of groups of more than one row
+    psum = np.where(held, 0, parked * (chunks - 1))
     return CollectorCounts(reads, reads, rows, psum)
 
 

@@ -196,7 +196,7 @@ def tile_plan(t: Tiling, arch: Arch) -> TilePlan:
         "weight_buffer_read_meta": meta * total(cc.buffer_reads, w_blocks),
         "weight_collector_write_meta": meta * total(cc.collector_writes, w_blocks),
         "weight_collector_read_meta": meta * total(cc.collector_reads, w_blocks),
-        "psum_collector": ps * total(cc.psum_accesses, rows, cols),
+        "psum_collector": ps * total(cc.psum_accesses, cols),
         "accum_read": ps * (total(kt > 0, rows, cols) + total(last, rows, cols)) + spilled,
         "accum_write": ps * total(rows, cols) + refilled,
     }
