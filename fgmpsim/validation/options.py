@@ -45,7 +45,13 @@ class Option:
     on: tuple[str, ...]
 
 
-OPTIONS: tuple[Option, ...] = ()
+OPTIONS: tuple[Option, ...] = (
+    Option("collectors", "8-block weight and 8-entry partial-sum collectors in every lane (fgmpsim.sim.hw.collectors)",
+           ("pe_array.weight_collector_blocks=0", "pe_array.psum_collector_entries=1"),
+           ("pe_array.weight_collector_blocks=8", "pe_array.psum_collector_entries=8")),
+    Option("pipeline_fill", "a 4-stage VMAC pipeline: 3 fill/drain cycles per tile (fgmpsim.sim.schedule)",
+           ("pe_array.pipeline_depth=1",), ("pe_array.pipeline_depth=4",)),
+)
 """The structural options of the arch YAML (docs/microarchitecture.md describes each)."""
 
 
