@@ -34,9 +34,10 @@ residencies that minimize worst-case DRAM bits, then GLB bits, then worst-case w
 only a weight collector makes depend on the tiling: :mod:`fgmpsim.sim.hw.collectors`), then the tile count
 (candidates: the sizes that split a dimension into equal tiles, and powers of two). Worst-case bits (every block
 at its worst case): DRAM = the weights once per chunk (WS) or once / once per m-tile (OS, resident or not) + X once
-(resident) or once per n-tile + the outputs; GLB = every DRAM fill written + the weights read once per PE fill (WS per chunk, OS per m-tile) + X
-read once per n-tile + WS partial sums of all M rows written and read ``k_tiles - 1`` times when a chunk holds more
-than one m-tile (a short last chunk of one m-tile is counted too: an upper bound) + the outputs written and read.
+(resident) or once per n-tile + the outputs; GLB = every DRAM fill written + the weights read once per PE fill
+(WS per chunk, OS per m-tile) + X read once per n-tile + WS partial sums of all M rows written and read
+``k_tiles - 1`` times when a chunk holds more than one m-tile (a short last chunk of one m-tile is counted too: an
+upper bound) + the outputs written and read.
 Fields fixed in ``arch.mapping`` are respected. Input reuse across ops is not modeled: every op reads its X from DRAM.
 """
 

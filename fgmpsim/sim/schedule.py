@@ -26,11 +26,11 @@ needs ``F`` cycles to arrive: the fill of the next tile is the drain of this one
 
 Cycles of an op = sum of its steps (it starts with an empty pipeline and drains it: ops run back to back, never
 overlapping). Attribution: ``compute_cycles`` = sum of each tile's ideal ``ceil(work / active lanes)``;
-``stall_imbalance`` = slowest lane minus ideal; ``stall_fill`` = ``F`` per tile; serialized transfers stall their channel's cause (DRAM side ->
-``stall_dram``, PE side -> ``stall_glb``, AQU -> ``stall_aqu``; a serialized drain goes to the slower of its
-parts, the GLB on a tie); the overlapped excess ``max(...) - compute`` goes to the channel that set the maximum
-(DRAM, then GLB, then AQU on ties); the excess is measured over ``compute[s]`` fill included. Hence
-``compute + stalls = cycles`` for every op.
+``stall_imbalance`` = slowest lane minus ideal; ``stall_fill`` = ``F`` per tile; serialized transfers stall their
+channel's cause (DRAM side -> ``stall_dram``, PE side -> ``stall_glb``, AQU -> ``stall_aqu``; a serialized drain
+goes to the slower of its parts, the GLB on a tie); the overlapped excess ``max(...) - compute`` goes to the
+channel that set the maximum (DRAM, then GLB, then AQU on ties); the excess is measured over ``compute[s]`` fill
+included. Hence ``compute + stalls = cycles`` for every op.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def fill_cycles(arch: Arch) -> int:
 @dataclass(frozen=True, kw_only=True)
 class OpTiming:
     """Cycles of one op: ``cycles = compute_cycles + stall_*`` (``stall_fill_cycles``: the VMAC pipeline's fill and
-    drain; 0 by default for engines that do not model it); ``busy_<process>_cycles`` are the cycles each
+    drain); ``busy_<process>_cycles`` are the cycles each
     hardware process (DRAM loader, GLB->PE distributor, AQU, drain + write-back writer) spends on transfers."""
 
     cycles: int
@@ -90,7 +90,7 @@ class OpTiming:
     stall_glb_cycles: int
     stall_imbalance_cycles: int
     stall_aqu_cycles: int
-    stall_fill_cycles: int = 0
+    stall_fill_cycles: int
     busy_loader_cycles: int
     busy_distributor_cycles: int
     busy_aqu_cycles: int

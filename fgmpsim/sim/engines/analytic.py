@@ -82,11 +82,13 @@ def op_bound(counts: dict[str, int], arch: Arch, tiles: int = 0) -> Bound:
 
 def bound_timing(bound: Bound, busy: dict[str, int] | None = None) -> OpTiming:
     """An op lasting its bound: the fill stalls as ``stall_fill_cycles``, the gap between the bound and compute +
-    fill stalls DRAM when the DRAM side binds, else the GLB; ``busy``: cycles per hardware process (``loader, distributor, aqu, writer``; absent = 0)."""
+    fill stalls DRAM when the DRAM side binds, else the GLB; ``busy``: cycles per hardware process (``loader,
+    distributor, aqu, writer``; absent = 0)."""
     busy = busy or {}
     gap = bound.cycles - bound.compute - bound.fill
     dram_binds = bound.dram == bound.cycles
     return OpTiming(cycles=bound.cycles, compute_cycles=bound.compute, stall_dram_cycles=gap if dram_binds else 0,
                     stall_glb_cycles=0 if dram_binds else gap, stall_imbalance_cycles=0, stall_aqu_cycles=0,
-                    stall_fill_cycles=bound.fill, **{f"busy_{name}_cycles": busy.get(name, 0) for name in ("loader", "distributor", "aqu",
+                    stall_fill_cycles=bound.fill,
+                    **{f"busy_{name}_cycles": busy.get(name, 0) for name in ("loader", "distributor", "aqu",
                                                                               "writer")})

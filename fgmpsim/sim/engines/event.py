@@ -18,9 +18,10 @@ Processes, one per hardware block (:data:`~fgmpsim.sim.schedule.BUSY`) plus the 
   wire) and waits for their done events: first the serialized transfers, one link of :data:`SERIAL_LINKS` after
   another; then the tile's compute and every overlapped transfer at once. The step ends when all are done.
 * **loader** (DRAM -> GLB fills), **distributor** (GLB -> PE fills), **array** (the tile's compute: one timeout of
-  its slowest lane plus the VMAC pipeline's fill/drain, :func:`~fgmpsim.sim.schedule.fill_cycles`), **aqu** (output quantization), **writer** (accumulation-buffer drains, GLB -> DRAM
-  write-backs). An order holds one burst per channel; a block runs its bursts on different channels side by side
-  (the writer drains and writes back at once) and the transfers of a burst one after another, one timeout each.
+  its slowest lane plus the VMAC pipeline's fill/drain, :func:`~fgmpsim.sim.schedule.fill_cycles`), **aqu**
+  (output quantization), **writer** (accumulation-buffer drains, GLB -> DRAM write-backs). An order holds one
+  burst per channel; a block runs its bursts on different channels side by side (the writer drains and writes back
+  at once) and the transfers of a burst one after another, one timeout each.
 * The channels of :data:`~fgmpsim.sim.schedule.CHANNELS` (DRAM side, PE side of the GLB, AQU) are ``simpy.Resource``
   ports of capacity 1 that a burst holds: the loader and the writer share the DRAM side, the distributor and the
   writer the GLB.
@@ -175,5 +176,6 @@ def event_op(tiles: OpTiles, arch: Arch) -> tuple[OpTiming, int]:
     return OpTiming(
         cycles=int(run.env.now), compute_cycles=ideal, stall_dram_cycles=run.stall["dram"],
         stall_glb_cycles=run.stall["glb"], stall_imbalance_cycles=run.computing - ideal - filled,
-        stall_aqu_cycles=run.stall["aqu"], stall_fill_cycles=filled, **{f"busy_{block}_cycles": cycles for block, cycles in run.busy.items()}
+        stall_aqu_cycles=run.stall["aqu"], stall_fill_cycles=filled,
+        **{f"busy_{block}_cycles": cycles for block, cycles in run.busy.items()}
     ), run.env.processed

@@ -24,8 +24,9 @@ the GLB, AQU) runs its queued transfers one at a time; the phase ends when all a
 last block pair has also left the VMAC pipeline: ``pipeline_depth - 1`` cycles after its last block pair's cycles.
 
 Attribution per step: ``compute`` gets the tile's ideal ``ceil(lane cycles / active lanes)``, ``fill`` the
-pipeline's ``pipeline_depth - 1``, ``imbalance`` the slowest lane (pipeline drain included) minus both; a serialized transfer stalls its channel (a serialized drain: the AQU if its AQU part
-took longer than its GLB part, else the GLB); the cycles the overlapped phase outlasts the slowest lane stall the
+pipeline's ``pipeline_depth - 1``, ``imbalance`` the slowest lane (pipeline drain included) minus both; a
+serialized transfer stalls its channel (a serialized drain: the AQU if its AQU part took longer than its GLB part,
+else the GLB); the cycles the overlapped phase outlasts the slowest lane stall the
 channel busy until the phase's last cycle (DRAM, then GLB, then AQU when several are). Busy cycles: the cycles each
 hardware process spends moving: the **loader** DRAM -> GLB, the **distributor** GLB -> PE, the **aqu** its part of
 the drains, the **writer** the GLB part of the drains and the write-backs.
