@@ -133,7 +133,8 @@ def case_smollm2_shipped() -> Measurement:
     return m
 
 
-def _new_point_case(case: str, description: str, trace, sets: list[str], target_s: float) -> Measurement:
+def _new_point_case(case: str, description: str, trace, sets: list[str], target_s: float,
+                    attention: str = "causal") -> Measurement:
     """Simulate ``trace`` once on ``fgmp`` (maps generated / loaded, caches warm), then time the design point a
     sweep moves to next: ``fgmp`` with ``sets`` applied, a new arch (its own tilings, nothing reused from the first
     point but the maps). Best of three such points, each with a clock 1 Hz apart so every one is a new arch."""
@@ -141,13 +142,13 @@ def _new_point_case(case: str, description: str, trace, sets: list[str], target_
     from fgmpsim.sim import simulate
 
     start = time.perf_counter()
-    simulate(trace, load_arch("fgmp"))
+    simulate(trace, load_arch("fgmp"), attention=attention)
     first_s = time.perf_counter() - start
     runs, cpu = [], []
     for i in range(3):
         arch = load_arch("fgmp", [*sets, f"clock_hz={1e9 + i + 1}"])
         begin, begin_cpu = time.perf_counter(), time.process_time()
-        result = simulate(trace, arch)
+        result = simulate(trace, arch, attention=attention)
         runs.append(time.perf_counter() - begin)
         cpu.append(time.process_time() - begin_cpu)
     summary = result.summary()
@@ -165,6 +166,17 @@ def case_llama2_7b_new_point() -> Measurement:
     trace = synth_trace("llama-2-7b", tokens=2048, batch=1, phase="prefill", fp4_fraction=0.7, seed=0)
     return _new_point_case("llama2_7b_new_point", "Llama-2-7B prefill 2048 (synthetic): new design point "
                            "pe_array.lanes_per_pe=8 after one fgmp run", trace, ["pe_array.lanes_per_pe=8"], 1.5)
+
+
+def case_llama2_7b_new_point_dense() -> Measurement:
+    """As :func:`case_llama2_7b_new_point` with ``attention="dense"``: what the causal bands cost (1,249 ops
+    instead of 289)."""
+    from fgmpsim.trace import synth_trace
+
+    trace = synth_trace("llama-2-7b", tokens=2048, batch=1, phase="prefill", fp4_fraction=0.7, seed=0)
+    return _new_point_case("llama2_7b_new_point_dense", "Llama-2-7B prefill 2048 (synthetic): new design point "
+                           "pe_array.lanes_per_pe=8 after one fgmp run, attention counted dense", trace,
+                           ["pe_array.lanes_per_pe=8"], 1.5, attention="dense")
 
 
 def case_llama2_7b_new_clock() -> Measurement:
@@ -280,6 +292,7 @@ def case_sweep_smollm2_48() -> Measurement:
 CASES = {"llama2_7b_prefill": case_llama2_7b_prefill, "llama2_7b_decode": case_llama2_7b_decode,
          "llama2_70b_prefill": case_llama2_70b_prefill, "smollm2_shipped": case_smollm2_shipped,
          "reference_vs_tile": case_reference_vs_tile, "llama2_7b_new_point": case_llama2_7b_new_point,
+         "llama2_7b_new_point_dense": case_llama2_7b_new_point_dense,
          "llama2_7b_new_clock": case_llama2_7b_new_clock, "smollm2_new_point": case_smollm2_new_point,
          "smollm2_new_tiling": case_smollm2_new_tiling, "sweep_smollm2_48": case_sweep_smollm2_48,
          "llama2_7b_options_off": case_llama2_7b_options_off, "llama2_7b_collectors": case_llama2_7b_collectors,

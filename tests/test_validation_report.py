@@ -58,6 +58,27 @@ def test_a_zigzag_interpreter_that_does_not_run_is_one_line_error(tmp_path, monk
     assert not (tmp_path / "v.md").exists()
 
 
+def test_a_scalesim_interpreter_that_does_not_run_is_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert main(["validate", "--out", str(tmp_path / "v.md"), "--scalesim-python", str(tmp_path / "no-python")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "(--scalesim-python)" in err[0]
+    assert not (tmp_path / "v.md").exists()
+
+
+SCALESIM_VENV = Path("/tmp/peers/scalesim-venv/bin/python")
+
+
+@pytest.mark.skipif(not SCALESIM_VENV.exists(), reason="no SCALE-Sim venv at /tmp/peers/scalesim-venv "
+                                                       "(python -m venv ... && pip install scalesim 'numpy<2.3')")
+def test_scalesim_rerun_live_equals_the_stored_total_cycles():
+    from fgmpsim.validation.scalesim_table import live_cycles
+
+    table = scalesim_table(ROOT)
+    few = table.groupby(["array_rows", "array_cols"]).head(2)
+    assert (live_cycles(str(SCALESIM_VENV), ROOT, few) == few["scalesim_total_cycles"]).all()
+
+
 def test_validate_outside_the_repository_names_the_fix(tmp_path):
     with pytest.raises(ConfigError) as error:
         validate(tmp_path / "v.md", root=tmp_path)

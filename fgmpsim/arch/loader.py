@@ -94,9 +94,11 @@ def arch_to_dict(arch: Arch) -> dict[str, Any]:
             del data["pe_array"][key]
     if not data["memory"]["ideal"]:
         del data["memory"]["ideal"]
-    for level in data["memory"].values():
+    for name, level in data["memory"].items():
         if isinstance(level, dict):
             level.pop("name")
+            if name != "glb" or not level["keep_outputs"]:  # GLB only; left out when off (hashes stay as they were)
+                level.pop("keep_outputs")
     data["energy"]["actions"] = {name: {"pj": entry.pj, "source": entry.source}
                                  for name, entry in arch.energy.entries}
     del data["energy"]["entries"]

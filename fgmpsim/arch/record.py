@@ -101,13 +101,15 @@ class AQU:
 @dataclass(frozen=True)
 class MemoryLevel:
     """One level of the hierarchy. ``size_bytes`` is ``None`` for DRAM (unbounded). Per-PE buffers give the size of
-    one PE's buffer. With ``double_buffered`` half of ``size_bytes`` is usable for a tile."""
+    one PE's buffer. With ``double_buffered`` half of ``size_bytes`` is usable for a tile. ``keep_outputs`` (GLB
+    only): an op's output stays in the GLB for the next op when it fits (:mod:`fgmpsim.sim.hw.glb_residency`)."""
 
     name: str
     size_bytes: int | None
     read_bits_per_cycle: int
     write_bits_per_cycle: int
     double_buffered: bool
+    keep_outputs: bool = False
 
     @property
     def usable_tile_bytes(self) -> int | None:

@@ -104,9 +104,13 @@ class OnChipLevelModel(DramModel):
     size_bytes: SizeBytes
 
 
+class GlbModel(OnChipLevelModel):
+    keep_outputs: bool = False
+
+
 class MemoryModel(_Strict):
     dram: DramModel
-    glb: OnChipLevelModel
+    glb: GlbModel
     weight_buffer: OnChipLevelModel
     input_buffer: OnChipLevelModel
     accum_buffer: OnChipLevelModel
@@ -269,7 +273,8 @@ def validate(data: dict[str, Any]) -> ArchModel:
 
 def _level(name: str, model: DramModel) -> MemoryLevel:
     return MemoryLevel(name=name, size_bytes=model.size_bytes, read_bits_per_cycle=model.read_bits_per_cycle,
-                       write_bits_per_cycle=model.write_bits_per_cycle, double_buffered=model.double_buffered)
+                       write_bits_per_cycle=model.write_bits_per_cycle, double_buffered=model.double_buffered,
+                       keep_outputs=getattr(model, "keep_outputs", False))
 
 
 def to_record(model: ArchModel, source: str) -> Arch:

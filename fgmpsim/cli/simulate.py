@@ -9,6 +9,7 @@ EXAMPLES = """examples:
   fgmpsim simulate --trace traces/smollm2-135m-fgmp70 --arch fgmp --arch fp8_baseline      (side by side)
   fgmpsim simulate --trace traces/smollm2-135m-fgmp70 --arch fgmp --set pe_array.lanes_per_pe=8 --per-op
   fgmpsim simulate --trace out/l7b --arch fgmp --engine analytic --out out/l7b.parquet
+  fgmpsim simulate --trace out/l7b --arch fgmp --attention dense --set memory.dram.size_bytes=8589934592
 """
 
 
@@ -26,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--engine", default="tile", choices=("tile", "event", "reference", "analytic"),
                         help="tile (exact, vectorized, default), event (the same timing as SimPy events per tile "
                              "step, small traces), reference (per-cycle, tiny GEMMs) or analytic (lower bound)")
+    parser.add_argument("--attention", default="causal", choices=("causal", "dense"),
+                        help="causal (default): causal attention ops skip their masked keys in query bands; dense: "
+                             "count every attention op as the full product, as an array without mask skipping")
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--top", type=int, default=5, metavar="N",
                        help="show the N ops that take the most energy (default 5; 0 for none)")
@@ -60,11 +64,18 @@ def _simulate(args: argparse.Namespace) -> int:
     results = []
     for arch in archs:
         with op_progress(f"{trace.name} on {arch.name}", len(trace.ops)) as advance:
-            results.append(simulate(trace, arch, engine=args.engine, on_op=advance))
+            results.append(simulate(trace, arch, engine=args.engine, on_op=advance, attention=args.attention))
     out = console()
     out.print(summary_table(results))
     for result in results:
         out.print(f"datapath of {result.arch}: {result.precision_adjustment}")
+        dram = result.summary()
+        if dram["dram_fits"] is False:
+            mib = {key: f"{dram[key] / 2**20:,.1f} MiB" for key in ("dram_weight_bytes", "dram_kv_cache_bytes",
+                                                                       "dram_footprint_bytes", "dram_size_bytes")}
+            out.print(f"warning: {result.arch}: weights ({mib['dram_weight_bytes']}) + KV cache "
+                      f"({mib['dram_kv_cache_bytes']}) = {mib['dram_footprint_bytes']} do not fit "
+                      f"memory.dram.size_bytes = {mib['dram_size_bytes']}")
         if args.per_op or args.top:
             out.print(op_table(result, None if args.per_op else args.top))
     if args.out is not None:

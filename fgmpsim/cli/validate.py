@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--full", action="store_true",
                         help="recompute the stored expensive parts (Llama-2-7B headline and tornado) and store them")
     parser.add_argument("--scalesim-python", metavar="PY",
-                        help="interpreter with scalesim installed; accepted, but the live SCALE-Sim re-run is not "
-                             "wired into validate (PY benchmarks/scalesim_ws.py re-makes the stored CSVs)")
+                        help="interpreter with scalesim installed: re-run SCALE-Sim live on the stored shapes "
+                             "(benchmarks/scalesim_ws.py) and hold it against the stored Total Cycles")
     parser.add_argument("--zigzag-python", metavar="PY", help="interpreter with zigzag-dse installed (live run)")
     parser.add_argument("--store", action="store_true",
                         help="with --zigzag-python: rewrite tests/data/zigzag_energy.csv with the live numbers")

@@ -401,3 +401,10 @@ def plan_op(arch: Arch, op: GemmOp, mapping: Mapping | None = None) -> Tiling:
         return fold_tiling(arch, op, mapping)
     shape = OpShape.of(op, arch.pe_array.vector_width)
     return choose_tiling(arch, shape) if mapping is None else check_mapping(arch, shape, mapping)
+
+
+def glb_step_bits(arch: Arch, tiling: Tiling) -> int:
+    """Worst-case GLB bits one tile step of ``tiling`` holds (the GLB row of the module docstring's table)."""
+    m, shape = tiling.mapping, tiling.shape
+    return _glb_need(arch, worst_block_bits(arch), shape, m.tile_m, m.tile_n, m.tile_k_blocks, tiling.chunk_tiles,
+                     tiling.x_resident, tiling.w_resident, tiling.ws)

@@ -46,7 +46,8 @@ class RunResult:
     """The result of :func:`fgmpsim.sim.simulate`. ``rows`` hold one dict per op (columns in the module docstring);
     ``mappings`` the resolved :class:`Mapping` of each op; ``precision_adjustment`` what the datapath did to the
     maps; ``area`` the arch's area per component in mm² (``(component, mm²)`` pairs of
-    :func:`fgmpsim.energy.area_breakdown`, empty for an arch without an area table)."""
+    :func:`fgmpsim.energy.area_breakdown`, empty for an arch without an area table); ``dram`` the DRAM footprint
+    fields of :func:`fgmpsim.sim.hw.dram.dram_footprint` as ``(field, value)`` pairs."""
 
     arch: str
     trace: str
@@ -57,6 +58,7 @@ class RunResult:
     mappings: tuple[tuple[str, Mapping], ...]
     rows: tuple[dict[str, Any], ...]
     area: tuple[tuple[str, float], ...] = ()
+    dram: tuple[tuple[str, Any], ...] = ()
 
     def to_frame(self) -> pd.DataFrame:
         """One row per op; same inputs give a bit-identical frame."""
@@ -69,7 +71,9 @@ class RunResult:
     def summary(self) -> dict[str, Any]:
         """Totals over all ops: ``cycles``, ``seconds`` (cycles / clock_hz), ``macs``, ``energy_pj``, ``pj_per_mac``,
         ``weight_bytes``, ``weight_bits_per_element``, ``utilization`` (macs / (cycles * peak MACs per cycle)),
-        ``compute_cycles``, the stalls, ``bound_cycles``, the bytes moved per level, ``simpy_events`` and, when the
+        ``compute_cycles``, the stalls, ``bound_cycles``, the bytes moved per level, ``simpy_events``, the DRAM
+        footprint (``dram_weight_bytes, dram_kv_cache_bytes, dram_footprint_bytes, dram_size_bytes, dram_fits``:
+        :mod:`fgmpsim.sim.hw.dram`) and, when the
         arch has an area table, ``area_mm2`` with its breakdown ``area_<component>_mm2``."""
         total = {key: sum(row[key] for row in self.rows)
                  for key in ("cycles", "compute_cycles", *STALLS, "bound_cycles", "macs", "energy_pj",
@@ -87,7 +91,7 @@ class RunResult:
             "compute_cycles": total["compute_cycles"], **{key: total[key] for key in STALLS},
             "bound_cycles": total["bound_cycles"], "dram_bytes": total["dram_bytes"],
             "glb_bytes": total["glb_bytes"], "pe_buffer_bytes": total["pe_buffer_bytes"],
-            "simpy_events": total["simpy_events"],
+            "simpy_events": total["simpy_events"], **dict(self.dram),
             **({"area_mm2": sum(mm2 for _, mm2 in self.area),
                 **{f"area_{component}_mm2": mm2 for component, mm2 in self.area}} if self.area else {}),
         }

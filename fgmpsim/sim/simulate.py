@@ -17,8 +17,11 @@ On a ``systolic_ws`` array (:mod:`~fgmpsim.sim.hw.systolic`) the op is costed by
 ``"analytic"`` give the same rows (the fold model is closed-form; its cycles are checked against SCALE-Sim's, not
 against a per-cycle engine), ``"event"`` and ``"reference"`` are refused. It runs traces of any block size.
 
-Ops whose maps are the same objects with the same shape and output format reuse one simulation, except on the
-event engine, which processes every op's events, and the reference engine, which runs every op on its own.
+Ops whose maps are the same objects with the same shape, output format and GLB residency reuse one simulation,
+except on the event engine, which processes every op's events, and the reference engine, which runs every op on its
+own. A causal op runs as query bands (:mod:`~fgmpsim.sim.hw.causal`), each mapped and costed as a dense op, its row
+their sum; with ``memory.glb.keep_outputs`` the GLB planner (:mod:`~fgmpsim.sim.hw.glb_residency`) decides which
+outputs skip their DRAM round trip. The DRAM footprint goes into the summary (:mod:`~fgmpsim.sim.hw.dram`).
 ``simpy_events``: the events the SimPy environment processed for the op (tile: op level, event: tile-step level,
 reference and analytic: 0).
 """
@@ -42,7 +45,11 @@ from fgmpsim.sim.limits import MAX_TILES, check_tiles
 from fgmpsim.sim.mapping import Mapping, Tiling, plan_op
 from fgmpsim.sim.hw.operands import OperandCache, Operands, precision_adjustment
 from fgmpsim.sim.hw.systolic import systolic_op
-from fgmpsim.sim.engines.reference import Decision, check_size, reference_op
+from fgmpsim.sim.engines.reference import Decision, check_size, operand_columns, reference_bands, reference_op
+from fgmpsim.sim.hw.dram import KV_KINDS, dram_footprint
+from fgmpsim.sim.hw.glb_residency import NONE, Residency, plan_residency
+from fgmpsim.sim.hw.causal import DEFAULT as DEFAULT_ATTENTION
+from fgmpsim.sim.hw.causal import BAND_ROWS, MODES, CausalBands, merge_columns, merge_timings
 from fgmpsim.sim.result import RunResult
 from fgmpsim.sim.schedule import OpTiming, time_op
 from fgmpsim.sim.hw.traffic import op_tiles
@@ -51,9 +58,14 @@ from fgmpsim.trace.record import GemmOp, Trace
 ENGINES = ("tile", "event", "reference", "analytic")
 
 
-def _check_inputs(trace: Trace, arch: Arch, engine: str, mapping: Any) -> None:
+def _check_inputs(trace: Trace, arch: Arch, engine: str, mapping: Any, attention: str, band_rows: Any) -> None:
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}", "engine", f"use one of {', '.join(ENGINES)}")
+    if attention not in MODES:
+        raise ConfigError(f"unknown attention mode {attention!r}", "attention", f"use one of {', '.join(MODES)}")
+    if isinstance(band_rows, bool) or not isinstance(band_rows, (int, np.integer)) or band_rows < 1:
+        raise ConfigError(f"causal_band_rows must be a positive integer, got {band_rows!r}", "causal_band_rows",
+                          f"use e.g. {BAND_ROWS}")
     trace.check()
     if arch.pe_array.systolic and engine in ("event", "reference"):
         raise ConfigError(f"engine {engine!r} models the block dataflows' tile steps, not a systolic_ws array's folds "
@@ -75,12 +87,13 @@ def _check_inputs(trace: Trace, arch: Arch, engine: str, mapping: Any) -> None:
         check_size(trace)
 
 
-def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str) -> tuple[OpTiming, dict[str, int], Bound, int]:
+def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str,
+         residency: Residency = NONE) -> tuple[OpTiming, dict[str, int], Bound, int]:
     """Timing, action counts, bound and SimPy events (event engine only) of one op on the tile, event or analytic
     engine (a systolic_ws array: its folds)."""
     if arch.pe_array.systolic:
         return (*systolic_op(ops, tiling, arch), 0)
-    tiles = op_tiles(ops, tiling, arch)
+    tiles = op_tiles(ops, tiling, arch, residency)
     bound = op_bound(tiles.counts, arch, tiling.tiles)
     if engine == "event":
         timing, events = event_op(tiles, arch)
@@ -89,12 +102,14 @@ def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str) -> tuple[OpTimi
     return timing, tiles.counts, bound, 0
 
 
-def _reference(trace: Trace, op: GemmOp, tiling: Tiling, arch: Arch) -> tuple[OpTiming, dict[str, Any]]:
-    """Timing and row columns of one op on the reference engine: it gets the mapper's decision as plain numbers
-    and derives its counts, cycles and operand columns itself."""
+def _reference(trace: Trace, op: GemmOp, tiling: Tiling, arch: Arch,
+               residency: Residency = NONE) -> tuple[OpTiming, dict[str, Any]]:
+    """Timing and row columns of one op on the reference engine: it gets the mapper's and the GLB planner's
+    decision as plain numbers and derives its counts, cycles and operand columns itself."""
     m = tiling.mapping
     result = reference_op(trace, op, arch, Decision(m.dataflow, m.tile_m, m.tile_n, m.tile_k_blocks, m.chunk_m,
-                                                    tiling.x_resident, tiling.w_resident))
+                                                    tiling.x_resident, tiling.w_resident, residency.keeps_output,
+                                                    residency.fed))
     timing = OpTiming(**result.timing)
     return timing, _columns(op, tiling, timing, result.counts, op_bound(result.counts, arch, tiling.tiles), arch,
                                  result.operands)
@@ -104,8 +119,10 @@ def _operand_columns(ops: Operands, arch: Arch) -> dict[str, Any]:
     """The row columns taken from the op's datapath-adjusted maps and output format."""
     op = ops.op
     weights = ops.w if len(op.weight_map.shape) == 3 else ops.w[0]
+    kv = op.kind in KV_KINDS and not op.static_weight
     return {"weight_bits": weight_footprint_bits(weights, arch.storage, ops.vw) if op.static_weight else 0,
             "weight_elements": weights.size * ops.vw if op.static_weight else 0,
+            "kv_cache_bits": weight_footprint_bits(ops.w, arch.storage, ops.vw) if kv else 0,
             "weight_fp8_fraction": ops.w_fp8_blocks / ops.w.size, "act_fp8_fraction": ops.a_fp8_blocks / ops.a.size,
             "output_blocks": ops.out.blocks, "output_fp8_blocks": ops.out.fp8_blocks}
 
@@ -132,42 +149,80 @@ def _columns(op: GemmOp, tiling: Tiling, timing: OpTiming, counts: dict[str, int
         "useful_macs": op.macs, **{action: counts[action] for action in ACTIONS},
         "dram_bytes": _level_bytes(counts, ("dram",)), "glb_bytes": _level_bytes(counts, ("glb",)),
         "pe_buffer_bytes": _level_bytes(counts, ("weight_buffer", "input_buffer", "accum_buffer")),
-        "energy_pj": total_pj, **energy, "pj_per_mac": total_pj / macs, **operands,
+        "energy_pj": total_pj, **energy, "pj_per_mac": total_pj / macs, **operands, "causal_bands": 0,
     }
+
+
+def _causal(trace: Trace, op: GemmOp, arch: Arch, engine: str, mapping: Mapping | None, bands: CausalBands,
+            cache: OperandCache) -> tuple[OpTiming, dict[str, Any], Tiling, int]:
+    """Timing, row columns, last band's tiling and SimPy events of causal op ``op``: its bands (:mod:`.hw.causal`;
+    the reference engine builds its own), each mapped and run as a dense op, merged."""
+    if engine == "reference":
+        parts = reference_bands(trace, op, bands.band_rows)
+        whole = operand_columns(trace, op, arch)
+    else:
+        split = bands.of(op)
+        parts = [(band, split.scope) for band in split.ops]
+        whole = _operand_columns(cache.operands(op), arch)
+    timings, columns, events = [], [], 0
+    for band, scope in parts:
+        tiling = plan_op(arch, band, mapping)
+        if engine == "reference":
+            timing, band_columns = _reference(scope, band, tiling, arch)
+        else:
+            ops = OperandCache(scope, arch).operands(band)
+            timing, counts, bound, simpy_events = _run(ops, tiling, arch, engine)
+            band_columns = _columns(band, tiling, timing, counts, bound, arch, _operand_columns(ops, arch))
+            events += simpy_events
+        timings.append(timing)
+        columns.append(band_columns)
+    return merge_timings(timings), merge_columns(op, columns, whole), tiling, events
 
 
 def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
              mapping: Mapping | MappingABC[str, Mapping] | None = None, max_event_steps: int = MAX_STEPS,
-             max_tiles: int = MAX_TILES, on_op: Callable[[], None] | None = None) -> RunResult:
+             max_tiles: int = MAX_TILES, on_op: Callable[[], None] | None = None,
+             attention: str = DEFAULT_ATTENTION, causal_band_rows: int = BAND_ROWS) -> RunResult:
     """Simulate every op of ``trace`` on ``arch``. ``mapping``: one :class:`Mapping` for every op, a dict of op
     name -> :class:`Mapping` (other ops use the mapper), or ``None`` (the mapper, honouring ``arch.mapping``).
     ``max_event_steps``: the most tile steps (all ops) the event engine takes on; ``max_tiles``: the most tiles (all
     ops) any engine takes on (:mod:`~fgmpsim.sim.limits`, which also refuses too large ops and int64 overflow).
     ``on_op``: called once after each op is costed (a progress bar's advance).
+    ``attention``: ``"causal"`` runs a causal op (``GemmOp.causal``) as query bands that skip the masked keys
+    (:mod:`~fgmpsim.sim.hw.causal`; its row has ``causal_bands`` > 0 and the last band's mapping), ``"dense"``
+    counts every op as the full product; ``causal_band_rows``: query rows per band (default
+    :data:`~fgmpsim.sim.hw.causal.BAND_ROWS`).
     Raises :class:`~fgmpsim.errors.MappingError` for impossible mappings (naming the field),
     :class:`~fgmpsim.errors.ConfigError` for an unknown engine, a block-size mismatch or a trace too large for the
     event engine."""
-    _check_inputs(trace, arch, engine, mapping)
+    _check_inputs(trace, arch, engine, mapping, attention, causal_band_rows)
     if arch.pe_array.systolic:  # its blocks are the trace's
         arch = replace(arch, pe_array=replace(arch.pe_array, vector_width=trace.block_size))
-    tilings = [plan_op(arch, op, mapping.get(op.name) if isinstance(mapping, MappingABC) else mapping)
-               for op in trace.ops]
+    chosen = [mapping.get(op.name) if isinstance(mapping, MappingABC) else mapping for op in trace.ops]
+    tilings = [plan_op(arch, op, given) for op, given in zip(trace.ops, chosen)]
     check_tiles(trace, arch, tilings, max_tiles)
     if engine == "event":
         check_steps(tilings, max_event_steps)
     cache = OperandCache(trace, arch)
+    banded = [op.causal and attention == "causal" for op in trace.ops]
+    residency = plan_residency(trace.ops, tilings, [cache.output_format(op) for op in trace.ops], arch, banded) \
+        if arch.memory.glb.keep_outputs else [NONE] * len(trace.ops)
     memo: dict[tuple, tuple[OpTiming, dict[str, Any], int]] = {}  # scalars only: maps are never all held at once
+    bands = CausalBands(trace, int(causal_band_rows))
     rows, mappings, timings, events = [], [], [], []
-    for op, tiling in zip(trace.ops, tilings):
-        if engine == "reference":  # every op on its own, from the trace and the decision only
-            timing, columns = _reference(trace, op, tiling, arch)
+    for op, tiling, given, band, keep in zip(trace.ops, tilings, chosen, banded, residency):
+        if band:
+            timing, columns, tiling, simpy_events = _causal(trace, op, arch, engine, given, bands, cache)
+        elif engine == "reference":  # every op on its own, from the trace and the decisions only
+            timing, columns = _reference(trace, op, tiling, arch, keep)
             simpy_events = 0
         else:
             out = cache.output_format(op)
-            key = (id(op.weight_map), id(op.act_map), op.m, op.k, op.n, op.repeat, op.static_weight, out, tiling)
+            key = (id(op.weight_map), id(op.act_map), op.m, op.k, op.n, op.repeat, op.static_weight, out, tiling,
+                   keep)
             if engine == "event" or key not in memo:  # the event engine processes every op's events
                 ops = cache.operands(op, out)
-                timing, counts, bound, simpy_events = _run(ops, tiling, arch, engine)
+                timing, counts, bound, simpy_events = _run(ops, tiling, arch, engine, keep)
                 memo[key] = (timing, _columns(op, tiling, timing, counts, bound, arch, _operand_columns(ops, arch)),
                              simpy_events)
             timing, columns, simpy_events = memo[key]
@@ -187,4 +242,5 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
     return RunResult(arch=arch.name, trace=trace.name, engine=engine, clock_hz=arch.clock_hz,
                      peak_macs_per_cycle=arch.peak_macs_per_cycle, precision_adjustment=precision_adjustment(arch),
                      mappings=tuple(mappings), rows=tuple(rows),
+                     dram=tuple(dram_footprint(rows, trace, arch).items()),
                      area=tuple(asdict(area_breakdown(arch)).items()) if arch.area is not None else ())

@@ -11,7 +11,8 @@ Hugging Face module names without the leading ``model.`` (``layers.3.self_attn.q
   ``[heads, tokens, head_dim/16]`` (KV heads repeated for grouped-query attention).
 * ``attn_pv``: ``M = K = tokens``, ``N = head_dim``, ``repeat = heads``; act = softmax output P, all FP8 (the softmax
   unit writes it; it has no per-channel sensitivity); weight side = V^T ``[heads, head_dim, tokens/16]``.
-* Causal masking is not exploited: attention counts the dense ``M x N`` product (``meta.attention.masking``).
+* Attention is causal (``causal=True`` on ``attn_qk`` and ``attn_pv``, ``meta.attention.masking``): query ``i`` sees
+  keys ``0..i``; the simulator skips the masked part (:mod:`fgmpsim.sim.hw.causal`).
 * ``lm_head``: quantized by the policy with ``include_lm_head``; otherwise it runs unquantized in the perplexity
   evaluation and is recorded with all-FP8 maps (the highest precision of the FGMP datapath), a fixed role.
 """
@@ -35,7 +36,8 @@ from fgmpsim.quant.scores import BLOCK_SIZE, FP4_FORMAT, FP8_FORMAT, check_fract
 from fgmpsim.trace.models import ModelShape, from_config
 from fgmpsim.trace.record import GemmOp, Trace
 
-MASKING = "dense: causal masking is not exploited, attention is counted as the full M x N product"
+MASKING = ("causal: attn_qk and attn_pv carry causal=true (query i sees keys 0..i); the simulator skips the masked "
+           "part unless told to count it dense")
 LINEARS = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
            "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
 """The Llama decoder linears and the submodule that holds each."""
@@ -110,10 +112,11 @@ def _ops(shape: ModelShape, t: int, names: list[dict[str, str]], weight_maps: di
             linear("k_proj", f"{at}.attn_qk", "weight"),
             linear("v_proj", f"{at}.attn_pv", "weight"),
             GemmOp(name=f"{at}.attn_qk", layer=i, kind="attn_qk", m=t, k=shape.head_dim, n=t, repeat=shape.heads,
-                   weight_map=attn[i]["k"], act_map=attn[i]["q"], static_weight=False, consumer=f"{at}.attn_pv"),
+                   weight_map=attn[i]["k"], act_map=attn[i]["q"], static_weight=False, consumer=f"{at}.attn_pv",
+                   causal=True),
             GemmOp(name=f"{at}.attn_pv", layer=i, kind="attn_pv", m=t, k=t, n=shape.head_dim, repeat=shape.heads,
                    weight_map=attn[i]["v"], act_map=np.ones((shape.heads, t, t // BLOCK_SIZE), dtype=bool),
-                   static_weight=False, consumer=f"{at}.o_proj"),
+                   static_weight=False, consumer=f"{at}.o_proj", causal=True),
             linear("o_proj", f"{mlp}.gate_proj"),
             linear("gate_proj", None),
             linear("up_proj", f"{mlp}.down_proj"),

@@ -1,9 +1,10 @@
 """On-disk form of a :class:`~fgmpsim.trace.record.Trace`: ``<dir>/manifest.yaml`` + ``<dir>/maps.npz``.
 
 ``manifest.yaml`` (human-readable head first): ``format_version`` (1: every K a multiple of ``block_size``; 2: any
-K, a zero-padded partial last block; a trace is written with the lowest that holds it), ``name``, ``block_size``,
-``maps_sha256``, ``meta`` (the exporter's descriptive head, carried verbatim), then ``ops``: one dict per GEMM with
-``name, layer, kind, m, k, n, repeat, static_weight, consumer, consumer_operand`` and, per map, either
+K, a zero-padded partial last block; 3: ops carry ``causal``; a trace is written with the lowest that holds it),
+``name``, ``block_size``, ``maps_sha256``, ``meta`` (the exporter's descriptive head, carried verbatim), then
+``ops``: one dict per GEMM with ``name, layer, kind, m, k, n, repeat, static_weight, consumer, consumer_operand``,
+``causal`` (version 3 only; versions 1 and 2 load as dense) and, per map, either
 ``{npz: KEY, shape: [...]}`` (bits in ``maps.npz``) or ``{lazy: {generator: NAME, ...}}`` (a generator spec from
 ``LazyMap.to_manifest()``).
 
@@ -39,8 +40,8 @@ from fgmpsim.io.atomic import atomic_write, check_output_dir
 from fgmpsim.io.safe_yaml import MAX_YAML_BYTES, read_bounded, read_yaml_file
 from fgmpsim.resources import resolve_trace_dir, shipped_traces
 from fgmpsim.trace.budget import MAX_OP_MAP_BLOCKS, check_op_size
-from fgmpsim.trace.record import (TRACE_FORMAT_VERSION, WHOLE_BLOCKS_FORMAT_VERSION, GemmOp, LazyMap, PrecisionMap,
-                                  Trace)
+from fgmpsim.trace.record import (ANY_K_FORMAT_VERSION, CAUSAL_FORMAT_VERSION, READABLE_FORMAT_VERSIONS,
+                                  WHOLE_BLOCKS_FORMAT_VERSION, GemmOp, LazyMap, PrecisionMap, Trace)
 from fgmpsim.trace.synthetic_map import GENERATOR as SYNTHETIC_GENERATOR
 from fgmpsim.trace.synthetic_map import SyntheticMap
 
@@ -57,7 +58,7 @@ _OP_FIELDS: dict[str, type | tuple[type, ...]] = {
     "name": str, "layer": int, "kind": str, "m": int, "k": int, "n": int, "repeat": int, "static_weight": bool,
 }
 _MANIFEST_KEYS = ("format_version", "name", "block_size", "maps_sha256", "meta", "ops")
-_OP_KEYS = (*_OP_FIELDS, "consumer", "consumer_operand", *_MAP_FIELDS)
+_OP_KEYS = (*_OP_FIELDS, "consumer", "consumer_operand", "causal", *_MAP_FIELDS)
 _MAP_KEYS = {"npz": ("npz", "shape"), "lazy": ("lazy",)}
 _FRACTION_META = ("fp4_fraction_target", "fp4_fraction_achieved")
 MAX_MAPS_BYTES = 2**31
@@ -78,18 +79,22 @@ def save_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
     arrays: dict[str, np.ndarray] = {}
     keys_by_digest: dict[bytes, str] = {}
     ops = []
+    causal = any(op.causal for op in trace.ops)
     for op in trace.ops:
         entry: dict[str, Any] = {"name": op.name, "layer": int(op.layer), "kind": op.kind, "m": int(op.m),
                                  "k": int(op.k), "n": int(op.n), "repeat": int(op.repeat),
                                  "static_weight": bool(op.static_weight), "consumer": op.consumer,
                                  "consumer_operand": op.consumer_operand}
+        if causal:
+            entry["causal"] = bool(op.causal)
         for field in _MAP_FIELDS:
             entry[field] = _map_entry(getattr(op, field), f"op {op.name!r}", field, arrays, keys_by_digest)
         ops.append(entry)
     packed = io.BytesIO()
     np.savez_compressed(packed, **arrays)
     partial = any(op.k % trace.block_size for op in trace.ops)
-    manifest = {"format_version": TRACE_FORMAT_VERSION if partial else WHOLE_BLOCKS_FORMAT_VERSION,
+    version = CAUSAL_FORMAT_VERSION if causal else ANY_K_FORMAT_VERSION if partial else WHOLE_BLOCKS_FORMAT_VERSION
+    manifest = {"format_version": version,
                 "name": trace.name, "block_size": trace.block_size,
                 "maps_sha256": hashlib.sha256(packed.getvalue()).hexdigest(),
                 "meta": _yaml_safe(trace.meta, "meta"), "ops": ops}
@@ -127,14 +132,16 @@ def load_trace(path: str | os.PathLike[str], max_op_map_blocks: int = MAX_OP_MAP
     checksum = manifest.get("maps_sha256")
     if not isinstance(checksum, str):
         raise TraceError("manifest lacks the maps.npz checksum", "maps_sha256", _REEXPORT)
+    version = manifest["format_version"]
     with _MapStore(directory, checksum) as store:
-        ops = tuple(_read_op(entry, index, store, block_size, max_op_map_blocks) for index, entry in enumerate(table))
+        ops = tuple(_read_op(entry, index, store, block_size, max_op_map_blocks, version)
+                    for index, entry in enumerate(table))
     partial = next((op for op in ops if op.k % block_size), None)
     if partial is not None and manifest["format_version"] == WHOLE_BLOCKS_FORMAT_VERSION:
         raise TraceError(f"op {excerpt(partial.name)}: K={partial.k} is not a multiple of the block size "
                          f"{block_size}, which format_version {WHOLE_BLOCKS_FORMAT_VERSION} does not allow",
                          "format_version", f"{_REEXPORT} (a partial last block needs format_version "
-                         f"{TRACE_FORMAT_VERSION})")
+                         f"{ANY_K_FORMAT_VERSION} or later)")
     trace = Trace(name=name, ops=ops, block_size=block_size, meta=meta)
     trace.check()
     return trace
@@ -193,9 +200,9 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     if "format_version" not in manifest:
         raise TraceError(f"{path} has no format_version", "format_version", _REEXPORT)
     version = manifest["format_version"]
-    if isinstance(version, bool) or version not in (WHOLE_BLOCKS_FORMAT_VERSION, TRACE_FORMAT_VERSION):
+    if isinstance(version, bool) or version not in READABLE_FORMAT_VERSIONS:
         raise TraceError(f"{path} has format_version {excerpt(version)}, this fgmpsim reads "
-                         f"{WHOLE_BLOCKS_FORMAT_VERSION} and {TRACE_FORMAT_VERSION}", "format_version",
+                         f"{' or '.join(map(str, READABLE_FORMAT_VERSIONS))}", "format_version",
                          f"{_REEXPORT} with this fgmpsim version")
     return manifest
 
@@ -236,12 +243,15 @@ def _field(entry: dict[str, Any], key: str, kind: type | tuple[type, ...], where
     return value
 
 
-def _read_op(entry: Any, index: int, store: _MapStore, block_size: int, max_op_map_blocks: int) -> GemmOp:
+def _read_op(entry: Any, index: int, store: _MapStore, block_size: int, max_op_map_blocks: int,
+             version: int) -> GemmOp:
     if not isinstance(entry, dict):
         raise TraceError(f"op table entry {index} is not a mapping", f"ops[{index}]", _REEXPORT)
     name = _field(entry, "name", str, f"op table entry {index}")
     where = f"op {excerpt(name)}"
-    _known_keys(entry, _OP_KEYS, where, f"ops[{index}].")
+    known = _OP_KEYS if version >= CAUSAL_FORMAT_VERSION else tuple(k for k in _OP_KEYS if k != "causal")
+    _known_keys(entry, known, where, f"ops[{index}].")
+    causal = _field(entry, "causal", bool, where) if version >= CAUSAL_FORMAT_VERSION else False
     values = {key: _field(entry, key, kind, where) for key, kind in _OP_FIELDS.items()}
     for dim in ("m", "k", "n", "repeat"):
         if values[dim] < 1:
@@ -254,7 +264,8 @@ def _read_op(entry: Any, index: int, store: _MapStore, block_size: int, max_op_m
         raise TraceError(f"{where}: consumer must be an op name or null, got {excerpt(consumer)}", "consumer",
                          _REEXPORT)
     maps = {field: store.get(entry.get(field), where, field) for field in _MAP_FIELDS}
-    return GemmOp(**values, **maps, consumer=consumer, consumer_operand=entry.get("consumer_operand", "act"))
+    return GemmOp(**values, **maps, consumer=consumer, consumer_operand=entry.get("consumer_operand", "act"),
+                  causal=causal)
 
 
 def _slices(spec: Any, repeat: int) -> int:

@@ -14,6 +14,10 @@ Conventions (see DESIGN.md, "Contracts"):
 * ``consumer`` names the op that reads this op's output and ``consumer_operand`` which of its operands it becomes
   (``"act"`` or ``"weight"``, e.g. k_proj -> the K operand of attn_qk). The AQU quantizes the output blocks of an
   op that has a consumer; an op without one writes its output unquantized (BF16).
+* ``causal`` (``attn_qk`` and ``attn_pv`` only): query row ``i`` of the op's ``M`` rows attends to the first
+  ``keys - M + i + 1`` keys (``keys``: ``attn_qk``'s ``N``; for ``attn_pv`` the ``N`` of the ``attn_qk`` that
+  feeds it, else its ``K``), the later ones are masked. Prefill traces set it; a trace of format version 1 or 2 has
+  no such field and loads as dense (``causal=False``). How the simulator exploits it: :mod:`fgmpsim.sim.hw.causal`.
 * A map may be *lazy* (a :class:`LazyMap`, e.g. a synthetic map stored as generator parameters and a seed) so that
   full-size traces (Llama-2-70B) never hold every map in memory at once; ``GemmOp.weight_map_array()`` materializes.
 """
@@ -31,10 +35,15 @@ from fgmpsim.errors import TraceError
 
 OpKind = Literal["linear", "attn_qk", "attn_pv", "lm_head"]
 OP_KINDS: tuple[str, ...] = ("linear", "attn_qk", "attn_pv", "lm_head")
-TRACE_FORMAT_VERSION = 2
-"""The newest trace format: version 2 allows any K (a zero-padded partial last block); version 1 (still read, and
-still written for a trace whose every K is a multiple of its block size) has whole blocks only."""
+TRACE_FORMAT_VERSION = 3
+"""The newest trace format: version 3 records ``GemmOp.causal``; version 2 allows any K (a zero-padded partial last
+block); version 1 has whole blocks only. Each is still read, and a trace is written with the lowest that holds it."""
 WHOLE_BLOCKS_FORMAT_VERSION = 1
+ANY_K_FORMAT_VERSION = 2
+CAUSAL_FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
+"""Trace format versions the loader reads (1 and 2 have no ``causal`` field: every op loads dense)."""
+CAUSAL_KINDS = ("attn_qk", "attn_pv")
 
 
 @runtime_checkable
@@ -77,6 +86,7 @@ class GemmOp:
     static_weight: bool = True
     consumer: str | None = None
     consumer_operand: str = "act"
+    causal: bool = False
 
     @property
     def macs(self) -> int:
@@ -106,6 +116,16 @@ class GemmOp:
             raise TraceError(f"{where}: layer must be a non-negative integer, got {self.layer!r}", "layer",
                              "fix the op table")
         kb = -(-self.k // block_size)
+        if not isinstance(self.causal, (bool, np.bool_)):
+            raise TraceError(f"{where}: causal must be true or false, got {self.causal!r}", "causal",
+                             "use causal: true for masked attention, false otherwise")
+        if self.causal and self.kind not in CAUSAL_KINDS:
+            raise TraceError(f"{where}: only attention ops can be causal, this one is {self.kind!r}", "causal",
+                             f"set causal only on {' and '.join(CAUSAL_KINDS)}")
+        keys = self.n if self.kind == "attn_qk" else self.k
+        if self.causal and keys < self.m:
+            raise TraceError(f"{where}: a causal op has at least as many keys as queries, got {keys} keys for "
+                             f"M={self.m}", "causal", "drop causal or fix the op's M/K/N")
         if self.consumer_operand not in ("act", "weight"):
             raise TraceError(f"{where}: consumer_operand must be 'act' or 'weight', got {self.consumer_operand!r}",
                              "consumer_operand", "use 'act' or 'weight'")

@@ -5,9 +5,10 @@ The op list and consumer wiring are those of the real export (:mod:`fgmpsim.trac
 
 * **prefill**: linears have ``M = tokens * batch``; attention runs per sequence and head (``repeat = heads *
   batch``) with ``M = tokens`` queries over ``kv_len`` keys (default ``tokens``; more for a chunk appended to a
-  cache). Causal masking is not exploited: attention is counted as the dense ``M x N`` product.
+  cache). Attention is causal (``GemmOp.causal``): query ``i`` attends to the first ``kv_len - tokens + i + 1``
+  keys; the simulator skips the masked part (:mod:`fgmpsim.sim.hw.causal`).
 * **decode** (one step, one new token per sequence): linears have ``M = batch``; attention ``M = 1`` over
-  ``kv_len`` keys (required).
+  ``kv_len`` keys (required); the one query sees every key, so nothing is masked (``causal`` is not set).
 * ``attn_pv`` reduces over the keys, so its ``K`` is ``kv_len`` padded up to the block size (the padding keys are
   zeros the array still computes); ``attn_qk``'s ``N = kv_len`` needs no padding.
 * lm_head covers every row the linears do (``tokens * batch`` in prefill), as in a perplexity evaluation.
@@ -40,7 +41,9 @@ from fgmpsim.trace.synthetic_map import SyntheticMap
 PHASES = ("prefill", "decode")
 _MAP_KEYS = ("weight_map", "act_map")
 DEFAULT_PREFILL_TOKENS = 2048
-MASKING = "dense: causal masking is not exploited, attention is counted as the full M x N product"
+MASKING = {"prefill": "causal: attn_qk and attn_pv carry causal=true (query i sees the first kv_len - tokens + i + 1 "
+                      "keys); the simulator skips the masked part unless told to count it dense",
+           "decode": "none: the step's one query attends to every cached key and itself"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def synth_trace(model: str | ModelShape, tokens: int | None = None, batch: int =
                                          "act_fp4_fraction")}
     seed = seed_value(seed)
     params = params or load_synth_params()
-    plans = _plan_ops(shape, rows, queries, keys, batch, block_size)
+    plans = _plan_ops(shape, rows, queries, keys, batch, block_size, causal=phase == "prefill")
     for plan in plans:
         check_op_size(plan["m"], plan["k"], plan["n"], plan["repeat"], block_size, f"op {plan['name']!r}",
                       max_op_map_blocks, math.prod(plan["weight_map"].shape[:-2]),
@@ -101,7 +104,7 @@ def synth_trace(model: str | ModelShape, tokens: int | None = None, batch: int =
         "fp4_fraction_scope": "blocks of the maps the policy decides (fixed roles excluded), once per op",
         "fixed_roles": {role: p.fixed_fp8_fraction for role, p in params.roles.items()
                         if p.fixed_fp8_fraction is not None},
-        "attention": {"masking": MASKING, "kv_len": keys, "attn_pv_k": padded,
+        "attention": {"masking": MASKING[phase], "kv_len": keys, "attn_pv_k": padded,
                       "padding": "none" if padded == keys else f"attn_pv K padded from {keys} to {padded} keys "
                                                                "(zero keys the array still computes)"},
         "formats": {"low": "nvfp4", "high": "fp8_e4m3", "block_size": block_size},
@@ -141,8 +144,10 @@ def _check_sizes(shape: ModelShape, tokens: int | None, batch: int, phase: str, 
     return tokens * batch, tokens, keys
 
 
-def _plan_ops(shape: ModelShape, rows: int, queries: int, keys: int, batch: int, block: int) -> list[dict[str, Any]]:
-    """Every op of the forward pass, in execution order, as :class:`GemmOp` fields whose maps are still slots."""
+def _plan_ops(shape: ModelShape, rows: int, queries: int, keys: int, batch: int, block: int,
+              causal: bool) -> list[dict[str, Any]]:
+    """Every op of the forward pass, in execution order, as :class:`GemmOp` fields whose maps are still slots;
+    ``causal``: the attention ops are causally masked (prefill)."""
     h, hd, kb = shape.hidden, shape.head_dim, lambda k: -(-k // block)  # any K: a zero-padded last block
     q_out, kv_out = shape.heads * hd, shape.kv_heads * hd
     repeat, group = shape.heads * batch, shape.heads // shape.kv_heads
@@ -165,7 +170,7 @@ def _plan_ops(shape: ModelShape, rows: int, queries: int, keys: int, batch: int,
             return dict(name=name, layer=i, kind=kind, m=queries, k=k, n=n, repeat=repeat,
                         weight_map=_Slot(f"{name}/weight", roles[0], i, (repeat, n, kb(k)), group),
                         act_map=_Slot(f"{name}/act", roles[1], i, (repeat, queries, kb(k))), static_weight=False,
-                        consumer=consumer)
+                        consumer=consumer, causal=causal)
 
         plans += [
             linear(f"{at}.q_proj", h, q_out, attn_in, f"{at}.attn_qk"),

@@ -46,6 +46,8 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
+    Option("glb_keep_outputs", "an op's output stays in the GLB for the next op when it fits (no DRAM round trip)",
+           ("memory.glb.keep_outputs=false",), ("memory.glb.keep_outputs=true",)),
     Option("collectors", "8-block weight and 8-entry partial-sum collectors in every lane (fgmpsim.sim.hw.collectors)",
            ("pe_array.weight_collector_blocks=0", "pe_array.psum_collector_entries=1"),
            ("pe_array.weight_collector_blocks=8", "pe_array.psum_collector_entries=8")),

@@ -73,9 +73,12 @@ def _scalesim_section(root: Path, scalesim_python: str | None) -> tuple[str, dic
         exact = int((table["ratio"] == 1).sum()) if "ratio" in table else 0
         lines += ["", f"{exact} of {len(table)} rows equal exactly.", "", _SYSTOLIC_RULE]
         numbers = {"scalesim_rows": len(table), "scalesim_exact_rows": exact}
-    if scalesim_python:
-        lines += ["", f"`--scalesim-python {scalesim_python}`: a live SCALE-Sim re-run is not wired into "
-                      f"`validate`; `{scalesim_python} benchmarks/scalesim_ws.py` re-makes the stored CSVs."]
+    if scalesim_python and table is not None:
+        live = scalesim_table.live_cycles(scalesim_python, root, table)
+        same = int((live == table["scalesim_total_cycles"]).sum())
+        lines += ["", f"Re-run live with `--scalesim-python {scalesim_python}` (`{scalesim_table.SCRIPT}`): "
+                      f"{same} of {len(table)} live Total Cycles equal the stored ones."]
+        numbers["scalesim_live_equal_rows"] = same
     return "\n".join(lines), numbers
 
 

@@ -9,6 +9,8 @@ separated by spaces) names the fgmpsim architecture of each row; without it the 
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +22,9 @@ from fgmpsim.sim import simulate
 from fgmpsim.trace import gemm_trace
 
 PATTERN = "tests/data/scalesim_*.csv"
+SCRIPT = "benchmarks/scalesim_ws.py"
+"""The script that runs SCALE-Sim (in its own interpreter) and writes a CSV of the :data:`REQUIRED` columns."""
+LIVE_TIMEOUT_S = 1800
 REQUIRED = ("array_rows", "array_cols", "m", "k", "n", "scalesim_total_cycles")
 DEFAULT_ARCH = "systolic_{rows}x{cols}"
 FALLBACK_ARCH = "fp8_baseline"
@@ -68,3 +73,31 @@ def scalesim_table(root: Path) -> pd.DataFrame | None:
     if "fgmpsim_cycles" in table:
         table["ratio"] = table["scalesim_total_cycles"] / table["fgmpsim_cycles"].astype(float)
     return table
+
+
+def live_cycles(python: str, root: Path, table: pd.DataFrame) -> pd.Series:
+    """SCALE-Sim's Total Cycles re-run now by ``python`` (an interpreter with ``scalesim``) for every row of
+    ``table``, through :data:`SCRIPT` (one run per array shape); a :class:`FgmpsimError` naming the option when
+    the interpreter or the script fails."""
+    script = root / SCRIPT
+    if not script.is_file():
+        raise FgmpsimError(f"{script} is missing", "--scalesim-python", "run fgmpsim validate from the repository root")
+    live = pd.Series(index=table.index, dtype="Int64")
+    for (rows, cols), group in table.groupby(["array_rows", "array_cols"]):
+        gemms = ",".join(f"{r.m}x{r.k}x{r.n}" for r in group.itertuples())
+        with tempfile.TemporaryDirectory() as folder:
+            out = Path(folder) / "live.csv"
+            command = [python, str(script), "--rows", str(rows), "--cols", str(cols), "--gemms", gemms,
+                       "--out", str(out)]
+            try:
+                subprocess.run(command, check=True, capture_output=True, text=True, timeout=LIVE_TIMEOUT_S)
+            except (OSError, subprocess.SubprocessError) as error:
+                detail = getattr(error, "stderr", "") or str(error)
+                raise FgmpsimError(f"SCALE-Sim did not run with {python}: {detail.strip().splitlines()[-1:]}",
+                                   "--scalesim-python", "point it at a Python with scalesim installed "
+                                   "(python -m venv V && V/bin/pip install scalesim 'numpy<2.3')") from None
+            frame = _normalise(pd.read_csv(out, comment="#", skipinitialspace=True))
+        cycles = {(int(r.m), int(r.k), int(r.n)): int(r.scalesim_total_cycles) for r in frame.itertuples()}
+        for index, r in group.iterrows():
+            live[index] = cycles[(int(r["m"]), int(r["k"]), int(r["n"]))]
+    return live

@@ -22,6 +22,8 @@ stationary; a tile has ``rows x cols`` outputs.
   ``max(ceil(GLB bits / glb.write), ceil(partial-sum bits out of the fullest PE / accum.read))``; beside it the
   AQU takes ``latency + ceil(rows * cols / (blocks_per_cycle * vector_width))``.
 * **write-back** (GLB -> DRAM): the outputs of the last k-tile, ``ceil(bits / min(glb.read, dram.write))``.
+* **GLB-resident outputs** (:mod:`fgmpsim.sim.hw.glb_residency`): an op that keeps its output has no write-back;
+  an op fed from the GLB has no DRAM -> GLB fill of that operand (its fill flag is 0 on every tile).
 
 An op's output bits ``B`` are spread over its output tiles in proportion to their outputs: the tile that brings the
 running output count to ``e`` (of ``E``) gets ``floor(B * e / E)`` minus what the tiles before it got.
@@ -46,6 +48,7 @@ from fgmpsim.sim.vector.map_counts import MapCounts, mode_pairs, op_counts, tile
 from fgmpsim.sim.mapping import Tiling
 from fgmpsim.sim.hw.collectors import collector_counts
 from fgmpsim.sim.hw.operands import Operands, OutputFormat
+from fgmpsim.sim.hw.glb_residency import NONE, Residency
 from fgmpsim.sim.hw.lanes import lane_work
 
 
@@ -151,8 +154,9 @@ class TilePlan:
 
 
 @lru_cache(maxsize=PLAN_CACHE_SIZE)
-def tile_plan(t: Tiling, arch: Arch) -> TilePlan:
-    """The map-independent part of an op's tiles under tiling ``t`` (cached: ops of one shape share it)."""
+def tile_plan(t: Tiling, arch: Arch, fed: str | None = None) -> TilePlan:
+    """The map-independent part of an op's tiles under tiling ``t`` (cached: ops of one shape share it); ``fed``:
+    the operand (``"act"``/``"weight"``) already in the GLB, never filled from DRAM."""
     g = Grid.of(t)
     mp, pe, mem, aqu = t.mapping, arch.pe_array, arch.memory, arch.aqu
     meta, ps = arch.storage.metadata_bits_per_block, arch.storage.psum_bits
@@ -173,6 +177,10 @@ def tile_plan(t: Tiling, arch: Arch) -> TilePlan:
     else:
         w_dram, w_fill, w_fanout, x_fanout = (g.index("mt") == 0) | (not t.w_resident), _ONE, rows, _ONE
         psum_pe, spill_out, refill = cols, _ONE - 1, _ONE - 1
+    if fed == "act":
+        x_dram = _ONE - 1
+    elif fed == "weight":
+        w_dram = _ONE - 1
     total = g.total
     outputs = rows * cols
     glb_r, glb_w = mem.glb.read_bits_per_cycle, mem.glb.write_bits_per_cycle
@@ -248,9 +256,12 @@ def map_factors(t: Tiling, plan: TilePlan, mc: MapCounts, arch: Arch) -> MapFact
                               "r mt kt"))
 
 
-def action_counts(p: TilePlan, f: MapFactors, mc: MapCounts, ops: Operands, arch: Arch) -> dict[str, int]:
-    """The op's action counts (names of ``fgmpsim.energy.ACTIONS``): sums of factor products over the tiles."""
+def action_counts(p: TilePlan, f: MapFactors, mc: MapCounts, ops: Operands, arch: Arch,
+                  keeps_output: bool = False) -> dict[str, int]:
+    """The op's action counts (names of ``fgmpsim.energy.ACTIONS``): sums of factor products over the tiles;
+    ``keeps_output``: the output stays in the GLB (no write-back)."""
     out, op, tt = ops.out, ops.op, p.totals
+    back, back_meta = (0, 0) if keeps_output else (out.data_bits, out.metadata_bits)
     vw = ops.vw
 
     def w(name: str) -> int:
@@ -264,11 +275,11 @@ def action_counts(p: TilePlan, f: MapFactors, mc: MapCounts, ops: Operands, arch
     pairs = mode_pairs(mc, op.n, op.m, op.repeat)
     return {
         "dram_read_bits": fills, "dram_read_metadata_bits": tt["fills_meta"],
-        "dram_write_bits": out.data_bits, "dram_write_metadata_bits": out.metadata_bits,
+        "dram_write_bits": back, "dram_write_metadata_bits": back_meta,
         "glb_write_bits": fills + tt["spilled"] + out.data_bits,
         "glb_write_metadata_bits": tt["fills_meta"] + out.metadata_bits,
-        "glb_read_bits": w("fill") + x("all") + tt["refilled"] + out.data_bits,
-        "glb_read_metadata_bits": tt["pe_fill_meta"] + out.metadata_bits,
+        "glb_read_bits": w("fill") + x("all") + tt["refilled"] + back,
+        "glb_read_metadata_bits": tt["pe_fill_meta"] + back_meta,
         "weight_buffer_write_bits": w("buffer_write"),
         "weight_buffer_write_metadata_bits": tt["weight_buffer_write_meta"],
         "weight_buffer_read_bits": w("buffer_read"),
@@ -298,10 +309,10 @@ def _last_k_outputs(g: Grid, outputs: np.ndarray, out: OutputFormat) -> np.ndarr
     return (spread(out.data_bits, elements) + spread(out.metadata_bits, elements)).reshape(shape)
 
 
-def op_tiles(ops: Operands, t: Tiling, arch: Arch) -> OpTiles:
+def op_tiles(ops: Operands, t: Tiling, arch: Arch, residency: Residency = NONE) -> OpTiles:
     """The per-tile cycles and the action counts of one op (see the module docstring)."""
     mc = op_counts(ops, t, arch.pe_array.lanes_per_pe, arch.pe_array.datapath_precisions)
-    p = tile_plan(t, arch)
+    p = tile_plan(t, arch, residency.fed)
     f = map_factors(t, p, mc, arch)
     g, mem = p.grid, arch.memory
     meta = arch.storage.metadata_bits_per_block
@@ -321,7 +332,8 @@ def op_tiles(ops: Operands, t: Tiling, arch: Arch) -> OpTiles:
         "drain_glb": (*p.terms["drain_glb"],
                       Term(p.last_k, np.maximum(ceil_div(out_bits, glb_w), crop(p.psum_out, p.last_k)))),
         "drain_aqu": p.terms["drain_aqu"] if ops.out.aqu_blocks else (),
-        "writeback": (Term(p.last_k, ceil_div(out_bits, min(glb_r, mem.dram.write_bits_per_cycle))),),
+        "writeback": () if residency.keeps_output else
+        (Term(p.last_k, ceil_div(out_bits, min(glb_r, mem.dram.write_bits_per_cycle))),),
     }
     return OpTiles(g, {kind: tuple(term for term in parts if term is not None) for kind, parts in terms.items()},
-                   g.total(ideal), action_counts(p, f, mc, ops, arch))
+                   g.total(ideal), action_counts(p, f, mc, ops, arch, residency.keeps_output))

@@ -9,7 +9,8 @@ vectorized model against a plain reading of the same spec.
 * :mod:`.operands`: blocks along K (a partial last block counts whole), datapath precision, block bits, the
   output format, the weight footprint;
 * :mod:`.tiles`: the tiles in execution order, what each moves, the action counts;
-* :mod:`.cycles`: the step rules and the cycle-by-cycle run.
+* :mod:`.cycles`: the step rules and the cycle-by-cycle run;
+* :mod:`.causal`: the query bands of a causal attention op.
 
 Usable on tiny GEMMs only: above :data:`MAX_BLOCK_PAIRS` block pairs per trace it refuses before building any
 tile, and an op whose cycle-by-cycle run would take more than :data:`MAX_STEPPED_CYCLES` lane and transfer cycles
@@ -25,6 +26,7 @@ from typing import Any
 
 from fgmpsim.arch.record import Arch
 from fgmpsim.errors import TraceError
+from fgmpsim.sim.engines.reference.causal import reference_bands
 from fgmpsim.sim.engines.reference.cycles import build_steps, run_step, stepped_cycles
 from fgmpsim.sim.engines.reference.operands import (blocks_along_k, fp8_share, footprint_bits, output_of,
                                                     stored_map)
@@ -32,7 +34,7 @@ from fgmpsim.sim.engines.reference.tiles import Decision, OpBuilder, action_name
 from fgmpsim.trace.record import GemmOp, Trace
 
 __all__ = ["MAX_BLOCK_PAIRS", "MAX_STEPPED_CYCLES", "TIMING", "Decision", "ReferenceOp", "check_size",
-           "reference_op"]
+           "operand_columns", "reference_bands", "reference_op"]
 
 MAX_BLOCK_PAIRS = 200_000
 """Largest trace (block pairs over all ops and repeats) the reference engine accepts."""
@@ -92,10 +94,24 @@ def reference_op(trace: Trace, op: GemmOp, arch: Arch, decision: Decision) -> Re
               "stall_imbalance_cycles": spent["imbalance"], "stall_aqu_cycles": spent["aqu"],
               "stall_fill_cycles": spent["fill"],
               **{f"busy_{p}_cycles": busy[p] for p in ("loader", "distributor", "aqu", "writer")}}
+    return ReferenceOp(timing, {name: builder.counts.get(name, 0) for name in action_names()},
+                       _operands(op, w, a, out, arch))
+
+
+def _operands(op: GemmOp, w: list, a: list, out: Any, arch: Arch) -> dict[str, Any]:
     w_fp8, w_blocks = fp8_share(w)
     a_fp8, a_blocks = fp8_share(a)
-    operands = {"weight_bits": footprint_bits(w, arch) if op.static_weight else 0,
-                "weight_elements": w_blocks * vw if op.static_weight else 0,
-                "weight_fp8_fraction": w_fp8 / w_blocks, "act_fp8_fraction": a_fp8 / a_blocks,
-                "output_blocks": out.blocks, "output_fp8_blocks": out.fp8_blocks}
-    return ReferenceOp(timing, {name: builder.counts.get(name, 0) for name in action_names()}, operands)
+    vw = arch.pe_array.vector_width
+    return {"weight_bits": footprint_bits(w, arch) if op.static_weight else 0,
+            "weight_elements": w_blocks * vw if op.static_weight else 0,
+            "kv_cache_bits": footprint_bits(w, arch) if op.kind in ("attn_qk", "attn_pv") and not op.static_weight
+            else 0,
+            "weight_fp8_fraction": w_fp8 / w_blocks, "act_fp8_fraction": a_fp8 / a_blocks,
+            "output_blocks": out.blocks, "output_fp8_blocks": out.fp8_blocks}
+
+
+def operand_columns(trace: Trace, op: GemmOp, arch: Arch) -> dict[str, Any]:
+    """The operand columns of ``op`` as a whole (those :class:`ReferenceOp` holds), without simulating it: a causal
+    op's row takes its weight and FP8-fraction columns from them."""
+    return _operands(op, stored_map(op.weight_map, arch), stored_map(op.act_map, arch), output_of(trace, op, arch),
+                     arch)

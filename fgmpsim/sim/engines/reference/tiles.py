@@ -37,6 +37,9 @@ Per tile, in the order the hardware needs them (bits = data bits, metadata bits 
   ``blocks_per_cycle * vector_width`` of the tile's ``rows * cols`` outputs per cycle.
 * **write-back** (GLB -> DRAM): the outputs. Ends: GLB at ``glb.read``, DRAM at ``dram.write``.
 
+An op that keeps its output in the GLB for the next op (the decision's ``keeps_output``) has no write-back; an op
+whose X (``fed = "act"``) or W (``fed = "weight"``) is that kept output never fetches it from DRAM.
+
 The op's output data bits and metadata bits are each spread over its output tiles (the last k-tile of every
 output tile, in execution order) by running count: the tile that brings the outputs seen to ``e`` of ``E`` gets
 ``floor(bits * e / E)`` minus what the tiles before it got. Partial sums are ``psum_bits`` each and carry no
@@ -58,7 +61,8 @@ COLLECTORS = ("weight_collector", "psum_collector")
 @dataclass(frozen=True)
 class Decision:
     """The mapper's decision for one op, as plain numbers: the dataflow, tile sizes (rows, channels, blocks),
-    ``chunk_m`` (WS rows per M-chunk, ``None`` = all of M) and which operands stay resident in the GLB."""
+    ``chunk_m`` (WS rows per M-chunk, ``None`` = all of M), which operands stay resident in the GLB, whether the
+    output stays there for the next op and which operand (``"act"``/``"weight"``) is the previous op's kept output."""
 
     dataflow: str
     tile_m: int
@@ -67,6 +71,8 @@ class Decision:
     chunk_m: int | None
     x_resident: bool
     w_resident: bool
+    keeps_output: bool = False
+    fed: str | None = None
 
     @property
     def ws(self) -> bool:
@@ -181,9 +187,9 @@ class OpBuilder:
                 psum_pe = [len(t.cols) * ps] * len(t.rows)
                 w_copies, x_copies = len(t.rows), 1
             psums = len(t.rows) * len(t.cols) * ps
-            if w_from_dram:
+            if w_from_dram and d.fed != "weight":
                 self._move("dram_w", j, "dram", "glb", w_tile, w_tile, [sum(w_tile)], [sum(w_tile)])
-            if t.nt == 0 or not d.x_resident:
+            if (t.nt == 0 or not d.x_resident) and d.fed != "act":
                 self._move("dram_x", j, "dram", "glb", x_tile, x_tile, [sum(x_tile)], [sum(x_tile)])
             if w_to_pe:
                 self._move("pe_w", j, "glb", "weight_buffer", w_tile, (w_copies * w_tile[0], w_copies * w_tile[1]),
@@ -205,7 +211,8 @@ class OpBuilder:
             aqu = ((arch.aqu.latency_cycles, outputs[j], arch.aqu.blocks_per_cycle * vw)
                    if self.out.aqu_blocks else None)
             self._move("drain", j, "accum_buffer", "glb", (psums, 0), share, psum_pe, [sum(share)], aqu)
-            self._move("writeback", j, "glb", "dram", share, share, [sum(share)], [sum(share)])
+            if not d.keeps_output:
+                self._move("writeback", j, "glb", "dram", share, share, [sum(share)], [sum(share)])
         self.counts["aqu_blocks"] = self.out.aqu_blocks
         self.counts["aqu_sensitivity_read_bits"] = self.out.aqu_blocks * vw * arch.aqu.sensitivity_bits_per_channel
 

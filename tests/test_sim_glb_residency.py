@@ -1,0 +1,107 @@
+"""GLB-resident outputs (memory.glb.keep_outputs, fgmpsim.sim.hw.glb_residency): the producer's write-back and the
+consumer's DRAM fill of that operand disappear when the output fits; every engine agrees."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_sim_engines import OWN, random_arch, random_mapping, random_trace
+
+from fgmpsim.arch import load_arch
+from fgmpsim.errors import MappingError
+from fgmpsim.sim import simulate
+from fgmpsim.trace import GemmOp, Trace
+
+ONES = np.ones
+
+
+def _chain(operand: str = "act") -> Trace:
+    """op0 (4 x 16 x 16) feeds op1 (4 rows, K = 16, N = 8) as its X (or, ``weight``, op2 with N = 4 as its W)."""
+    op0 = GemmOp("op0", 0, "linear", 4, 16, 16, 1, ONES((16, 1), bool), ONES((4, 1), bool), consumer="op1",
+                 consumer_operand=operand)
+    if operand == "act":
+        op1 = GemmOp("op1", 1, "linear", 4, 16, 8, 1, ONES((8, 1), bool), ONES((4, 1), bool))
+    else:  # op0's 4 x 16 output is op1's W [N = 4, K = 16]
+        op1 = GemmOp("op1", 1, "attn_qk", 2, 16, 4, 1, ONES((4, 1), bool), ONES((2, 1), bool), False)
+    return Trace("chain", (op0, op1), 16)
+
+
+@pytest.mark.parametrize("operand", ["act", "weight"])
+def test_kept_output_by_hand(operand):
+    """All FP8 on the FP8 baseline (128-bit blocks, no metadata): op0 writes 4 output blocks, op1 then reads only
+    its other operand from DRAM (act: W = 8 blocks; weight: X = 2 blocks)."""
+    trace = _chain(operand)
+    off, on = (simulate(trace, load_arch("fp8_baseline", [f"memory.glb.keep_outputs={v}"])).rows
+               for v in ("false", "true"))
+    other = 8 if operand == "act" else 2
+    assert off[0]["dram_write_bits"] == 4 * 128 and on[0]["dram_write_bits"] == 0
+    assert off[1]["dram_read_bits"] == (other + 4) * 128 and on[1]["dram_read_bits"] == other * 128
+    assert on[0]["glb_read_bits"] == off[0]["glb_read_bits"] - 4 * 128      # no write-back read
+    assert on[1]["glb_write_bits"] == off[1]["glb_write_bits"] - 4 * 128    # no fill written
+    assert on[0]["busy_writer_cycles"] < off[0]["busy_writer_cycles"]
+    assert on[1]["busy_loader_cycles"] < off[1]["busy_loader_cycles"]
+    assert on[1]["dram_write_bits"] == off[1]["dram_write_bits"]           # the last op writes back as before
+
+
+def test_output_that_does_not_fit_goes_to_dram():
+    """A 4 x 4096 FP8 output (1024 blocks x 128 bits = 16 KiB) cannot stay in a 4 KiB GLB."""
+    op0 = GemmOp("op0", 0, "linear", 4, 16, 4096, 1, ONES((4096, 1), bool), ONES((4, 1), bool), consumer="op1")
+    op1 = GemmOp("op1", 1, "linear", 4, 4096, 8, 1, ONES((8, 256), bool), ONES((4, 256), bool))
+    trace = Trace("big", (op0, op1), 16)
+    arch = load_arch("fp8_baseline", ["memory.glb.keep_outputs=true", "memory.glb.size_bytes=4096"])
+    row = simulate(trace, arch).rows[0]
+    assert row["dram_write_bits"] == 1024 * 128
+
+
+def test_only_the_next_op_is_fed():
+    """op0 feeds op2 with op1 in between: nothing stays."""
+    ops = list(_chain().ops)
+    ops[0] = GemmOp("op0", 0, "linear", 4, 16, 16, 1, ONES((16, 1), bool), ONES((4, 1), bool), consumer="op2")
+    ops.append(GemmOp("op2", 2, "linear", 4, 16, 8, 1, ONES((8, 1), bool), ONES((4, 1), bool)))
+    rows = simulate(Trace("gap", tuple(ops), 16), load_arch("fp8_baseline", ["memory.glb.keep_outputs=true"])).rows
+    assert rows[0]["dram_write_bits"] == 4 * 128
+
+
+@pytest.mark.parametrize("block", range(3))
+def test_engines_agree_with_kept_outputs(block):
+    """tile == reference == event, counts of analytic equal, on random chains of tiny GEMMs in tiny GLBs."""
+    kept = checked = 0
+    for seed in range(block * 40, block * 40 + 40):
+        rng = np.random.default_rng(seed + 1000)
+        dataflow = ("weight_stationary", "output_stationary")[seed % 2]
+        base = random_arch(rng, dataflow, ("fgmp", "fp8_baseline")[seed % 3 == 0])
+        arch = load_arch(("fgmp", "fp8_baseline")[seed % 3 == 0], [
+            f"{key}={value}" for key, value in _overrides(base).items()] + ["memory.glb.keep_outputs=true"])
+        trace = random_trace(rng, 3)
+        mapping = random_mapping(rng, arch) if rng.random() < 0.4 else None
+        try:
+            tile = simulate(trace, arch, mapping=mapping).to_frame()
+        except MappingError:
+            continue
+        for engine in ("reference", "event"):
+            other = simulate(trace, arch, engine=engine, mapping=mapping).to_frame()
+            differing = [c for c in OWN if not tile[c].equals(other[c])]
+            assert not differing, (seed, engine, differing)
+        analytic = simulate(trace, arch, engine="analytic", mapping=mapping).to_frame()
+        assert (tile.cycles >= analytic.cycles).all()
+        kept += int((tile.dram_write_bits == 0).sum())
+        checked += 1
+    assert checked >= 20 and kept >= 3
+
+
+def _overrides(arch) -> dict[str, object]:
+    """The random arch's fields as --set overrides (so keep_outputs can be added on the same loader path)."""
+    pe, mem = arch.pe_array, arch.memory
+    out: dict[str, object] = {"pe_array.pes": pe.pes, "pe_array.lanes_per_pe": pe.lanes_per_pe,
+                              "pe_array.vector_width": pe.vector_width, "pe_array.dataflow": pe.dataflow,
+                              "aqu.blocks_per_cycle": arch.aqu.blocks_per_cycle,
+                              "aqu.latency_cycles": arch.aqu.latency_cycles}
+    for mode, cycles in zip(("fp4xfp4", "fp4xfp8", "fp8xfp4", "fp8xfp8"),
+                            (c for row in pe.cycles_per_block_pair.as_table() for c in row)):
+        out[f"pe_array.cycles_per_block_pair.{mode}"] = cycles
+    for level in mem.levels():
+        for field in ("size_bytes", "read_bits_per_cycle", "write_bits_per_cycle", "double_buffered"):
+            value = getattr(level, field)
+            if value is not None:
+                out[f"memory.{level.name}.{field}"] = value
+    return out
