@@ -187,6 +187,33 @@ def case_llama2_7b_new_clock() -> Measurement:
                            "another clock: same tilings) after one fgmp run", trace, [], 1.5)
 
 
+def _llama2_7b_option_case(case: str, what: str, sets: list[str]) -> Measurement:
+    """What an option of the arch YAML costs: a new Llama-2-7B design point with ``sets`` on (new tilings, as
+    ``llama2_7b_new_point``), to compare with ``llama2_7b_new_point`` (default options, new tilings) and
+    ``llama2_7b_new_clock`` (default options, same tilings)."""
+    from fgmpsim.trace import synth_trace
+
+    trace = synth_trace("llama-2-7b", tokens=2048, batch=1, phase="prefill", fp4_fraction=0.7, seed=0)
+    return _new_point_case(case, f"Llama-2-7B prefill 2048 (synthetic): new design point with {what} after one "
+                           "fgmp run", trace, sets, 1.5)
+
+
+def case_llama2_7b_options_off() -> Measurement:
+    # a partial-sum collector without a weight collector is never used: default counts and cycles, new tilings
+    return _llama2_7b_option_case("llama2_7b_options_off", "default counts (psum_collector_entries=2, unused "
+                                  "without a weight collector)", ["pe_array.psum_collector_entries=2"])
+
+
+def case_llama2_7b_collectors() -> Measurement:
+    return _llama2_7b_option_case("llama2_7b_collectors", "8-block weight and 8-entry partial-sum collectors",
+                                  ["pe_array.weight_collector_blocks=8", "pe_array.psum_collector_entries=8"])
+
+
+def case_llama2_7b_fill() -> Measurement:
+    return _llama2_7b_option_case("llama2_7b_fill", "a 4-stage VMAC pipeline (3 fill cycles per tile)",
+                                  ["pe_array.pipeline_depth=4"])
+
+
 def case_smollm2_new_point() -> Measurement:
     from fgmpsim.trace import load_trace
 
@@ -267,7 +294,9 @@ CASES = {"llama2_7b_prefill": case_llama2_7b_prefill, "llama2_7b_decode": case_l
          "reference_vs_tile": case_reference_vs_tile, "llama2_7b_new_point": case_llama2_7b_new_point,
          "llama2_7b_new_point_dense": case_llama2_7b_new_point_dense,
          "llama2_7b_new_clock": case_llama2_7b_new_clock, "smollm2_new_point": case_smollm2_new_point,
-         "smollm2_new_tiling": case_smollm2_new_tiling, "sweep_smollm2_48": case_sweep_smollm2_48}
+         "smollm2_new_tiling": case_smollm2_new_tiling, "sweep_smollm2_48": case_sweep_smollm2_48,
+         "llama2_7b_options_off": case_llama2_7b_options_off, "llama2_7b_collectors": case_llama2_7b_collectors,
+         "llama2_7b_fill": case_llama2_7b_fill}
 UNPINNED = ("sweep_smollm2_48",)
 """Cases that measure parallel workers: their child process may use every core."""
 QUICK = ("smollm2_shipped", "smollm2_new_point", "smollm2_new_tiling", "reference_vs_tile", "llama2_7b_decode",

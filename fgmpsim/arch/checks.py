@@ -40,6 +40,12 @@ def _check_systolic(arch: Arch) -> None:
         raise ConfigError(f"a systolic_ws array has one datapath precision, got "
                           f"{'+'.join(pe.datapath_precisions)}", "pe_array.datapath_precisions",
                           "use [fp8] (every block promoted to FP8) or [fp4]")
+    for field, value, default in (("weight_collector_blocks", pe.weight_collector_blocks, 0),
+                                  ("psum_collector_entries", pe.psum_collector_entries, 1),
+                                  ("pipeline_depth", pe.pipeline_depth, 1)):
+        if value != default:  # fgmpsim.sim.hw.collectors and the schedule's fill model the VMAC lanes only
+            raise ConfigError(f"pe_array.{field} models the VMAC lanes, not a systolic_ws array",
+                              f"pe_array.{field}", f"remove it or set it to {default}")
     fixed = [name for name in ("tile_m", "tile_n", "tile_k_blocks") if getattr(arch.mapping, name) is not None]
     if fixed:
         raise ConfigError(f"a systolic_ws array folds the GEMM by its rows x cols; mapping.{fixed[0]} cannot be fixed",
@@ -70,7 +76,8 @@ def _check_metadata(arch: Arch) -> None:
 
 def _check_energy_entries(arch: Arch) -> None:
     present = {name for name, _ in arch.energy.entries}
-    for entry in required_entries(arch.pe_array.datapath_precisions, arch.aqu.enabled):
+    for entry in required_entries(arch.pe_array.datapath_precisions, arch.aqu.enabled,
+                                  arch.pe_array.weight_collector_blocks > 0):
         if entry not in present:
             raise ConfigError(f"no energy for {entry!r}, an action the simulator counts on this arch",
                               f"energy.actions.{entry}", "add '{pj: <pJ>, source: <where it comes from>}'")

@@ -47,7 +47,12 @@ class ModeCycles:
 class PEArray:
     """The compute array. ``datapath_precisions`` lists what the MAC datapath supports ("fp4", "fp8"): blocks in an
     unsupported precision are stored and computed in the supported one (an FP8-only array promotes every NVFP4 block
-    to FP8; an FP4-only array demotes FP8 blocks to NVFP4)."""
+    to FP8; an FP4-only array demotes FP8 blocks to NVFP4).
+
+    Inside each lane (:mod:`fgmpsim.sim.hw.collectors`): a weight collector of ``weight_collector_blocks`` weight
+    blocks (0 = none: operands come straight from the weight buffer) and a partial-sum collector of
+    ``psum_collector_entries`` partial sums (1 = the lane's accumulator register only); ``pipeline_depth`` VMAC
+    stages, so a tile's compute lasts its slowest lane's work plus ``pipeline_depth - 1`` fill/drain cycles."""
 
     pes: int
     lanes_per_pe: int
@@ -55,6 +60,9 @@ class PEArray:
     cycles_per_block_pair: ModeCycles
     dataflow: str
     datapath_precisions: tuple[str, ...] = ("fp4", "fp8")
+    weight_collector_blocks: int = 0
+    psum_collector_entries: int = 1
+    pipeline_depth: int = 1
     rows: int | None = None
     cols: int | None = None
 

@@ -31,6 +31,7 @@ MAX_BITS_PER_CYCLE = 2**40
 MAX_COUNT = 2**20                       # PEs, lanes, blocks per cycle, latency cycles
 MAX_FIELD_BITS = 64                     # widths of one stored value, scale, flag or partial sum
 MAX_VECTOR_WIDTH = 1024
+MAX_PIPELINE_DEPTH = 1024               # VMAC stages: far above any real lane pipeline (a handful of stages)
 MIN_CLOCK_HZ, MAX_CLOCK_HZ = 1e3, 1e12
 MAX_PJ = 1e9                            # 1 mJ per action: above any real circuit by orders of magnitude
 MAX_NODE_NM = 1000
@@ -65,6 +66,9 @@ class PEArrayModel(_Strict):
     dataflow: Literal[DATAFLOWS]  # type: ignore[valid-type]
     datapath_precisions: Annotated[list[Literal["fp4", "fp8"]], Field(min_length=1)]
     cycles_per_block_pair: ModeCyclesModel
+    weight_collector_blocks: NonNegativeInt = 0
+    psum_collector_entries: PositiveInt = 1
+    pipeline_depth: Annotated[int, Field(gt=0, le=MAX_PIPELINE_DEPTH)] = 1
     rows: PositiveInt | None = None   # systolic_ws only: array rows (K elements per fold)
     cols: PositiveInt | None = None   # systolic_ws only: array columns (N channels per fold)
 
@@ -326,7 +330,8 @@ def to_record(model: ArchModel, source: str) -> Arch:
         pe_array=PEArray(pes=pe.pes, lanes_per_pe=pe.lanes_per_pe, vector_width=pe.vector_width,
                          cycles_per_block_pair=ModeCycles(**pe.cycles_per_block_pair.model_dump()),
                          dataflow=pe.dataflow, datapath_precisions=tuple(pe.datapath_precisions), rows=pe.rows,
-                         cols=pe.cols),
+                         cols=pe.cols, weight_collector_blocks=pe.weight_collector_blocks,
+                         psum_collector_entries=pe.psum_collector_entries, pipeline_depth=pe.pipeline_depth),
         aqu=AQU(**model.aqu.model_dump()),
         memory=Memory(**{name: _level(name, getattr(model.memory, name)) for name in MemoryModel.model_fields
                          if name != "ideal"}, ideal=model.memory.ideal),

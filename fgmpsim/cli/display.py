@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from fgmpsim.sim.result import RunResult
 
 STALL_CAUSES = {"stall_dram_cycles": "DRAM", "stall_glb_cycles": "GLB", "stall_imbalance_cycles": "lane imbalance",
-                "stall_aqu_cycles": "AQU"}
+                "stall_aqu_cycles": "AQU", "stall_fill_cycles": "pipeline fill"}
 """How a stall column of :data:`~fgmpsim.sim.result.STALLS` reads in a table (others: the column's own words)."""
 
 

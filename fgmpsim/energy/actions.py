@@ -13,6 +13,8 @@ mode muxes on top of its mode's ``mac_<pair>``); ``align_blocks`` counts blocks 
 between a packed level and a fixed-width port (:mod:`fgmpsim.sim.hw.layout`); ``leakage_cycles`` and
 ``clock_cycles`` count the op's cycles, priced at the static pJ per cycle the loader derives from the area model
 (:mod:`fgmpsim.energy.static`, :data:`DERIVED_ENTRIES`: not written in the YAML).
+``weight_collector_*`` / ``psum_collector_*`` count bits written into and read out of the lanes' register files
+(:mod:`fgmpsim.sim.hw.collectors`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ MEMORY_LEVELS: tuple[str, ...] = ("dram", "glb", "weight_buffer", "input_buffer"
 
 PE_BUFFERS: tuple[str, ...] = ("weight_buffer", "input_buffer", "accum_buffer")
 
-COMPONENTS: tuple[str, ...] = ("dram", "glb", "pe_buffers", *(f"mac_{p}" for p in PRECISION_PAIRS),
+COLLECTORS: tuple[str, ...] = ("weight_collector", "psum_collector")
+"""The lanes' register files (:mod:`fgmpsim.sim.hw.collectors`), priced like a memory level, per bit."""
+
+COMPONENTS: tuple[str, ...] = ("dram", "glb", "pe_buffers", "collectors", *(f"mac_{p}" for p in PRECISION_PAIRS),
                                "fgmp_mode_logic", "scale_accumulate", "aqu", "metadata", "alignment", "leakage",
                                "clock")
 """Components of an :class:`~fgmpsim.energy.EnergyBreakdown`, each in pJ."""
@@ -32,8 +37,8 @@ COMPONENTS: tuple[str, ...] = ("dram", "glb", "pe_buffers", *(f"mac_{p}" for p i
 
 def _memory_rows() -> list[tuple[str, str, str]]:
     rows = []
-    for level in MEMORY_LEVELS:
-        component = "pe_buffers" if level in PE_BUFFERS else level
+    for level in (*MEMORY_LEVELS, *COLLECTORS):
+        component = "pe_buffers" if level in PE_BUFFERS else "collectors" if level in COLLECTORS else level
         for direction in ("read", "write"):
             entry = f"{level}_{direction}_bit"
             rows.append((f"{level}_{direction}_bits", entry, component))
@@ -64,6 +69,7 @@ ENTRIES: tuple[str, ...] = tuple(dict.fromkeys(entry for _, entry, _ in _ROWS if
 
 _AQU_ENTRIES = ("aqu_block", "aqu_sensitivity_read_bit")
 _MIXED_ENTRIES = ("mac_fgmp_extra", "align_block")
+_COLLECTOR_ENTRIES = tuple(f"{c}_{d}_bit" for c in COLLECTORS for d in ("read", "write"))
 
 
 def reachable_pairs(datapath_precisions: tuple[str, ...]) -> tuple[str, ...]:
@@ -71,11 +77,13 @@ def reachable_pairs(datapath_precisions: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(p for p in PRECISION_PAIRS if all(side in datapath_precisions for side in p.split("x")))
 
 
-def required_entries(datapath_precisions: tuple[str, ...], aqu_enabled: bool) -> tuple[str, ...]:
+def required_entries(datapath_precisions: tuple[str, ...], aqu_enabled: bool,
+                     collectors: bool = False) -> tuple[str, ...]:
     """Entries an architecture's table must price: every entry whose action the simulator can count on it
     (MAC modes the datapath can execute, AQU entries only with the AQU enabled, the mixed lane's extra logic and the
-    alignment network only on a mixed FP4/FP8 datapath, whose blocks come in two sizes)."""
+    alignment network only on a mixed FP4/FP8 datapath, whose blocks come in two sizes, collector entries only with
+    a weight collector)."""
     macs = {f"mac_{p}" for p in PRECISION_PAIRS} - {f"mac_{p}" for p in reachable_pairs(datapath_precisions)}
-    skip = macs | (set() if aqu_enabled else set(_AQU_ENTRIES))
+    skip = macs | (set() if aqu_enabled else set(_AQU_ENTRIES)) | (set() if collectors else set(_COLLECTOR_ENTRIES))
     skip |= set() if set(datapath_precisions) == {"fp4", "fp8"} else set(_MIXED_ENTRIES)
     return tuple(entry for entry in ENTRIES if entry not in skip)

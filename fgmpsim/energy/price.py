@@ -20,14 +20,16 @@ from fgmpsim.errors import ConfigError, FgmpsimError, closest_hint
 
 @dataclass(frozen=True)
 class EnergyBreakdown:
-    """Energy per component in pJ. ``pe_buffers`` sums the weight, input and accumulation buffers; ``metadata``
-    is the energy of moving per-block precision flags at every level, priced at that level's per-bit cost;
-    ``fgmp_mode_logic`` the mixed lane's decode and mode muxes; ``alignment`` the alignment networks of packed
-    levels; ``leakage`` and ``clock`` the static energy of the op's cycles (:mod:`fgmpsim.energy.static`)."""
+    """Energy per component in pJ. ``pe_buffers`` sums the weight, input and accumulation buffers; ``collectors``
+    the lanes' weight and partial-sum register files; ``metadata`` is the energy of moving per-block precision flags
+    at every level, priced at that level's per-bit cost; ``fgmp_mode_logic`` the mixed lane's decode and mode muxes;
+    ``alignment`` the alignment networks of packed levels; ``leakage`` and ``clock`` the static energy of the op's
+    cycles (:mod:`fgmpsim.energy.static`)."""
 
     dram: float
     glb: float
     pe_buffers: float
+    collectors: float
     mac_fp4xfp4: float
     mac_fp4xfp8: float
     mac_fp8xfp4: float

@@ -36,12 +36,14 @@ from the map would need the densest tile of every candidate size).
 
 The **mapper** keeps the lanes full (WS ``tile_n = min(N, lanes)``, OS ``tile_n = min(N, lanes_per_pe)``; narrower
 only when nothing fits) and picks ``tile_k_blocks``, ``tile_m`` (OS: at most ``pes``), the chunk and the
-residencies that minimize worst-case DRAM bits, then GLB bits, then the tile count (candidates: the sizes that split
-a dimension into equal tiles, and powers of two). Worst-case bits (every block at its worst case): DRAM = the
-weights once per chunk (WS) or once / once per m-tile (OS, resident or not) + X once (resident) or once per n-tile
-+ the outputs; GLB = every DRAM fill written + the weights read once per PE fill (WS per chunk, OS per m-tile) + X
-read once per n-tile + WS partial sums of all M rows written and read ``k_tiles - 1`` times when a chunk holds more
-than one m-tile (a short last chunk of one m-tile is counted too: an upper bound) + the outputs written and read.
+residencies that minimize worst-case DRAM bits, then GLB bits, then worst-case weight-buffer read bits (which
+only a weight collector makes depend on the tiling: :mod:`fgmpsim.sim.hw.collectors`), then the tile count
+(candidates: the sizes that split a dimension into equal tiles, and powers of two). Worst-case bits (every block
+at its worst case): DRAM = the weights once per chunk (WS) or once / once per m-tile (OS, resident or not) + X once
+(resident) or once per n-tile + the outputs; GLB = every DRAM fill written + the weights read once per PE fill
+(WS per chunk, OS per m-tile) + X read once per n-tile + WS partial sums of all M rows written and read
+``k_tiles - 1`` times when a chunk holds more than one m-tile (a short last chunk of one m-tile is counted too: an
+upper bound) + the outputs written and read.
 Fields fixed in ``arch.mapping`` are respected. Input reuse across ops is not modeled: every op reads its X from DRAM.
 """
 
@@ -55,6 +57,7 @@ import numpy as np
 from fgmpsim.arch.record import DATAFLOWS, Arch, MemoryLevel
 from fgmpsim.energy import block_bits, level_bits
 from fgmpsim.errors import MappingError
+from fgmpsim.sim.hw.collectors import weight_buffer_reads
 from fgmpsim.trace.record import GemmOp, materialize_map
 
 
@@ -241,8 +244,9 @@ def _residency_options(arch: Arch, bw: int, shape: OpShape, m: Mapping) -> list[
 
 def _key(arch: Arch, bw: int, shape: OpShape, tiling: Tiling) -> tuple[int, ...]:
     dram, glb = _traffic(arch, bw, shape, tiling)
+    weight_reads = weight_buffer_reads(tiling, arch.pe_array) * shape.n * shape.repeat * bw
     m = tiling.mapping
-    return dram, glb, tiling.tiles, -m.tile_m, -m.tile_k_blocks, -m.tile_n, not tiling.x_resident
+    return dram, glb, weight_reads, tiling.tiles, -m.tile_m, -m.tile_k_blocks, -m.tile_n, not tiling.x_resident
 
 
 def _best(arch: Arch, bw: int, shape: OpShape, m: Mapping) -> tuple[tuple[int, ...], Tiling] | None:

@@ -2,8 +2,9 @@
 
 Row columns (units in the names): identity and shape (``op, layer, kind, M, K, N, repeat``), the mapping
 (``dataflow, tile_m, tile_n, tile_k_blocks, chunk_m, x_resident, w_resident, tiles``), time (``cycles,
-compute_cycles, stall_dram_cycles, stall_glb_cycles, stall_imbalance_cycles, stall_aqu_cycles, start_cycle,
-end_cycle, bound_cycles`` (the analytic lower bound), ``busy_<process>_cycles``), ``simpy_events`` (the SimPy
+compute_cycles, stall_dram_cycles, stall_glb_cycles, stall_imbalance_cycles, stall_aqu_cycles, stall_fill_cycles,
+start_cycle, end_cycle, bound_cycles`` (``stall_fill_cycles``: the VMAC pipeline's fill/drain; ``bound_cycles``: the
+analytic lower bound), ``busy_<process>_cycles``), ``simpy_events`` (the SimPy
 events processed for the op: op level on the tile engine, tile-step level on the event engine, 0 on the reference
 and analytic engines), MACs (``macs``, ``macs_<pair>``: lane MAC slots, ``M * N * KB * block`` on the block
 dataflows, so a zero-padded partial last block counts whole; ``useful_macs = M * N * K * repeat``, the real ones;
@@ -37,7 +38,8 @@ PROVENANCE_KEY = "fgmpsim.provenance"
 CSV_SIDECAR = ".provenance.json"
 """A CSV result ``r.csv`` keeps its provenance in ``r.csv.provenance.json`` (so ``pd.read_csv`` reads the table
 as it is), with the CSV's sha256: a CSV that does not match its sidecar is stale or damaged."""
-STALLS = ("stall_dram_cycles", "stall_glb_cycles", "stall_imbalance_cycles", "stall_aqu_cycles")
+STALLS = ("stall_dram_cycles", "stall_glb_cycles", "stall_imbalance_cycles", "stall_aqu_cycles",
+          "stall_fill_cycles")
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,19 @@ side by side), then the compute in parallel with every channel's overlapped tran
 
     step[s] = serial_dram[s] + serial_glb[s] + serial_aqu[s] + max(compute[s], dram[s], glb[s], aqu[s])
 
+where ``compute[s]`` is tile ``s``'s slowest lane plus the **VMAC pipeline fill/drain**: ``F = pipeline_depth - 1``
+cycles per tile (:func:`fill_cycles`). A lane issues one block pair into a ``pipeline_depth``-stage pipeline as
+soon as the previous one has used its cycles, and the lanes synchronize at tile boundaries, so the last block pair
+of every tile needs ``F`` more cycles to leave the pipeline before the next tile starts (its first result then
+needs ``F`` cycles to arrive: the fill of the next tile is the drain of this one, counted once per tile).
+
 Cycles of an op = sum of its steps (it starts with an empty pipeline and drains it: ops run back to back, never
 overlapping). Attribution: ``compute_cycles`` = sum of each tile's ideal ``ceil(work / active lanes)``;
-``stall_imbalance`` = slowest lane minus ideal; serialized transfers stall their channel's cause (DRAM side ->
-``stall_dram``, PE side -> ``stall_glb``, AQU -> ``stall_aqu``; a serialized drain goes to the slower of its
-parts, the GLB on a tie); the overlapped excess ``max(...) - compute`` goes to the channel that set the maximum
-(DRAM, then GLB, then AQU on ties). Hence ``compute + stalls = cycles`` for every op.
+``stall_imbalance`` = slowest lane minus ideal; ``stall_fill`` = ``F`` per tile; serialized transfers stall their
+channel's cause (DRAM side -> ``stall_dram``, PE side -> ``stall_glb``, AQU -> ``stall_aqu``; a serialized drain
+goes to the slower of its parts, the GLB on a tie); the overlapped excess ``max(...) - compute`` goes to the
+channel that set the maximum (DRAM, then GLB, then AQU on ties); the excess is measured over ``compute[s]`` fill
+included. Hence ``compute + stalls = cycles`` for every op.
 """
 
 from __future__ import annotations
@@ -66,9 +73,15 @@ BUSY = {"loader": ("dram_w", "dram_x"), "distributor": ("pe_w", "pe_x", "pe_psum
 CHANNELS = ("dram", "glb", "aqu")
 
 
-@dataclass(frozen=True)
+def fill_cycles(arch: Arch) -> int:
+    """VMAC pipeline fill/drain cycles added to every tile's compute: ``pipeline_depth - 1``."""
+    return arch.pe_array.pipeline_depth - 1
+
+
+@dataclass(frozen=True, kw_only=True)
 class OpTiming:
-    """Cycles of one op: ``cycles = compute_cycles + stall_*``; ``busy_<process>_cycles`` are the cycles each
+    """Cycles of one op: ``cycles = compute_cycles + stall_*`` (``stall_fill_cycles``: the VMAC pipeline's fill and
+    drain); ``busy_<process>_cycles`` are the cycles each
     hardware process (DRAM loader, GLB->PE distributor, AQU, drain + write-back writer) spends on transfers."""
 
     cycles: int
@@ -77,6 +90,7 @@ class OpTiming:
     stall_glb_cycles: int
     stall_imbalance_cycles: int
     stall_aqu_cycles: int
+    stall_fill_cycles: int
     busy_loader_cycles: int
     busy_distributor_cycles: int
     busy_aqu_cycles: int
@@ -92,7 +106,9 @@ def time_op(tiles: OpTiles, arch: Arch) -> OpTiming:
     steps = tiles.tiles + 2 * LEAD
     place = placements(arch)
     # a step holds at most one tile's share of each kind: int32 buffers (half the memory traffic) when that fits
-    dtype = np.int32 if sum(tiles.peak(kind) for kind in place) + tiles.peak("compute") < 2**31 else np.int64
+    fill = fill_cycles(arch)
+    dtype = (np.int32 if sum(tiles.peak(kind) for kind in place) + tiles.peak("compute") + fill < 2**31
+             else np.int64)
     serial = dict.fromkeys(CHANNELS, 0)
     overlap: dict[str, np.ndarray] = {}
     for kind, where in place.items():
@@ -110,6 +126,7 @@ def time_op(tiles: OpTiles, arch: Arch) -> OpTiming:
         serial["aqu"] += int(np.where(aqu > glb, aqu, 0).sum())
     compute = np.zeros(steps, dtype=dtype)
     tiles.add(compute, LEAD, "compute")
+    compute[LEAD:LEAD + tiles.tiles] += fill
     stall = dict.fromkeys(CHANNELS, 0)
     if overlap:
         channels = iter(overlap.values())
@@ -127,8 +144,10 @@ def time_op(tiles: OpTiles, arch: Arch) -> OpTiming:
                 unclaimed &= ~mine
     work = tiles.total("compute")
     busy = {name: sum(tiles.total(kind) for kind in kinds) for name, kinds in BUSY.items()}
+    filled = fill * tiles.tiles
     return OpTiming(
-        cycles=sum(serial.values()) + work + sum(stall.values()), compute_cycles=tiles.ideal_cycles,
+        cycles=sum(serial.values()) + work + filled + sum(stall.values()), compute_cycles=tiles.ideal_cycles,
         stall_dram_cycles=serial["dram"] + stall["dram"], stall_glb_cycles=serial["glb"] + stall["glb"],
         stall_imbalance_cycles=work - tiles.ideal_cycles, stall_aqu_cycles=serial["aqu"] + stall["aqu"],
+        stall_fill_cycles=filled,
         **{f"busy_{name}_cycles": value for name, value in busy.items()})

@@ -95,7 +95,7 @@ def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str,
     if arch.pe_array.systolic:
         return (*systolic_op(ops, tiling, arch), 0)
     tiles = op_tiles(ops, tiling, arch, residency)
-    bound = op_bound(tiles.counts, arch)
+    bound = op_bound(tiles.counts, arch, tiling.tiles)
     if engine == "event":
         timing, events = event_op(tiles, arch)
         return timing, tiles.counts, bound, events
@@ -121,7 +121,8 @@ def _reference(trace: Trace, op: GemmOp, tiling: Tiling, arch: Arch,
                                                     tiling.x_resident, tiling.w_resident, residency.keeps_output,
                                                     residency.fed))
     timing = OpTiming(**result.timing)
-    return timing, _columns(op, tiling, timing, result.counts, op_bound(result.counts, arch), arch, result.operands)
+    return timing, _columns(op, tiling, timing, result.counts, op_bound(result.counts, arch, tiling.tiles), arch,
+                                 result.operands)
 
 
 def _operand_columns(ops: Operands, arch: Arch) -> dict[str, Any]:

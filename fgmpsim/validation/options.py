@@ -60,6 +60,11 @@ OPTIONS: tuple[Option, ...] = (
            ("static.enabled=false",), ("static.enabled=true",)),
     Option("glb_keep_outputs", "an op's output stays in the GLB for the next op when it fits (no DRAM round trip)",
            ("memory.glb.keep_outputs=false",), ("memory.glb.keep_outputs=true",)),
+    Option("collectors", "8-block weight and 8-entry partial-sum collectors in every lane (fgmpsim.sim.hw.collectors)",
+           ("pe_array.weight_collector_blocks=0", "pe_array.psum_collector_entries=1"),
+           ("pe_array.weight_collector_blocks=8", "pe_array.psum_collector_entries=8")),
+    Option("pipeline_fill", "a 4-stage VMAC pipeline: 3 fill/drain cycles per tile (fgmpsim.sim.schedule)",
+           ("pe_array.pipeline_depth=1",), ("pe_array.pipeline_depth=4",)),
 )
 """The structural options of the arch YAML (docs/microarchitecture.md describes each)."""
 

@@ -1,14 +1,17 @@
 """The analytic lower bound of an op's cycles, from its action counts.
 
-``bound = max(compute, dram side, glb side)`` where
+``bound = max(compute + fill, dram side, glb side)`` where
 
 * ``compute = ceil(sum over block pairs of c[w][a] / lanes)`` (every lane busy, no imbalance);
+* ``fill = tiles * (pipeline_depth - 1)``: every tile fills and drains the VMAC pipeline once
+  (:mod:`fgmpsim.sim.schedule`);
 * ``dram side = ceil(fill bits / min(dram.read, glb.write) + write-back bits / min(glb.read, dram.write))``: every
   DRAM transfer runs on the one DRAM-side channel at no more than its slower end's rate;
 * ``glb side = ceil(PE-fill bits / glb.read + drain bits / glb.write)``: the PE side of the GLB likewise.
 
 Bits include metadata. The tile engine is never below it: each of its steps lasts at least its compute and at
-least each channel's transfers, and every transfer takes at least its bits over its rate.
+least each channel's transfers, and every transfer takes at least its bits over its rate; its compute steps last
+at least each tile's ideal plus the fill.
 """
 
 from __future__ import annotations
@@ -23,15 +26,16 @@ from fgmpsim.sim.schedule import OpTiming
 
 @dataclass(frozen=True)
 class Bound:
-    """Lower bounds in cycles: ``cycles`` is the largest of the three."""
+    """Lower bounds in cycles: ``cycles`` is the largest of compute + fill, DRAM side and GLB side."""
 
     compute: int
     dram: int
     glb: int
+    fill: int = 0
 
     @property
     def cycles(self) -> int:
-        return max(self.compute, self.dram, self.glb)
+        return max(self.compute + self.fill, self.dram, self.glb)
 
 
 @dataclass(frozen=True)
@@ -65,23 +69,26 @@ def memory_bounds(counts: dict[str, int], arch: Arch) -> MemorySides:
                        **{name: ceil(part) for name, part in zip(("fill", "writeback", "pe_fill", "drain"), parts)})
 
 
-def op_bound(counts: dict[str, int], arch: Arch) -> Bound:
-    """The bound of one op with these action counts."""
+def op_bound(counts: dict[str, int], arch: Arch, tiles: int = 0) -> Bound:
+    """The bound of one op with these action counts and ``tiles`` tiles."""
     pe = arch.pe_array
     table = pe.cycles_per_block_pair.as_table()
     work = sum(counts[f"macs_fp{4 + 4 * w}xfp{4 + 4 * a}"] // pe.vector_width * table[w][a]
                for w in (0, 1) for a in (0, 1))
     sides = memory_bounds(counts, arch)
-    return Bound(compute=-(-work // pe.lanes), dram=sides.dram, glb=sides.glb)
+    return Bound(compute=-(-work // pe.lanes), dram=sides.dram, glb=sides.glb,
+                 fill=tiles * (pe.pipeline_depth - 1))
 
 
 def bound_timing(bound: Bound, busy: dict[str, int] | None = None) -> OpTiming:
-    """An op lasting its bound: the gap between the bound and the compute stalls DRAM when the DRAM side binds,
-    else the GLB; ``busy``: cycles per hardware process (``loader, distributor, aqu, writer``; absent = 0)."""
+    """An op lasting its bound: the fill stalls as ``stall_fill_cycles``, the gap between the bound and compute +
+    fill stalls DRAM when the DRAM side binds, else the GLB; ``busy``: cycles per hardware process (``loader,
+    distributor, aqu, writer``; absent = 0)."""
     busy = busy or {}
-    gap = bound.cycles - bound.compute
+    gap = bound.cycles - bound.compute - bound.fill
     dram_binds = bound.dram == bound.cycles
     return OpTiming(cycles=bound.cycles, compute_cycles=bound.compute, stall_dram_cycles=gap if dram_binds else 0,
                     stall_glb_cycles=0 if dram_binds else gap, stall_imbalance_cycles=0, stall_aqu_cycles=0,
+                    stall_fill_cycles=bound.fill,
                     **{f"busy_{name}_cycles": busy.get(name, 0) for name in ("loader", "distributor", "aqu",
                                                                               "writer")})

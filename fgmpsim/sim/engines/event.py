@@ -18,16 +18,17 @@ Processes, one per hardware block (:data:`~fgmpsim.sim.schedule.BUSY`) plus the 
   wire) and waits for their done events: first the serialized transfers, one link of :data:`SERIAL_LINKS` after
   another; then the tile's compute and every overlapped transfer at once. The step ends when all are done.
 * **loader** (DRAM -> GLB fills), **distributor** (GLB -> PE fills), **array** (the tile's compute: one timeout of
-  its slowest lane), **aqu** (output quantization), **writer** (accumulation-buffer drains, GLB -> DRAM
-  write-backs). An order holds one burst per channel; a block runs its bursts on different channels side by side
-  (the writer drains and writes back at once) and the transfers of a burst one after another, one timeout each.
+  its slowest lane plus the VMAC pipeline's fill/drain, :func:`~fgmpsim.sim.schedule.fill_cycles`), **aqu**
+  (output quantization), **writer** (accumulation-buffer drains, GLB -> DRAM write-backs). An order holds one
+  burst per channel; a block runs its bursts on different channels side by side (the writer drains and writes back
+  at once) and the transfers of a burst one after another, one timeout each.
 * The channels of :data:`~fgmpsim.sim.schedule.CHANNELS` (DRAM side, PE side of the GLB, AQU) are ``simpy.Resource``
   ports of capacity 1 that a burst holds: the loader and the writer share the DRAM side, the distributor and the
   writer the GLB.
 
 Attribution is read off the SimPy timeline: a serialized link stalls the channel whose burst finished last, an
 overlapped phase stalls the channel whose port was busy last for the cycles the step outlasts the compute (DRAM, GLB,
-AQU on ties), and the array's cycles beyond each tile's ideal are imbalance.
+AQU on ties), and the array's cycles beyond each tile's ideal and its fill/drain are imbalance.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from fgmpsim.arch.record import Arch
 from fgmpsim.errors import ConfigError
 from fgmpsim.sim.engines.tile import CountingEnvironment
 from fgmpsim.sim.mapping import Tiling
-from fgmpsim.sim.schedule import BUSY, CHANNELS, LEAD, OpTiming, placements
+from fgmpsim.sim.schedule import BUSY, CHANNELS, LEAD, OpTiming, fill_cycles, placements
 from fgmpsim.sim.hw.traffic import OpTiles
 
 MAX_STEPS = 2_000_000
@@ -76,7 +77,8 @@ class _OpRun:
         self.tiles = tiles
         place = placements(arch)
         self.kinds = {kind: (tiles.flat(kind), LEAD + p.offset, p.channel) for kind, p in place.items()}
-        self.compute = tiles.flat("compute")
+        self.fill = fill_cycles(arch)
+        self.compute = tiles.flat("compute") + self.fill
         self.serial_links = [serial for link in SERIAL_LINKS
                              if (serial := tuple(k for k in link if not place[k].overlapped))]
         self.overlapped = tuple(k for k, p in place.items() if p.overlapped)
@@ -170,9 +172,10 @@ def event_op(tiles: OpTiles, arch: Arch) -> tuple[OpTiming, int]:
     """Run one op's tiles on the SimPy block model; its timing and the SimPy events processed."""
     run = _OpRun(tiles, arch)
     run.env.run()
-    ideal = tiles.ideal_cycles
+    ideal, filled = tiles.ideal_cycles, run.fill * tiles.tiles
     return OpTiming(
         cycles=int(run.env.now), compute_cycles=ideal, stall_dram_cycles=run.stall["dram"],
-        stall_glb_cycles=run.stall["glb"], stall_imbalance_cycles=run.computing - ideal,
-        stall_aqu_cycles=run.stall["aqu"], **{f"busy_{block}_cycles": cycles for block, cycles in run.busy.items()}
+        stall_glb_cycles=run.stall["glb"], stall_imbalance_cycles=run.computing - ideal - filled,
+        stall_aqu_cycles=run.stall["aqu"], stall_fill_cycles=filled,
+        **{f"busy_{block}_cycles": cycles for block, cycles in run.busy.items()}
     ), run.env.processed

@@ -51,7 +51,7 @@ def _busy(timing: OpTiming, block: str) -> int:
     """Cycles ``block`` holds the op. The writer drains (GLB side) and writes back (DRAM side) at once, so its
     transfer cycles can add up to more than the op lasts: it is held at most the op's cycles."""
     if block == "array":
-        return timing.compute_cycles + timing.stall_imbalance_cycles
+        return timing.compute_cycles + timing.stall_imbalance_cycles + timing.stall_fill_cycles
     return min(getattr(timing, f"busy_{block}_cycles"), timing.cycles)
 
 

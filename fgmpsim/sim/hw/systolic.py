@@ -156,6 +156,9 @@ def systolic_counts(ops: Operands, tiling: Tiling, arch: Arch) -> dict[str, int]
         "accum_buffer_read_metadata_bits": 0, "accum_buffer_write_metadata_bits": 0,
         **{f"macs_{p}": op.macs if p == pair else 0 for p in PRECISION_PAIRS},
         "block_pairs": r * op.m * op.n * f.row_folds, "aqu_blocks": 0, "aqu_sensitivity_read_bits": 0,
+        # no lane collectors on a systolic array (the arch check refuses them)
+        **{f"{c}_{d}_{kind}bits": 0 for c in ("weight_collector", "psum_collector") for d in ("read", "write")
+           for kind in ("", "metadata_")},
     }
 
 

@@ -14,8 +14,9 @@ stationary; a tile has ``rows x cols`` outputs.
   row ``m`` to PE ``m``), and (WS, chunks of more than one m-tile) the tile's partial sums before every k-tile but
   the first. Cycles ``max(ceil(GLB bits / glb.read), ceil(bits into the fullest PE / buffer.write))``.
 * **compute**: a lane reads its weight block for every block pair (``rows`` reads of each weight block of the
-  tile); a PE reads each input block once and broadcasts it to its lanes (a per-lane FIFO absorbs their skew);
-  each lane read-modify-writes each output's partial sum once per tile (no read on k-tile 0).
+  tile), or, with a weight collector, as :mod:`fgmpsim.sim.hw.collectors` rules (which also counts the collectors'
+  register-file accesses); a PE reads each input block once and broadcasts it to its lanes (a per-lane FIFO absorbs
+  their skew); each lane read-modify-writes each output's partial sum once per tile (no read on k-tile 0).
 * **drain** (accumulation buffer -> GLB): WS partial sums after every k-tile but the last (chunks of more than one
   m-tile); the outputs after the last k-tile, through the AQU when it quantizes the op. Cycles
   ``max(ceil(GLB bits / glb.write), ceil(partial-sum bits out of the fullest PE / accum.read))``; beside it the
@@ -45,6 +46,7 @@ from fgmpsim.energy import level_bits
 from fgmpsim.sim.vector.grid import Grid, Term, crop
 from fgmpsim.sim.vector.map_counts import MapCounts, mode_pairs, op_counts, tile_sizes, tile_starts
 from fgmpsim.sim.mapping import Tiling
+from fgmpsim.sim.hw.collectors import collector_counts
 from fgmpsim.sim.hw.operands import Operands, OutputFormat
 from fgmpsim.sim.hw.glb_residency import NONE, Residency
 from fgmpsim.sim.hw.lanes import lane_work
@@ -194,13 +196,17 @@ def tile_plan(t: Tiling, arch: Arch, fed: str | None = None) -> TilePlan:
         "drain_aqu": (g.term(aqu.latency_cycles + ceil_div(outputs, aqu.blocks_per_cycle * pe.vector_width),
                              last),) if aqu.enabled else (),
     }
+    cc = collector_counts(t, pe, g, rows, kblocks)
     spilled, refilled = ps * total(spill_out, rows, cols), ps * total(refill, rows, cols)
     totals = {
         "fills_meta": meta * (total(w_dram, w_blocks) + total(x_dram, x_blocks)), "spilled": spilled,
         "refilled": refilled, "inputs_meta": meta * total(x_fanout, x_blocks),
         "pe_fill_meta": meta * (total(w_fill, w_blocks) + total(x_blocks)),
         "weight_buffer_write_meta": meta * total(w_fill, w_fanout, w_blocks),
-        "weight_buffer_read_meta": meta * total(rows, w_blocks),
+        "weight_buffer_read_meta": meta * total(cc.buffer_reads, w_blocks),
+        "weight_collector_write_meta": meta * total(cc.collector_writes, w_blocks),
+        "weight_collector_read_meta": meta * total(cc.collector_reads, w_blocks),
+        "psum_collector": ps * total(cc.psum_accesses, cols),
         "accum_read": ps * (total(kt > 0, rows, cols) + total(last, rows, cols)) + spilled,
         "accum_write": ps * total(rows, cols) + refilled,
     }
@@ -214,7 +220,9 @@ def tile_plan(t: Tiling, arch: Arch, fed: str | None = None) -> TilePlan:
 
     w_axes, x_axes = (1, 4), (2,)
     w_weights = {"dram": per_tile(w_axes, w_dram), "fill": per_tile(w_axes, w_fill),
-                 "buffer_write": per_tile(w_axes, w_fill, w_fanout), "buffer_read": per_tile(w_axes, rows)}
+                 "buffer_write": per_tile(w_axes, w_fill, w_fanout), "buffer_read": per_tile(w_axes, cc.buffer_reads),
+                 "collector_write": per_tile(w_axes, cc.collector_writes),
+                 "collector_read": per_tile(w_axes, cc.collector_reads)}
     x_weights = {"dram": per_tile(x_axes, x_dram), "all": per_tile(x_axes, _ONE),
                  "fanout": per_tile(x_axes, x_fanout)}
     return TilePlan(g, kblocks, rows, cols, last, w_blocks, x_blocks, w_dram, w_fill, x_dram, w_fanout, x_fanout,
@@ -286,6 +294,12 @@ def action_counts(p: TilePlan, f: MapFactors, mc: MapCounts, ops: Operands, arch
         "weight_buffer_write_metadata_bits": tt["weight_buffer_write_meta"],
         "weight_buffer_read_bits": w("buffer_read", "pe"),
         "weight_buffer_read_metadata_bits": tt["weight_buffer_read_meta"],
+        "weight_collector_write_bits": w("collector_write"),
+        "weight_collector_write_metadata_bits": tt["weight_collector_write_meta"],
+        "weight_collector_read_bits": w("collector_read"),
+        "weight_collector_read_metadata_bits": tt["weight_collector_read_meta"],
+        "psum_collector_write_bits": tt["psum_collector"], "psum_collector_read_bits": tt["psum_collector"],
+        "psum_collector_write_metadata_bits": 0, "psum_collector_read_metadata_bits": 0,
         "input_buffer_write_bits": inputs, "input_buffer_write_metadata_bits": tt["inputs_meta"],
         "input_buffer_read_bits": inputs, "input_buffer_read_metadata_bits": tt["inputs_meta"],
         "accum_buffer_read_bits": tt["accum_read"], "accum_buffer_write_bits": tt["accum_write"],

@@ -42,9 +42,9 @@ MAX_STEPPED_CYCLES = 20_000_000
 """Most loop iterations (a lane or a transfer port advanced by one cycle) of one op: 1-20 s in Python."""
 
 TIMING = ("cycles", "compute_cycles", "stall_dram_cycles", "stall_glb_cycles", "stall_imbalance_cycles",
-          "stall_aqu_cycles", "busy_loader_cycles", "busy_distributor_cycles", "busy_aqu_cycles",
-          "busy_writer_cycles")
-"""The timing columns :func:`reference_op` returns (``cycles`` = ``compute_cycles`` + the four stalls)."""
+          "stall_aqu_cycles", "stall_fill_cycles", "busy_loader_cycles", "busy_distributor_cycles",
+          "busy_aqu_cycles", "busy_writer_cycles")
+"""The timing columns :func:`reference_op` returns (``cycles`` = ``compute_cycles`` + the five stalls)."""
 
 
 def check_size(trace: Trace) -> None:
@@ -92,6 +92,7 @@ def reference_op(trace: Trace, op: GemmOp, arch: Arch, decision: Decision) -> Re
     timing = {"cycles": spent["cycles"], "compute_cycles": spent["compute"],
               "stall_dram_cycles": spent["dram"], "stall_glb_cycles": spent["glb"],
               "stall_imbalance_cycles": spent["imbalance"], "stall_aqu_cycles": spent["aqu"],
+              "stall_fill_cycles": spent["fill"],
               **{f"busy_{p}_cycles": busy[p] for p in ("loader", "distributor", "aqu", "writer")}}
     return ReferenceOp(timing, {name: builder.counts.get(name, 0) for name in action_names()},
                        _operands(op, w, a, out, arch))

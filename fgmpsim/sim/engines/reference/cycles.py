@@ -20,11 +20,13 @@ A step first runs its serialized transfers one after another, then its compute b
 A transfer lasts until each of its ports has moved its bits at its rate, one cycle at a time; the AQU part of a
 drain waits its latency, then takes its outputs at its rate. A serialized drain runs its GLB and AQU parts side by
 side. In the overlapped phase every lane steps through its block pairs while each channel (DRAM side, PE side of
-the GLB, AQU) runs its queued transfers one at a time; the phase ends when all are done.
+the GLB, AQU) runs its queued transfers one at a time; the phase ends when all are done. A lane is done when its
+last block pair has also left the VMAC pipeline: ``pipeline_depth - 1`` cycles after its last block pair's cycles.
 
-Attribution per step: ``compute`` gets the tile's ideal ``ceil(lane cycles / active lanes)``, ``imbalance`` the
-slowest lane minus that; a serialized transfer stalls its channel (a serialized drain: the AQU if its AQU part
-took longer than its GLB part, else the GLB); the cycles the overlapped phase outlasts the slowest lane stall the
+Attribution per step: ``compute`` gets the tile's ideal ``ceil(lane cycles / active lanes)``, ``fill`` the
+pipeline's ``pipeline_depth - 1``, ``imbalance`` the slowest lane (pipeline drain included) minus both; a
+serialized transfer stalls its channel (a serialized drain: the AQU if its AQU part took longer than its GLB part,
+else the GLB); the cycles the overlapped phase outlasts the slowest lane stall the
 channel busy until the phase's last cycle (DRAM, then GLB, then AQU when several are). Busy cycles: the cycles each
 hardware process spends moving: the **loader** DRAM -> GLB, the **distributor** GLB -> PE, the **aqu** its part of
 the drains, the **writer** the GLB part of the drains and the write-backs.
@@ -108,6 +110,7 @@ class Step:
     transfers (a drain with its AQU part) and the overlapped jobs queued on each channel."""
 
     lanes: list[list[int]] | None = None
+    drain: int = 0
     serial: list[tuple[str, Job, Job | None]] = field(default_factory=list)
     queues: dict[str, list[Job]] = field(default_factory=lambda: {ch: [] for ch in CHANNELS})
 
@@ -118,6 +121,7 @@ def build_steps(lanes: list[list[list[int]]], moves: list[Movement], arch: Arch)
     steps: dict[int, Step] = defaultdict(Step)
     for j, work in enumerate(lanes):
         steps[j].lanes = work
+        steps[j].drain = arch.pe_array.pipeline_depth - 1
     for move in moves:
         offset, overlapped, channel = placement(move.kind, arch)
         glb, aqu = _glb_job(move), _aqu_job(move)
@@ -139,7 +143,7 @@ def stepped_cycles(steps: dict[int, Step]) -> int:
     total = 0
     for step in steps.values():
         work = step.lanes or []
-        total += max((sum(lane) for lane in work), default=0) * len(work)
+        total += (max((sum(lane) for lane in work), default=0) + step.drain) * len(work)
         jobs = [j for _, glb, aqu in step.serial for j in (glb, aqu) if j is not None]
         jobs += [j for queue in step.queues.values() for j in queue]
         total += sum(job.cycles() * len(job.ports) for job in jobs)
@@ -165,23 +169,28 @@ def _serial(channel: str, glb: Job, aqu: Job | None, busy: dict[str, int]) -> tu
 
 def run_step(step: Step, busy: dict[str, int]) -> dict[str, int]:
     """Run one step cycle by cycle; its cycles by cause (``compute``, ``imbalance``, each channel) and in all."""
-    spent = dict.fromkeys(("compute", "imbalance", *CHANNELS), 0)
+    spent = dict.fromkeys(("compute", "imbalance", "fill", *CHANNELS), 0)
     for channel, glb, aqu in step.serial:
         cycles, cause = _serial(channel, glb, aqu, busy)
         spent[cause] += cycles
     work = step.lanes or []
-    lanes = [[list(lane), 0] for lane in work]      # [block-pair cycles left in order, cycles left of the current]
+    # [block-pair cycles left in order, cycles left of the current, pipeline drain cycles left after the last]
+    lanes = [[list(lane), 0, step.drain] for lane in work]
     queues = {ch: list(jobs) for ch, jobs in step.queues.items()}
     slowest, last = 0, dict.fromkeys(CHANNELS, 0)
     cycle = 0
-    while any(pairs or left for pairs, left in lanes) or any(queues.values()):
+    while any(pairs or left or drain for pairs, left, drain in lanes) or any(queues.values()):
         cycle += 1
         for lane in lanes:
             if lane[1] == 0 and lane[0]:
                 lane[1] = lane[0].pop(0)
             if lane[1]:
                 lane[1] -= 1
-                if lane[1] == 0 and not lane[0]:
+                if lane[1] == 0 and not lane[0] and not lane[2]:
+                    slowest = cycle
+            elif not lane[0] and lane[2]:
+                lane[2] -= 1
+                if lane[2] == 0:
                     slowest = cycle
         for channel, queue in queues.items():
             if queue:
@@ -192,7 +201,8 @@ def run_step(step: Step, busy: dict[str, int]) -> dict[str, int]:
                     last[channel] = cycle
     if work:
         spent["compute"] = -(-sum(sum(lane) for lane in work) // len(work))
-        spent["imbalance"] = slowest - spent["compute"]
+        spent["fill"] = step.drain
+        spent["imbalance"] = slowest - spent["compute"] - step.drain
     if cycle > slowest:
         spent[next(ch for ch in CHANNELS if last[ch] == cycle)] += cycle - slowest
     spent["cycles"] = sum(spent.values())

@@ -24,6 +24,13 @@ Per tile, in the order the hardware needs them (bits = data bits, metadata bits 
 * **compute**: every lane's block pairs. Each lane reads its weight block per block pair (``rows`` reads of every
   weight block), each active PE reads each of its input blocks once, each output's partial sum is written every
   tile and read on every k-tile but the first.
+* **collectors** (spec: :mod:`fgmpsim.sim.hw.collectors`; WS with ``weight_collector_blocks = dw >= 1`` only): the
+  lane runs its program, row groups of ``psum_collector_entries = dp`` rows, within each the k-chunks of ``dw``
+  blocks, within each the group's rows over the chunk's blocks. Its collector holds one k-chunk of one channel:
+  a chunk it does not hold is read from the weight buffer and written into the collector; every block pair reads
+  its weight block from the collector. A weight-buffer fill of the lane's PE (the weight tile sent to the PEs)
+  empties the collector. With more than one row in a group, a row's partial sum is written to the partial-sum
+  collector after every k-chunk but the last and read back before every k-chunk but the first.
 * **drain** (accumulation buffers -> GLB): the partial sums after every k-tile but the last (spilling chunks), and
   the outputs after the last k-tile. Ends: each PE's accumulation buffer at ``accum.read``, the GLB at
   ``glb.write``; an output drain of an op the AQU quantizes also runs the AQU: ``latency`` cycles, then
@@ -52,6 +59,7 @@ from fgmpsim.arch.record import Arch
 from fgmpsim.sim.engines.reference.operands import Output, level_block_bits
 
 LEVELS = ("dram", "glb", "weight_buffer", "input_buffer", "accum_buffer")
+COLLECTORS = ("weight_collector", "psum_collector")
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,7 @@ class OpBuilder:
         self.moves: list[Movement] = []
         self.lanes: list[list[list[int]]] = []
         self.bits = {level: level_block_bits(arch, level) for level in ("dram", "glb", "pe_buffers")}
+        self.held: dict[int, tuple] = {}      # lane (position in the n-tile) -> (channel, blocks) its collector holds
 
     def _move(self, kind: str, j: int, src: str, dst: str, read: tuple[int, int], written: tuple[int, int],
               src_ends: list[int], dst_ends: list[int], aqu: tuple[int, int, int] | None = None) -> None:
@@ -197,6 +206,8 @@ class OpBuilder:
                        [sum(x_glb)], x_pe)
             if t.spills and t.kt > 0:
                 self._move("pe_psum", j, "glb", "accum_buffer", (psums, 0), (psums, 0), [psums], psum_pe)
+            if w_to_pe:
+                self.held.clear()
             self._compute(t, w, a, w_tile, x_tile, x_copies)
             if t.kt < self.k_tiles - 1:
                 if t.spills:
@@ -220,7 +231,10 @@ class OpBuilder:
     def _compute(self, t: Tile, w: list, a: list, w_tile: tuple[int, int], x_tile: tuple[int, int],
                  x_copies: int) -> None:
         """The tile's lanes, MACs and block pairs, and its PE-buffer reads and partial-sum updates."""
-        if self.d.ws:
+        dw = self.arch.pe_array.weight_collector_blocks
+        if self.d.ws and dw:
+            lanes = [self._collector_program(t, w, j, n) for j, n in enumerate(t.cols)]
+        elif self.d.ws:
             lanes = [[(n, m, k) for m in t.rows for k in t.blocks] for n in t.cols]
         else:
             lanes = [[(n, m, k) for k in t.blocks] for m in t.rows for n in t.cols]
@@ -235,18 +249,46 @@ class OpBuilder:
             work.append(cycles)
         self.lanes.append(work)
         psums = len(t.rows) * len(t.cols) * self.arch.storage.psum_bits
+        weight_reads = (0, 0) if self.d.ws and dw else (len(t.rows) * w_tile[0], len(t.rows) * w_tile[1])
         for level, direction, data, meta in (
-                ("weight_buffer", "read", len(t.rows) * w_tile[0], len(t.rows) * w_tile[1]),
+                ("weight_buffer", "read", *weight_reads),
                 ("input_buffer", "read", x_copies * x_tile[0], x_copies * x_tile[1]),
                 ("accum_buffer", "read", psums if t.kt > 0 else 0, 0), ("accum_buffer", "write", psums, 0)):
             self.counts[f"{level}_{direction}_bits"] += data
             self.counts[f"{level}_{direction}_metadata_bits"] += meta
 
+    def _collector_program(self, t: Tile, w: list, j: int, n: int) -> list[tuple[int, int, int]]:
+        """Lane ``j`` (channel ``n``) through its collectors (module docstring): counts its weight-buffer reads and
+        register-file accesses, returns its block pairs in the order it runs them."""
+        pe, meta, ps = self.arch.pe_array, self.arch.storage.metadata_bits_per_block, self.arch.storage.psum_bits
+        dw, dp = pe.weight_collector_blocks, pe.psum_collector_entries
+        chunks = [t.blocks[i:i + dw] for i in range(0, len(t.blocks), dw)]
+        pairs = []
+        for g in range(0, len(t.rows), dp):
+            group = t.rows[g:g + dp]
+            for c, chunk in enumerate(chunks):
+                if self.held.get(j) != (n, chunk):
+                    self.held[j] = (n, chunk)
+                    for k in chunk:
+                        for name in ("weight_buffer_read", "weight_collector_write"):
+                            self.counts[f"{name}_bits"] += self.bits["pe_buffers"][w[n][k]]
+                            self.counts[f"{name}_metadata_bits"] += meta
+                for m in group:
+                    if c > 0 and len(group) > 1:
+                        self.counts["psum_collector_read_bits"] += ps
+                    for k in chunk:
+                        pairs.append((n, m, k))
+                        self.counts["weight_collector_read_bits"] += self.bits["pe_buffers"][w[n][k]]
+                        self.counts["weight_collector_read_metadata_bits"] += meta
+                    if c < len(chunks) - 1 and len(group) > 1:
+                        self.counts["psum_collector_write_bits"] += ps
+        return pairs
+
 
 def action_names() -> tuple[str, ...]:
-    """Every action the reference engine counts: bits and metadata bits read and written at every level, MACs per
-    precision pair, block pairs, AQU blocks and AQU sensitivity-table bits."""
-    memory = tuple(f"{level}_{direction}_{kind}bits" for level in LEVELS for direction in ("read", "write")
-                   for kind in ("", "metadata_"))
+    """Every action the reference engine counts: bits and metadata bits read and written at every level and
+    collector, MACs per precision pair, block pairs, AQU blocks and AQU sensitivity-table bits."""
+    memory = tuple(f"{level}_{direction}_{kind}bits" for level in (*LEVELS, *COLLECTORS)
+                   for direction in ("read", "write") for kind in ("", "metadata_"))
     macs = tuple(f"macs_fp{w}xfp{a}" for w in (4, 8) for a in (4, 8))
     return (*memory, *macs, "block_pairs", "aqu_blocks", "aqu_sensitivity_read_bits")
