@@ -22,6 +22,7 @@ import pandas as pd
 
 from fgmpsim.arch import load_arch
 from fgmpsim.sim import simulate
+from fgmpsim.sim.hw.causal import DEFAULT as DEFAULT_ATTENTION
 from fgmpsim.trace import synth_trace
 from fgmpsim.validation.files import write_csv
 from fgmpsim.validation.headline import ARCHS, TRACE_ARGS
@@ -37,12 +38,21 @@ OPTIONS_CSV = "docs/results/options_llama2_7b.csv"
 
 @dataclass(frozen=True)
 class Option:
-    """A structural option: ``off`` and ``on`` are ``--set`` overrides (``path=value``) of both designs."""
+    """A structural option: ``off`` and ``on`` are ``--set`` overrides (``path=value``) of both designs, or, for
+    what is a simulation mode rather than an arch field, ``attention`` = (mode off, mode on) of ``simulate``."""
 
     name: str
     description: str
-    off: tuple[str, ...]
-    on: tuple[str, ...]
+    off: tuple[str, ...] = ()
+    on: tuple[str, ...] = ()
+    attention: tuple[str, str] | None = None
+
+    def setting(self, state: str) -> tuple[tuple[str, ...], str]:
+        """``(overrides, attention mode)`` of ``state`` (``"on"`` or ``"off"``)."""
+        overrides = self.on if state == "on" else self.off
+        if self.attention is None:
+            return overrides, DEFAULT_ATTENTION
+        return overrides, self.attention[state == "on"]
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -63,6 +73,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("collectors", "8-block weight and 8-entry partial-sum collectors in every lane (fgmpsim.sim.hw.collectors)",
            ("pe_array.weight_collector_blocks=0", "pe_array.psum_collector_entries=1"),
            ("pe_array.weight_collector_blocks=8", "pe_array.psum_collector_entries=8")),
+    Option("causal_attention", "prefill attention skips the key blocks above each 128-row query band "
+           "(off: the full M x N product)", attention=("dense", "causal")),
     Option("pipeline_fill", "a 4-stage VMAC pipeline: 3 fill/drain cycles per tile (fgmpsim.sim.schedule)",
            ("pe_array.pipeline_depth=1",), ("pe_array.pipeline_depth=4",)),
 )
@@ -72,16 +84,17 @@ OPTIONS: tuple[Option, ...] = (
 def shipped_state(option: Option) -> str:
     """``"on"`` or ``"off"``: which of the option's settings ``fgmp`` ships with."""
     shipped = load_arch("fgmp")
-    for state, overrides in (("on", option.on), ("off", option.off)):
-        if load_arch("fgmp", list(overrides)) == shipped:
+    for state in ("on", "off"):
+        overrides, attention = option.setting(state)
+        if load_arch("fgmp", list(overrides)) == shipped and attention == DEFAULT_ATTENTION:
             return state
     raise ValueError(f"option {option.name!r}: neither setting is what fgmp.yaml ships ({option.off} / {option.on})")
 
 
-def _run(trace: Any, overrides: tuple[str, ...]) -> dict[str, float]:
+def _run(trace: Any, overrides: tuple[str, ...], attention: str = DEFAULT_ATTENTION) -> dict[str, float]:
     out: dict[str, float] = {}
     for name in ARCHS:
-        summary = simulate(trace, load_arch(name, list(overrides))).summary()
+        summary = simulate(trace, load_arch(name, list(overrides)), attention=attention).summary()
         out[f"{name}_energy_pj"] = summary["energy_pj"]
         out[f"{name}_cycles"] = summary["cycles"]
         out[f"{name}_area_mm2"] = summary.get("area_mm2", float("nan"))
@@ -106,7 +119,7 @@ def compute_options(progress: Callable[[str], None] | None = None,
             state = "off" if shipped_state(option) == "on" else "on"
             say(f"simulating {trace.name} with {option.name} {state}")
             rows.append({"option": option.name, "setting": state, "trace": label,
-                         **_run(trace, option.off if state == "off" else option.on)})
+                         **_run(trace, *option.setting(state))})
     return pd.DataFrame(rows)
 
 
