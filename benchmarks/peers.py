@@ -78,6 +78,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from scalesim_ws import scalesim_config  # this folder is on sys.path when run as a script
+
 ROOT = Path(__file__).resolve().parents[1]
 GIB = 2**30
 DEFAULT_GEMMS = "64x256x256,256x512x512,1024x1024x1024,2048x4096x4096"  # the last: Llama-2-7B q_proj, 2048 tokens
@@ -166,48 +168,10 @@ def write_scalesim_inputs(array: PeerArray, gemm: Gemm, folder: Path) -> None:
     """SCALE-Sim v3 config (``s.cfg``), GEMM topology (``gemm.csv``) and an empty layout (``layout.csv``)."""
     kib = array.glb_bytes // 1024
     word_bits = array.operand_bits
-    (folder / "s.cfg").write_text(f"""\
-[general]
-run_name = peer
-
-[architecture_presets]
-ArrayHeight: {array.rows}
-ArrayWidth: {array.cols}
-IfmapSramSzkB: {kib // 2}
-FilterSramSzkB: {kib // 4}
-OfmapSramSzkB: {kib // 4}
-# offsets and request buffers as in SCALE-Sim's configs/scale.cfg; [layout] and [sparsity] unused (off)
-IfmapOffset: 0
-FilterOffset: 10000000
-OfmapOffset: 20000000
-# words per cycle; read in USER mode only
-Bandwidth: {array.dram_read_bits_per_cycle // word_bits}
-Dataflow: ws
-MemoryBanks: 1
-ReadRequestBuffer: 512
-WriteRequestBuffer: 512
-
-[layout]
-IfmapCustomLayout: False
-IfmapSRAMBankBandwidth: {array.glb_read_bits_per_cycle // word_bits}
-IfmapSRAMBankNum: 1
-IfmapSRAMBankPort: 2
-FilterCustomLayout: False
-FilterSRAMBankBandwidth: {array.glb_read_bits_per_cycle // word_bits}
-FilterSRAMBankNum: 1
-FilterSRAMBankPort: 2
-
-[sparsity]
-SparsitySupport: false
-SparseRep: ellpack_block
-OptimizedMapping: false
-BlockSize: 8
-RandomNumberGeneratorSeed: 40
-
-[run_presets]
-InterfaceBandwidth: CALC
-UseRamulatorTrace: False
-""")
+    (folder / "s.cfg").write_text(scalesim_config(
+        array.rows, array.cols, run_name="peer", ifmap_kb=kib // 2, filter_kb=kib // 4, ofmap_kb=kib // 4,
+        bandwidth=array.dram_read_bits_per_cycle // word_bits,
+        bank_bandwidth=array.glb_read_bits_per_cycle // word_bits))
     (folder / "gemm.csv").write_text(f"Layer, M, N, K,\ngemm, {gemm.m}, {gemm.n}, {gemm.k},\n")
     (folder / "layout.csv").write_text("Layer,\n")  # read even without custom layouts; header only
 

@@ -25,18 +25,18 @@ from pathlib import Path
 
 CONFIG = """\
 [general]
-run_name = ws
+run_name = {run_name}
 
 [architecture_presets]
 ArrayHeight: {rows}
 ArrayWidth: {cols}
-IfmapSramSzkB: 1024
-FilterSramSzkB: 512
-OfmapSramSzkB: 512
+IfmapSramSzkB: {ifmap_kb}
+FilterSramSzkB: {filter_kb}
+OfmapSramSzkB: {ofmap_kb}
 IfmapOffset: 0
 FilterOffset: 10000000
 OfmapOffset: 20000000
-Bandwidth: 256
+Bandwidth: {bandwidth}
 Dataflow: ws
 MemoryBanks: 1
 ReadRequestBuffer: 512
@@ -44,11 +44,11 @@ WriteRequestBuffer: 512
 
 [layout]
 IfmapCustomLayout: False
-IfmapSRAMBankBandwidth: 256
+IfmapSRAMBankBandwidth: {bank_bandwidth}
 IfmapSRAMBankNum: 1
 IfmapSRAMBankPort: 2
 FilterCustomLayout: False
-FilterSRAMBankBandwidth: 256
+FilterSRAMBankBandwidth: {bank_bandwidth}
 FilterSRAMBankNum: 1
 FilterSRAMBankPort: 2
 
@@ -63,6 +63,15 @@ RandomNumberGeneratorSeed: 40
 InterfaceBandwidth: CALC
 UseRamulatorTrace: False
 """
+
+
+def scalesim_config(rows: int, cols: int, *, run_name: str = "ws", ifmap_kb: int = 1024, filter_kb: int = 512,
+                    ofmap_kb: int = 512, bandwidth: int = 256, bank_bandwidth: int = 256) -> str:
+    """A SCALE-Sim v3 ``.cfg`` for an ``rows`` x ``cols`` weight-stationary array (SRAM sizes in KiB, bandwidths
+    in words per cycle; offsets and request buffers as in SCALE-Sim's ``configs/scale.cfg``; ``Bandwidth`` is
+    read in USER mode only, this config runs CALC). ``benchmarks/peers.py`` uses it too."""
+    return CONFIG.format(rows=rows, cols=cols, run_name=run_name, ifmap_kb=ifmap_kb, filter_kb=filter_kb,
+                         ofmap_kb=ofmap_kb, bandwidth=bandwidth, bank_bandwidth=bank_bandwidth)
 
 
 def parse_gemms(text: str) -> list[tuple[int, int, int]]:
@@ -80,7 +89,7 @@ def total_cycles(rows: int, cols: int, m: int, k: int, n: int, folder: Path) -> 
     """SCALE-Sim's "Total Cycles" (COMPUTE_REPORT.csv) of one GEMM."""
     from scalesim.scale_sim import scalesim
 
-    (folder / "s.cfg").write_text(CONFIG.format(rows=rows, cols=cols))
+    (folder / "s.cfg").write_text(scalesim_config(rows, cols))
     (folder / "gemm.csv").write_text(f"Layer, M, N, K,\ngemm, {m}, {n}, {k},\n")
     (folder / "layout.csv").write_text("Layer,\n")
     sim = scalesim(save_disk_space=True, verbose=False, config=str(folder / "s.cfg"),
