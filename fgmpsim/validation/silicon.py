@@ -25,19 +25,24 @@ CPP_NM = {16: 90.0, 5: 51.0}
 
 
 def ours() -> pd.DataFrame:
-    """One row per arch: on-chip pJ/MAC and its split (datapath = MACs + scale/accumulate, on-chip memories =
-    GLB + PE buffers + metadata, AQU), plus DRAM pJ/MAC for reference."""
+    """One row per arch: on-chip pJ/MAC and its split (datapath = MACs + scale/accumulate + the mixed lane's mode
+    logic, on-chip memories = GLB + PE buffers + collectors + metadata + alignment, AQU, static = leakage + clock),
+    plus DRAM pJ/MAC for reference."""
     trace = gemm_trace(**GEMM)
     rows = []
     for name in ("fgmp", "fp8_baseline"):
         row = simulate(trace, load_arch(name)).to_frame().iloc[0]
         macs = row["macs"]
-        datapath = sum(row[c] for c in row.index if c.startswith("energy_mac_")) + row["energy_scale_accumulate_pj"]
-        memories = row["energy_glb_pj"] + row["energy_pe_buffers_pj"] + row["energy_metadata_pj"]
+        datapath = (sum(row[c] for c in row.index if c.startswith("energy_mac_")) + row["energy_scale_accumulate_pj"]
+                    + row["energy_fgmp_mode_logic_pj"])
+        memories = (row["energy_glb_pj"] + row["energy_pe_buffers_pj"] + row["energy_collectors_pj"]
+                    + row["energy_metadata_pj"] + row["energy_alignment_pj"])
         rows.append({"arch": name, "on_chip_pj_per_mac": (row["energy_pj"] - row["energy_dram_pj"]) / macs,
                      "datapath_pj_per_mac": datapath / macs, "on_chip_memory_pj_per_mac": memories / macs,
                      "pe_buffers_pj_per_mac": row["energy_pe_buffers_pj"] / macs,
-                     "aqu_pj_per_mac": row["energy_aqu_pj"] / macs, "dram_pj_per_mac": row["energy_dram_pj"] / macs})
+                     "aqu_pj_per_mac": row["energy_aqu_pj"] / macs,
+                     "static_pj_per_mac": (row["energy_leakage_pj"] + row["energy_clock_pj"]) / macs,
+                     "dram_pj_per_mac": row["energy_dram_pj"] / macs})
     return pd.DataFrame(rows)
 
 
