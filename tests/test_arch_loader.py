@@ -11,6 +11,7 @@ from fgmpsim.arch import ARCH_CONFIG_DIR, Arch, arch_from_dict, arch_to_dict, fi
 from fgmpsim.errors import ConfigError
 
 DESIGNS = ("fgmp", "fp8_baseline", "nvfp4", "fgmp_fp8_half_rate", "fgmp_output_stationary")
+SYSTOLIC_DESIGNS = ("systolic_16x16", "systolic_32x8")  # other arrays: tests/test_sim_systolic.py
 
 
 def _flat(data: dict, prefix: str = "") -> dict:
@@ -42,7 +43,7 @@ def test_every_shipped_design_loads_with_the_shared_array(name: str) -> None:
 
 
 def test_shipped_names_lists_every_file() -> None:
-    assert set(shipped_names()) == {*DESIGNS, "base"}
+    assert set(shipped_names()) == {*DESIGNS, *SYSTOLIC_DESIGNS, "base"}
 
 
 def test_base_is_a_fragment_and_loading_it_alone_names_the_first_missing_field() -> None:
@@ -164,7 +165,7 @@ def test_a_bad_override_value_is_blamed_on_the_override() -> None:
 
 
 def test_arch_to_dict_round_trips_and_is_plain_yaml() -> None:
-    for name in DESIGNS:
+    for name in (*DESIGNS, *SYSTOLIC_DESIGNS):
         arch = load_arch(name)
         data = arch_to_dict(arch)
         assert "source" not in data

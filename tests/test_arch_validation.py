@@ -28,7 +28,7 @@ BROKEN = [
     ({"pe_array": {"pes": 16.5}}, "pe_array.pes", "must be an integer"),
     ({"pe_array": {"pes": True}}, "pe_array.pes", "must be an integer"),
     ({"pe_array": {"vector_width": 12}}, "pe_array.vector_width", "power of two, got 12"),
-    ({"pe_array": {"dataflow": "row_stationary"}}, "pe_array.dataflow", "'weight_stationary' or 'output_stationary'"),
+    ({"pe_array": {"dataflow": "row_stationary"}}, "pe_array.dataflow", "'output_stationary' or 'systolic_ws'"),
     ({"pe_array": {"datapath_precisions": []}}, "pe_array.datapath_precisions", "must not be empty"),
     ({"pe_array": {"datapath_precisions": ["fp4", "fp16"]}}, "pe_array.datapath_precisions.1", "'fp4' or 'fp8'"),
     ({"pe_array": {"datapath_precisions": ["fp8", "fp8"]}}, "pe_array.datapath_precisions", "twice"),

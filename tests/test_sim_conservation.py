@@ -44,7 +44,20 @@ def test_every_block_pair_and_mac_is_simulated_exactly_once(arch_name, three_d):
         # every output's partial sum is written once per k-tile at least, and read out once at the end
         k_tiles = -(-op.k // 16 // r.tile_k_blocks)
         assert r.accum_buffer_write_bits >= op.m * op.n * op.repeat * 32 * k_tiles
-        assert r.dram_write_bits == (op.m * op.n * op.repeat * 16 if op.consumer is None else r.dram_write_bits)
+        assert r.dram_write_bits == _output_bits(trace, op, load_arch(arch_name))
+
+
+def _output_bits(trace: Trace, op: GemmOp, arch) -> int:
+    """Output data bits written back, from the output-format rule: BF16 without a consumer; with one, each output
+    row in ceil(N / 16) blocks, FP8 for the consumer's activation FP8 share rounded half up (NVFP4 block: 16 x 4
+    value bits + an 8-bit scale = 72 bits, FP8 block: 16 x 8 = 128 bits, as in fgmp's storage)."""
+    if op.consumer is None:
+        return op.m * op.n * op.repeat * 16
+    assert arch.aqu.enabled and arch.pe_array.datapath_precisions == ("fp4", "fp8")
+    consumer = trace.op(op.consumer).act_map_array()
+    blocks = op.repeat * op.m * -(-op.n // 16)
+    fp8 = int(np.floor(blocks * consumer.sum() / consumer.size + 0.5))
+    return fp8 * 128 + (blocks - fp8) * 72
 
 
 def _act_bits(act: np.ndarray, arch) -> int:

@@ -1,6 +1,11 @@
 """The tile engine equals the per-cycle reference engine cycle for cycle and count for count, and is never below the
 analytic bound, on hundreds of random tiny GEMMs (random maps, all four modes at unequal costs, both dataflows,
-every double-buffering combination, tight and loose buffers, random explicit mappings)."""
+every double-buffering combination, tight and loose buffers, random explicit mappings).
+
+The reference engine (:mod:`fgmpsim.sim.engines.reference`) shares no code with the tile engine; the two are
+compared on the columns the reference derives itself (:data:`OWN`: every action count, every cycle, stall and busy
+column, the operand columns), not on columns both sides compute from those with the same function (bytes per
+level, energy, ``bound_cycles``, ``macs``)."""
 
 from __future__ import annotations
 
@@ -9,11 +14,19 @@ import pytest
 
 from fgmpsim.arch import load_arch
 from fgmpsim.errors import ConfigError, MappingError, TraceError
+from fgmpsim.energy import ACTIONS
 from fgmpsim.sim import Mapping, simulate
+from fgmpsim.sim.engines.reference import TIMING
+from fgmpsim.sim.engines.reference.tiles import action_names
 from fgmpsim.trace import GemmOp, Trace
 
 BLOCK = 4
 LEVELS = ("glb", "weight_buffer", "input_buffer", "accum_buffer")
+OPERAND_COLUMNS = ("weight_bits", "weight_elements", "weight_fp8_fraction", "act_fp8_fraction", "output_blocks",
+                   "output_fp8_blocks")
+OWN = (*TIMING, *action_names(), *OPERAND_COLUMNS, "start_cycle", "end_cycle")
+"""Row columns the reference engine derives itself (start/end cycles: the tile engine's come from its SimPy op
+sequence, the reference's from its own cycles)."""
 
 
 def random_arch(rng: np.random.Generator, dataflow: str, base: str):
@@ -76,6 +89,14 @@ def _case(seed: int):
     return arch, trace, mapping
 
 
+def test_reference_counts_every_action_and_fills_every_row_column():
+    assert set(action_names()) == set(ACTIONS)
+    arch, trace, mapping = _case(3)
+    tile = simulate(trace, arch, mapping=mapping).to_frame()
+    reference = simulate(trace, arch, engine="reference", mapping=mapping).to_frame()
+    assert list(reference.columns) == list(tile.columns)
+
+
 @pytest.mark.parametrize("block", range(8))
 def test_tile_engine_equals_reference_cycle_for_cycle_and_count_for_count(block):
     checked = 0
@@ -86,11 +107,10 @@ def test_tile_engine_equals_reference_cycle_for_cycle_and_count_for_count(block)
         except MappingError:
             continue  # random explicit tiles that do not fit; the reference refuses them identically
         reference = simulate(trace, arch, engine="reference", mapping=mapping).to_frame()
-        differing = [c for c in tile.columns if c != "simpy_events" and not tile[c].equals(reference[c])]
+        differing = [c for c in OWN if not tile[c].equals(reference[c])]
         assert not differing, f"seed {seed}: {differing}\n{tile[differing]}\n{reference[differing]}"
         analytic = simulate(trace, arch, engine="analytic", mapping=mapping).to_frame()
         assert (tile.cycles >= analytic.cycles).all(), f"seed {seed}"
-        assert (tile.bound_cycles == analytic.cycles).all()
         checked += 1
     assert checked >= 40  # most random cases are feasible
 

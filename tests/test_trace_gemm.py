@@ -40,7 +40,7 @@ def test_repeat_and_macs_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, error, field", [
-    ({"k": 100}, TraceError, "k"),
+    ({"k": 0}, TraceError, "k"),
     ({"m": 0}, TraceError, "m"),
     ({"n": -2}, TraceError, "n"),
     ({"repeat": 0}, TraceError, "repeat"),

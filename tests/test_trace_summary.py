@@ -78,7 +78,7 @@ def test_cli_synth_writes_a_loadable_trace(run, tmp_path):
     (("trace", "synth", "--model", "llama-2-7b", "--batch", "-2", "--out", "x"), "(batch)"),
     (("trace", "synth", "--model", "llama-2-7b", "--fp4-fraction", "1.2", "--out", "x"), "(fp4_fraction)"),
     (("trace", "synth", "--config", "missing/config.json", "--out", "x"), "(config)"),
-    (("trace", "gemm", "--m", "4", "--k", "20", "--n", "4", "--out", "x"), "(k): use K = 32"),
+    (("trace", "gemm", "--m", "4", "--k", "0", "--n", "4", "--out", "x"), "(k): give --k >= 1"),
     (("trace", "show", "no/such/dir"), "(path)"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(run, argv, needle):

@@ -14,11 +14,36 @@ from fgmpsim.errors import ConfigError
 
 def check_arch(arch: Arch) -> None:
     """Raise :class:`ConfigError` for the first cross-field inconsistency of ``arch``."""
+    _check_systolic(arch)
     _check_aqu(arch)
     _check_metadata(arch)
     _check_energy_entries(arch)
     _check_fixed_tiles(arch)
     check_area(arch)
+
+
+def _check_systolic(arch: Arch) -> None:
+    """systolic_ws needs its rows x cols and one datapath precision; rows, cols and memory.ideal belong to it."""
+    pe = arch.pe_array
+    if not pe.systolic:
+        for field, value in (("pe_array.rows", pe.rows), ("pe_array.cols", pe.cols),
+                             ("memory.ideal", arch.memory.ideal or None)):
+            if value is not None:
+                raise ConfigError(f"{field} applies to dataflow systolic_ws only, not {pe.dataflow}", field,
+                                  f"remove {field} or set pe_array.dataflow=systolic_ws")
+        return
+    for field, value in (("pe_array.rows", pe.rows), ("pe_array.cols", pe.cols)):
+        if value is None:
+            raise ConfigError(f"a systolic_ws array needs {field}", field,
+                              "give the array's rows (K elements per fold) and cols (N channels per fold)")
+    if len(pe.datapath_precisions) != 1:
+        raise ConfigError(f"a systolic_ws array has one datapath precision, got "
+                          f"{'+'.join(pe.datapath_precisions)}", "pe_array.datapath_precisions",
+                          "use [fp8] (every block promoted to FP8) or [fp4]")
+    fixed = [name for name in ("tile_m", "tile_n", "tile_k_blocks") if getattr(arch.mapping, name) is not None]
+    if fixed:
+        raise ConfigError(f"a systolic_ws array folds the GEMM by its rows x cols; mapping.{fixed[0]} cannot be fixed",
+                          f"mapping.{fixed[0]}", f"set mapping.{fixed[0]} to null")
 
 
 def _check_aqu(arch: Arch) -> None:

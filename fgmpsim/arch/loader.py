@@ -89,8 +89,14 @@ def arch_to_dict(arch: Arch) -> dict[str, Any]:
     hashing and recording sweep points. ``source`` (a machine-specific path) is left out."""
     data = _plain(dataclasses.asdict(arch))
     data.pop("source")
+    for key in ("rows", "cols"):  # systolic_ws only: absent otherwise, so other archs keep their hashes
+        if data["pe_array"][key] is None:
+            del data["pe_array"][key]
+    if not data["memory"]["ideal"]:
+        del data["memory"]["ideal"]
     for level in data["memory"].values():
-        level.pop("name")
+        if isinstance(level, dict):
+            level.pop("name")
     data["energy"]["actions"] = {name: {"pj": entry.pj, "source": entry.source}
                                  for name, entry in arch.energy.entries}
     del data["energy"]["entries"]

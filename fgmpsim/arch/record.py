@@ -11,6 +11,10 @@ Microarchitecture modeled (FGMP paper, Sec. 5; Simba-style PE array):
   weight x activation precision pair (``fp4xfp4``, ``fp4xfp8``, ``fp8xfp4``, ``fp8xfp8``), then scales and
   accumulates the partial sum in FP32.
 * Lanes run independently inside a tile and synchronize at tile boundaries (the slowest lane sets the tile time).
+
+``dataflow: systolic_ws`` is a different array: ``rows x cols`` scalar MACs, weight stationary, one datapath
+precision (:mod:`fgmpsim.sim.hw.systolic`); ``pes``, ``lanes_per_pe``, ``vector_width`` and
+``cycles_per_block_pair`` are then not used (its blocks are the trace's).
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from typing import Literal
 
 from fgmpsim.precision import PRECISION_PAIRS
 
-Dataflow = Literal["weight_stationary", "output_stationary"]
-DATAFLOWS: tuple[str, ...] = ("weight_stationary", "output_stationary")
+Dataflow = Literal["weight_stationary", "output_stationary", "systolic_ws"]
+DATAFLOWS: tuple[str, ...] = ("weight_stationary", "output_stationary", "systolic_ws")
+SYSTOLIC = "systolic_ws"
 
 
 @dataclass(frozen=True)
@@ -50,11 +55,18 @@ class PEArray:
     cycles_per_block_pair: ModeCycles
     dataflow: str
     datapath_precisions: tuple[str, ...] = ("fp4", "fp8")
+    rows: int | None = None
+    cols: int | None = None
 
     @property
     def lanes(self) -> int:
         """Total lanes in the array."""
         return self.pes * self.lanes_per_pe
+
+    @property
+    def systolic(self) -> bool:
+        """A ``systolic_ws`` array of ``rows`` (K) x ``cols`` (N) scalar MACs."""
+        return self.dataflow == SYSTOLIC
 
 
 @dataclass(frozen=True)
@@ -99,13 +111,16 @@ class MemoryLevel:
 
 @dataclass(frozen=True)
 class Memory:
-    """DRAM, the global buffer (GLB) and the per-PE weight, input and accumulation buffers."""
+    """DRAM, the global buffer (GLB) and the per-PE weight, input and accumulation buffers. ``ideal`` (systolic_ws
+    only): transfers take no cycles (no memory stalls), as SCALE-Sim's default ``InterfaceBandwidth: CALC``; the
+    bits moved are still counted and priced."""
 
     dram: MemoryLevel
     glb: MemoryLevel
     weight_buffer: MemoryLevel
     input_buffer: MemoryLevel
     accum_buffer: MemoryLevel
+    ideal: bool = False
 
     def levels(self) -> tuple[MemoryLevel, ...]:
         return (self.dram, self.glb, self.weight_buffer, self.input_buffer, self.accum_buffer)
@@ -202,7 +217,9 @@ class Arch:
 
     @property
     def peak_macs_per_cycle(self) -> int:
-        """Scalar MACs per cycle with every lane busy in its fastest supported mode."""
+        """Scalar MACs per cycle with every lane busy in its fastest supported mode (systolic: rows x cols)."""
+        if self.pe_array.systolic:
+            return self.pe_array.rows * self.pe_array.cols
         fastest = min(self.pe_array.cycles_per_block_pair.as_table()[w][a]
                       for w in (0, 1) for a in (0, 1))
         return self.pe_array.lanes * self.pe_array.vector_width // fastest
@@ -210,6 +227,10 @@ class Arch:
     def describe(self) -> str:
         """One line: name, array size, dataflow, clock, peak throughput."""
         pe = self.pe_array
+        if pe.systolic:
+            return (f"{self.name}: {pe.rows}x{pe.cols} systolic array, weight stationary, {self.clock_hz / 1e9:g} GHz, "
+                    f"peak {self.peak_macs_per_cycle} MAC/cycle, datapath {pe.datapath_precisions[0]}, memory "
+                    f"{'ideal (no stalls)' if self.memory.ideal else 'modeled'}")
         return (f"{self.name}: {pe.pes} PEs x {pe.lanes_per_pe} lanes x {pe.vector_width}-wide, {pe.dataflow}, "
                 f"{self.clock_hz / 1e9:g} GHz, peak {self.peak_macs_per_cycle} MAC/cycle, "
                 f"datapath {'+'.join(pe.datapath_precisions)}, AQU {'on' if self.aqu.enabled else 'off'}")

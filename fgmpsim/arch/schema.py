@@ -63,6 +63,8 @@ class PEArrayModel(_Strict):
     dataflow: Literal[DATAFLOWS]  # type: ignore[valid-type]
     datapath_precisions: Annotated[list[Literal["fp4", "fp8"]], Field(min_length=1)]
     cycles_per_block_pair: ModeCyclesModel
+    rows: PositiveInt | None = None   # systolic_ws only: array rows (K elements per fold)
+    cols: PositiveInt | None = None   # systolic_ws only: array columns (N channels per fold)
 
     @field_validator("vector_width")
     @classmethod
@@ -104,6 +106,7 @@ class MemoryModel(_Strict):
     weight_buffer: OnChipLevelModel
     input_buffer: OnChipLevelModel
     accum_buffer: OnChipLevelModel
+    ideal: bool = False  # systolic_ws only: no memory stalls (SCALE-Sim's InterfaceBandwidth: CALC)
 
 
 class StorageModel(_Strict):
@@ -274,9 +277,11 @@ def to_record(model: ArchModel, source: str) -> Arch:
         clock_hz=float(model.clock_hz),
         pe_array=PEArray(pes=pe.pes, lanes_per_pe=pe.lanes_per_pe, vector_width=pe.vector_width,
                          cycles_per_block_pair=ModeCycles(**pe.cycles_per_block_pair.model_dump()),
-                         dataflow=pe.dataflow, datapath_precisions=tuple(pe.datapath_precisions)),
+                         dataflow=pe.dataflow, datapath_precisions=tuple(pe.datapath_precisions), rows=pe.rows,
+                         cols=pe.cols),
         aqu=AQU(**model.aqu.model_dump()),
-        memory=Memory(**{name: _level(name, getattr(model.memory, name)) for name in MemoryModel.model_fields}),
+        memory=Memory(**{name: _level(name, getattr(model.memory, name)) for name in MemoryModel.model_fields
+                         if name != "ideal"}, ideal=model.memory.ideal),
         storage=BlockStorage(**model.storage.model_dump()),
         energy=EnergyTable(technology_node_nm=model.energy.technology_node_nm,
                            entries=tuple((name, EnergyEntry(pj=float(e.pj), source=e.source))

@@ -108,7 +108,7 @@ def demo(out: str | os.PathLike[str] = "fgmpsim-demo", *, tokens: int = 2048, fp
         results, archs = dict(run.results), dict(run.archs)
         files.append(roofline_plot(results["fgmp"], archs["fgmp"], out / f"roofline_{workload}.png"))
     op = next(op for op in real.ops if op.name.endswith(HEATMAP_OP))
-    blocks = op.k // real.block_size
+    blocks = -(-op.k // real.block_size)
     files.append(precision_map_plot(op.weight_map_array(), out / "precision_map.png", block_size=real.block_size,
                                     title=f"{real.name}: {op.name} weights [N={op.n}, K blocks={blocks}]"))
     return DemoResult(out=out, runs=tuple(runs.items()), headline=headline, files=tuple(files),

@@ -13,7 +13,8 @@ dimension may be smaller):
   ``n0 + l``, so ``tile_m <= pes`` and ``tile_n <= lanes_per_pe``. Loop order: repeat, m-tile, n-tile, k-tile;
   the accumulators stay in the lanes across k-tiles. ``chunk_m`` is unused (= M).
 
-Buffer capacities (usable = half of ``size_bytes`` when double buffered), with every block at its worst case
+Buffer capacities (usable = half of ``size_bytes``, in whole bytes rounded down, when double buffered), with every
+block at its worst case
 (:func:`worst_block_bits`: the largest block the datapath can hold, plus its metadata bits):
 
 =============  =============================================  ==========================================
@@ -30,8 +31,12 @@ GLB            weight tile + X tile (or the chunk's whole X   W tile (or all of 
 The **mapper** keeps the lanes full (WS ``tile_n = min(N, lanes)``, OS ``tile_n = min(N, lanes_per_pe)``; narrower
 only when nothing fits) and picks ``tile_k_blocks``, ``tile_m`` (OS: at most ``pes``), the chunk and the
 residencies that minimize worst-case DRAM bits, then GLB bits, then the tile count (candidates: the sizes that split
-a dimension into equal tiles, and powers of two). Fields fixed in ``arch.mapping`` are respected. Input reuse across
-ops is not modeled: every op reads its X from DRAM.
+a dimension into equal tiles, and powers of two). Worst-case bits (every block at its worst case): DRAM = the
+weights once per chunk (WS) or once / once per m-tile (OS, resident or not) + X once (resident) or once per n-tile
++ the outputs; GLB = every DRAM fill written + the weights read once per PE fill (WS per chunk, OS per m-tile) + X
+read once per n-tile + WS partial sums of all M rows written and read ``k_tiles - 1`` times when a chunk holds more
+than one m-tile (a short last chunk of one m-tile is counted too: an upper bound) + the outputs written and read.
+Fields fixed in ``arch.mapping`` are respected. Input reuse across ops is not modeled: every op reads its X from DRAM.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ class Mapping:
 
 @dataclass(frozen=True)
 class OpShape:
-    """What the mapper needs of an op: sizes (K in blocks) and whether its output is quantized for a consumer."""
+    """What the mapper needs of an op: sizes (K in blocks, ``ceil(K / vector_width)``: a partial last block is a
+    whole block; on systolic_ws K in elements) and whether its output is quantized for a consumer."""
 
     m: int
     kb: int
@@ -69,7 +75,7 @@ class OpShape:
 
     @staticmethod
     def of(op: GemmOp, vector_width: int) -> OpShape:
-        return OpShape(op.m, op.k // vector_width, op.n, op.repeat, op.consumer is not None)
+        return OpShape(op.m, -(-op.k // vector_width), op.n, op.repeat, op.consumer is not None)
 
 
 @dataclass(frozen=True)
@@ -309,6 +315,9 @@ def choose_tiling(arch: Arch, shape: OpShape) -> Tiling:
 
 def _choose_tiling(arch: Arch, shape: OpShape) -> Tiling:
     pe, fixed = arch.pe_array, arch.mapping
+    if pe.systolic:
+        raise MappingError("a systolic_ws array's folds are fixed by its rows x cols, not chosen by the mapper",
+                           "pe_array.dataflow", "plan the op with plan_op (or simulate)")
     dataflow = pe.dataflow
     ws = dataflow == "weight_stationary"
     # load_arch rejects fixed tiles wider than the array; the clamp keeps hand-built Arch records honest too
@@ -380,6 +389,11 @@ def check_mapping(arch: Arch, shape: OpShape, mapping: Mapping) -> Tiling:
 
 
 def plan_op(arch: Arch, op: GemmOp, mapping: Mapping | None = None) -> Tiling:
-    """The tiling of ``op``: the explicit ``mapping`` checked, or the mapper's choice."""
+    """The tiling of ``op``: the explicit ``mapping`` checked, or the mapper's choice (on systolic_ws: its folds,
+    :func:`fgmpsim.sim.hw.systolic.fold_tiling`)."""
+    if arch.pe_array.systolic:
+        from fgmpsim.sim.hw.systolic import fold_tiling  # systolic imports this module's records
+
+        return fold_tiling(arch, op, mapping)
     shape = OpShape.of(op, arch.pe_array.vector_width)
     return choose_tiling(arch, shape) if mapping is None else check_mapping(arch, shape, mapping)

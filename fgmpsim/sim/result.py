@@ -5,9 +5,10 @@ Row columns (units in the names): identity and shape (``op, layer, kind, M, K, N
 compute_cycles, stall_dram_cycles, stall_glb_cycles, stall_imbalance_cycles, stall_aqu_cycles, start_cycle,
 end_cycle, bound_cycles`` (the analytic lower bound), ``busy_<process>_cycles``), ``simpy_events`` (the SimPy
 events processed for the op: op level on the tile engine, tile-step level on the event engine, 0 on the reference
-and analytic engines), MACs (``macs``,
-``macs_<pair>``), every action count of :data:`fgmpsim.energy.ACTIONS`, bytes moved per level
-(``dram_bytes, glb_bytes, pe_buffer_bytes``: reads + writes, metadata included), energy (``energy_pj`` and
+and analytic engines), MACs (``macs``, ``macs_<pair>``: lane MAC slots, ``M * N * KB * block`` on the block
+dataflows, so a zero-padded partial last block counts whole; ``useful_macs = M * N * K * repeat``, the real ones;
+equal on systolic_ws; ``pj_per_mac`` and utilization divide by ``macs``), every action count of
+:data:`fgmpsim.energy.ACTIONS`, bytes moved per level (``dram_bytes, glb_bytes, pe_buffer_bytes``: reads + writes, metadata included), energy (``energy_pj`` and
 ``energy_<component>_pj`` from :func:`fgmpsim.energy.price`; ``pj_per_mac``), the weight footprint
 (``weight_bits``: stored bits of the op's static weight tensor, 0 for attention's dynamic operands;
 ``weight_elements``), and the datapath-adjusted FP8 fractions of its maps and its output.

@@ -4,7 +4,8 @@ Per decoder layer, in execution order: ``q_proj, k_proj, v_proj`` (linear), ``at
 K^T), ``attn_pv`` (per head: P times V), ``o_proj, gate_proj, up_proj, down_proj``; then ``lm_head``. Names are the
 Hugging Face module names without the leading ``model.`` (``layers.3.self_attn.q_proj``), as in synthetic traces.
 
-* Linears: ``M = tokens``, ``K = in``, ``N = out``; weight map from the policy, activation map = the AQU decision on
+* Linears: ``M = tokens``, ``K = in`` (the module's input features: with ``K % 16 != 0`` the maps' last block is
+  the zero-padded partial one), ``N = out``; weight map from the policy, activation map = the AQU decision on
   that pass's real input (q/k/v share one map object, gate/up another).
 * ``attn_qk``: ``M = N = tokens``, ``K = head_dim``, ``repeat = heads``; act = Q's map, weight side = K's map
   ``[heads, tokens, head_dim/16]`` (KV heads repeated for grouped-query attention).
@@ -79,10 +80,21 @@ def _attention_maps(cal: Calibrated, policy: Policy, fraction: float, operands: 
     return maps, activation_threshold(policy, fraction, samples)
 
 
+def _linear_k(name: str, weight_map: np.ndarray, linears: dict[str, object]) -> int:
+    """K of a real linear: its input features (any integer; its last block zero-padded in the maps, whose
+    ``ceil(K / 16)`` blocks are checked)."""
+    module = linears.get(name)
+    k = int(module.weight.shape[1]) if module is not None else weight_map.shape[1] * BLOCK_SIZE
+    if -(-k // BLOCK_SIZE) != weight_map.shape[1]:
+        raise ModelError(f"linear {name!r} has K={k} input features but its weight map has {weight_map.shape[1]} "
+                         f"blocks, not ceil(K / {BLOCK_SIZE})", "model", "re-run the policy on this model")
+    return k
+
+
 def _ops(shape: ModelShape, t: int, names: list[dict[str, str]], weight_maps: dict[str, np.ndarray],
          act_maps: dict[str, np.ndarray], attn: dict[int, dict[str, np.ndarray]],
-         head_maps: tuple[np.ndarray, np.ndarray]) -> list[GemmOp]:
-    ops = []
+         head_maps: tuple[np.ndarray, np.ndarray], linears: dict[str, object] | None = None) -> list[GemmOp]:
+    ops, linears = [], linears or {}
     for i, layer in enumerate(names):
         at, mlp = f"layers.{i}.self_attn", f"layers.{i}.mlp"
         nxt = f"layers.{i + 1}.self_attn.q_proj" if i + 1 < shape.layers else "lm_head"
@@ -90,7 +102,7 @@ def _ops(shape: ModelShape, t: int, names: list[dict[str, str]], weight_maps: di
         def linear(proj: str, consumer: str | None, operand: str = "act") -> GemmOp:
             w = weight_maps[layer[proj]]
             return GemmOp(name=layer[proj].removeprefix("model."), layer=i, kind="linear", m=t,
-                          k=w.shape[1] * BLOCK_SIZE, n=w.shape[0], repeat=1, weight_map=w,
+                          k=_linear_k(layer[proj], w, linears), n=w.shape[0], repeat=1, weight_map=w,
                           act_map=act_maps[layer[proj]], consumer=consumer, consumer_operand=operand)
 
         ops += [
@@ -137,9 +149,9 @@ def export_trace(cal: Calibrated, policy: str | Policy, fp4_fraction: float, tok
     head = next(n for n, m in cal.model.named_modules() if m is cal.model.get_output_embeddings())
     head_quantized = head in cal.linears
     head_maps = ((traced.weight_plan.fp8_maps[head], act_maps[head]) if head_quantized else
-                 (np.ones((shape.vocab, shape.hidden // BLOCK_SIZE), bool), np.ones((t, shape.hidden // BLOCK_SIZE),
-                                                                                    bool)))
-    ops = _ops(shape, t, names, traced.weight_plan.fp8_maps, act_maps, attn, head_maps)
+                 (np.ones((shape.vocab, -(-shape.hidden // BLOCK_SIZE)), bool),
+                  np.ones((t, -(-shape.hidden // BLOCK_SIZE)), bool)))   # any hidden size: last block padded
+    ops = _ops(shape, t, names, traced.weight_plan.fp8_maps, act_maps, attn, head_maps, cal.linears)
     linear_inputs = [op.act_map for op in ops if op.kind == "linear"] + ([head_maps[1]] if head_quantized else [])
     operands = [op.act_map for op in ops if op.kind == "attn_qk"]
     operands += [op.weight_map for op in ops if op.kind in ("attn_qk", "attn_pv")]

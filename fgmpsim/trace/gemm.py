@@ -2,14 +2,14 @@
 
 Both maps are lazy :class:`~fgmpsim.trace.synthetic_map.SyntheticMap` objects without structure: uniform when the
 FP4 fraction is 0 or 1, else exactly ``round(fp4_fraction * blocks)`` NVFP4 blocks per map at uniformly random,
-seeded positions (weight map ``[N, K/block]`` and activation map ``[M, K/block]``, shared by all repeats).
+seeded positions (weight map ``[N, KB]`` and activation map ``[M, KB]``, ``KB = ceil(K / block)``, shared by all
+repeats). K may be any positive integer: the last block is zero-padded.
 """
 
 from __future__ import annotations
 
 import math
 
-from fgmpsim.errors import TraceError
 from fgmpsim.quant.scores import check_fraction
 from fgmpsim.trace.budget import MAX_OP_MAP_BLOCKS, check_op_size
 from fgmpsim.trace.checks import positive_int, seed_value
@@ -26,16 +26,15 @@ def gemm_trace(m: int, k: int, n: int, fp4_fraction: float = 1.0, seed: int = 0,
     m, k, n, repeat, block_size = (positive_int(value, field, f"give --{field.replace('_', '-')} >= 1")
                                    for field, value in (("m", m), ("k", k), ("n", n), ("repeat", repeat),
                                                         ("block_size", block_size)))
-    if k % block_size:
-        raise TraceError(f"K={k} is not a multiple of the block size {block_size}", "k",
-                         f"use K = {math.ceil(k / block_size) * block_size} (pad with zeros)")
     check_op_size(m, k, n, repeat, block_size, "trace gemm", max_op_map_blocks)
     fp4_fraction = check_fraction(fp4_fraction)
     seed = seed_value(seed)
 
+    kb = math.ceil(k / block_size)  # any K: the last block holds the remaining elements, zero-padded
+
     def random_map(rows: int, operand: str) -> SyntheticMap:
-        blocks = rows * (k // block_size)
-        return SyntheticMap((rows, k // block_size), blocks - round(fp4_fraction * blocks), seed,
+        blocks = rows * kb
+        return SyntheticMap((rows, kb), blocks - round(fp4_fraction * blocks), seed,
                             f"{GEMM_OP}/{operand}")
 
     weight, act = random_map(n, "weight"), random_map(m, "act")

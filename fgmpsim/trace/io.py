@@ -1,8 +1,9 @@
 """On-disk form of a :class:`~fgmpsim.trace.record.Trace`: ``<dir>/manifest.yaml`` + ``<dir>/maps.npz``.
 
-``manifest.yaml`` (human-readable head first): ``format_version``, ``name``, ``block_size``, ``maps_sha256``,
-``meta`` (the exporter's descriptive head, carried verbatim), then ``ops``: one dict per GEMM with ``name, layer,
-kind, m, k, n, repeat, static_weight, consumer, consumer_operand`` and, per map, either
+``manifest.yaml`` (human-readable head first): ``format_version`` (1: every K a multiple of ``block_size``; 2: any
+K, a zero-padded partial last block; a trace is written with the lowest that holds it), ``name``, ``block_size``,
+``maps_sha256``, ``meta`` (the exporter's descriptive head, carried verbatim), then ``ops``: one dict per GEMM with
+``name, layer, kind, m, k, n, repeat, static_weight, consumer, consumer_operand`` and, per map, either
 ``{npz: KEY, shape: [...]}`` (bits in ``maps.npz``) or ``{lazy: {generator: NAME, ...}}`` (a generator spec from
 ``LazyMap.to_manifest()``).
 
@@ -38,7 +39,8 @@ from fgmpsim.io.atomic import atomic_write, check_output_dir
 from fgmpsim.io.safe_yaml import MAX_YAML_BYTES, read_bounded, read_yaml_file
 from fgmpsim.resources import resolve_trace_dir, shipped_traces
 from fgmpsim.trace.budget import MAX_OP_MAP_BLOCKS, check_op_size
-from fgmpsim.trace.record import TRACE_FORMAT_VERSION, GemmOp, LazyMap, PrecisionMap, Trace
+from fgmpsim.trace.record import (TRACE_FORMAT_VERSION, WHOLE_BLOCKS_FORMAT_VERSION, GemmOp, LazyMap, PrecisionMap,
+                                  Trace)
 from fgmpsim.trace.synthetic_map import GENERATOR as SYNTHETIC_GENERATOR
 from fgmpsim.trace.synthetic_map import SyntheticMap
 
@@ -86,7 +88,9 @@ def save_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
         ops.append(entry)
     packed = io.BytesIO()
     np.savez_compressed(packed, **arrays)
-    manifest = {"format_version": TRACE_FORMAT_VERSION, "name": trace.name, "block_size": trace.block_size,
+    partial = any(op.k % trace.block_size for op in trace.ops)
+    manifest = {"format_version": TRACE_FORMAT_VERSION if partial else WHOLE_BLOCKS_FORMAT_VERSION,
+                "name": trace.name, "block_size": trace.block_size,
                 "maps_sha256": hashlib.sha256(packed.getvalue()).hexdigest(),
                 "meta": _yaml_safe(trace.meta, "meta"), "ops": ops}
     text = yaml.dump(manifest, Dumper=_YAML_DUMPER, sort_keys=False, default_flow_style=None, width=120)
@@ -125,6 +129,12 @@ def load_trace(path: str | os.PathLike[str], max_op_map_blocks: int = MAX_OP_MAP
         raise TraceError("manifest lacks the maps.npz checksum", "maps_sha256", _REEXPORT)
     with _MapStore(directory, checksum) as store:
         ops = tuple(_read_op(entry, index, store, block_size, max_op_map_blocks) for index, entry in enumerate(table))
+    partial = next((op for op in ops if op.k % block_size), None)
+    if partial is not None and manifest["format_version"] == WHOLE_BLOCKS_FORMAT_VERSION:
+        raise TraceError(f"op {excerpt(partial.name)}: K={partial.k} is not a multiple of the block size "
+                         f"{block_size}, which format_version {WHOLE_BLOCKS_FORMAT_VERSION} does not allow",
+                         "format_version", f"{_REEXPORT} (a partial last block needs format_version "
+                         f"{TRACE_FORMAT_VERSION})")
     trace = Trace(name=name, ops=ops, block_size=block_size, meta=meta)
     trace.check()
     return trace
@@ -182,9 +192,11 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise TraceError(f"{path} is not a YAML mapping", MANIFEST, _REEXPORT)
     if "format_version" not in manifest:
         raise TraceError(f"{path} has no format_version", "format_version", _REEXPORT)
-    if manifest["format_version"] != TRACE_FORMAT_VERSION:
-        raise TraceError(f"{path} has format_version {excerpt(manifest['format_version'])}, this fgmpsim reads "
-                         f"{TRACE_FORMAT_VERSION}", "format_version", f"{_REEXPORT} with this fgmpsim version")
+    version = manifest["format_version"]
+    if isinstance(version, bool) or version not in (WHOLE_BLOCKS_FORMAT_VERSION, TRACE_FORMAT_VERSION):
+        raise TraceError(f"{path} has format_version {excerpt(version)}, this fgmpsim reads "
+                         f"{WHOLE_BLOCKS_FORMAT_VERSION} and {TRACE_FORMAT_VERSION}", "format_version",
+                         f"{_REEXPORT} with this fgmpsim version")
     return manifest
 
 

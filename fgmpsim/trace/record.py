@@ -3,10 +3,12 @@
 Conventions (see DESIGN.md, "Contracts"):
 
 * A GEMM computes ``Y[M, N] = X[M, K] @ W[N, K]^T``, ``repeat`` times (heads x batch for attention).
-* Blocks run along the reduction dimension K; ``K`` is a multiple of ``block_size``.
+* Blocks run along the reduction dimension K: ``KB = ceil(K / block_size)`` blocks; ``K`` may be any positive
+  integer, the last block holding ``K - (KB - 1) * block_size`` real elements, zero-padded to a whole block (the block
+  hardware has no partial format: storage, traffic and lane compute treat it as a whole block).
 * A precision map is a ``bool`` array, ``True`` = high precision (FP8 E4M3), ``False`` = NVFP4.
-  The weight-side map has shape ``[N, K/block]`` (shared by all repeats) or ``[repeat, N, K/block]``;
-  the activation map ``[M, K/block]`` or ``[repeat, M, K/block]``.
+  The weight-side map has shape ``[N, KB]`` (shared by all repeats) or ``[repeat, N, KB]``;
+  the activation map ``[M, KB]`` or ``[repeat, M, KB]``.
 * For attention (``static_weight=False``) the "weight side" is the dynamic second operand (K for ``attn_qk``,
   V^T for ``attn_pv``) whose map the AQU produced.
 * ``consumer`` names the op that reads this op's output and ``consumer_operand`` which of its operands it becomes
@@ -29,7 +31,10 @@ from fgmpsim.errors import TraceError
 
 OpKind = Literal["linear", "attn_qk", "attn_pv", "lm_head"]
 OP_KINDS: tuple[str, ...] = ("linear", "attn_qk", "attn_pv", "lm_head")
-TRACE_FORMAT_VERSION = 1
+TRACE_FORMAT_VERSION = 2
+"""The newest trace format: version 2 allows any K (a zero-padded partial last block); version 1 (still read, and
+still written for a trace whose every K is a multiple of its block size) has whole blocks only."""
+WHOLE_BLOCKS_FORMAT_VERSION = 1
 
 
 @runtime_checkable
@@ -75,7 +80,8 @@ class GemmOp:
 
     @property
     def macs(self) -> int:
-        """Scalar MACs of this op including repeats: ``M * K * N * repeat``."""
+        """Scalar MACs of this op including repeats: ``M * K * N * repeat`` (real elements: a zero-padded last block
+        adds none; the simulator's ``useful_macs``)."""
         return self.m * self.k * self.n * self.repeat
 
     def weight_map_array(self) -> np.ndarray:
@@ -99,10 +105,7 @@ class GemmOp:
         if not isinstance(self.layer, (int, np.integer)) or self.layer < 0:
             raise TraceError(f"{where}: layer must be a non-negative integer, got {self.layer!r}", "layer",
                              "fix the op table")
-        if self.k % block_size:
-            raise TraceError(f"{where}: K={self.k} is not a multiple of the block size {block_size}", "k",
-                             "pad K to a multiple of the block size or use a smaller block_size")
-        kb = self.k // block_size
+        kb = -(-self.k // block_size)
         if self.consumer_operand not in ("act", "weight"):
             raise TraceError(f"{where}: consumer_operand must be 'act' or 'weight', got {self.consumer_operand!r}",
                              "consumer_operand", "use 'act' or 'weight'")

@@ -8,7 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 AGREEMENT_FILES = {
-    "tests/test_sim_engines.py": "tile == per-cycle reference (every column, random GEMMs), tile >= analytic bound",
+    "tests/test_sim_engines.py": "tile == per-cycle reference on the reference's own counts, cycles, stalls, busy "
+                                 "and operand columns (400 random GEMMs; the reference shares no code with the "
+                                 "tile engine), tile >= analytic bound",
+    "tests/test_sim_hand_tiles.py": "hand-computed cycles and counts on tile and reference: several k-tiles, "
+                                    "partial-sum spills, slow links, metadata bits, GLB-bound analytic bound",
+    "tests/test_sim_reference_engine.py": "the reference imports no tile-engine code; partial last block; "
+                                          "output FP8 rounding",
+    "tests/test_sim_mapper_optimal.py": "the mapper's choice is optimal against brute force over every legal tiling; "
+                                        "explicit mappings refused exactly when nothing fits",
+    "tests/test_sim_determinism.py": "maps and simulate() rows identical across processes (PYTHONHASHSEED)",
     "tests/test_sim_events.py": "event == tile (every column but simpy_events)",
 }
 

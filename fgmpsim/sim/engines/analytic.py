@@ -18,6 +18,7 @@ from fractions import Fraction
 from math import ceil
 
 from fgmpsim.arch.record import Arch
+from fgmpsim.sim.schedule import OpTiming
 
 
 @dataclass(frozen=True)
@@ -33,20 +34,54 @@ class Bound:
         return max(self.compute, self.dram, self.glb)
 
 
+@dataclass(frozen=True)
+class MemorySides:
+    """The DRAM side and the PE side of the GLB of an op, in cycles (rounded up), with their parts: ``fill``
+    (DRAM -> GLB), ``writeback`` (GLB -> DRAM), ``pe_fill`` (GLB -> PEs), ``drain`` (PEs -> GLB)."""
+
+    dram: int
+    glb: int
+    fill: int
+    writeback: int
+    pe_fill: int
+    drain: int
+
+
 def _bits(counts: dict[str, int], level: str, direction: str) -> int:
     return counts[f"{level}_{direction}_bits"] + counts[f"{level}_{direction}_metadata_bits"]
 
 
-def op_bound(counts: dict[str, int], arch: Arch) -> Bound:
-    """The bound of one op with these action counts."""
-    pe, mem = arch.pe_array, arch.memory
-    table = pe.cycles_per_block_pair.as_table()
-    work = sum(counts[f"macs_fp{4 + 4 * w}xfp{4 + 4 * a}"] // pe.vector_width * table[w][a]
-               for w in (0, 1) for a in (0, 1))
+def memory_bounds(counts: dict[str, int], arch: Arch) -> MemorySides:
+    """The two memory sides of the bound (module docstring) of one op with these action counts."""
+    mem = arch.memory
     fill, writeback = _bits(counts, "dram", "read"), _bits(counts, "dram", "write")
     pe_fill = _bits(counts, "glb", "read") - writeback
     drain = _bits(counts, "glb", "write") - fill
-    dram = (Fraction(fill, min(mem.dram.read_bits_per_cycle, mem.glb.write_bits_per_cycle))
-            + Fraction(writeback, min(mem.glb.read_bits_per_cycle, mem.dram.write_bits_per_cycle)))
-    glb = Fraction(pe_fill, mem.glb.read_bits_per_cycle) + Fraction(drain, mem.glb.write_bits_per_cycle)
-    return Bound(compute=-(-work // pe.lanes), dram=ceil(dram), glb=ceil(glb))
+    rates = (min(mem.dram.read_bits_per_cycle, mem.glb.write_bits_per_cycle),
+             min(mem.glb.read_bits_per_cycle, mem.dram.write_bits_per_cycle), mem.glb.read_bits_per_cycle,
+             mem.glb.write_bits_per_cycle)
+    parts = [Fraction(bits, rate) for bits, rate in zip((fill, writeback, pe_fill, drain), rates)]
+    return MemorySides(dram=ceil(parts[0] + parts[1]), glb=ceil(parts[2] + parts[3]),
+                       **{name: ceil(part) for name, part in zip(("fill", "writeback", "pe_fill", "drain"), parts)})
+
+
+def op_bound(counts: dict[str, int], arch: Arch) -> Bound:
+    """The bound of one op with these action counts."""
+    pe = arch.pe_array
+    table = pe.cycles_per_block_pair.as_table()
+    work = sum(counts[f"macs_fp{4 + 4 * w}xfp{4 + 4 * a}"] // pe.vector_width * table[w][a]
+               for w in (0, 1) for a in (0, 1))
+    sides = memory_bounds(counts, arch)
+    return Bound(compute=-(-work // pe.lanes), dram=sides.dram, glb=sides.glb)
+
+
+def bound_timing(bound: Bound, busy: dict[str, int] | None = None) -> OpTiming:
+    """An op lasting its bound: the gap between the bound and the compute stalls DRAM when the DRAM side binds,
+    else the GLB; ``busy``: cycles per hardware process (``loader, distributor, aqu, writer``; absent = 0)."""
+    busy = busy or {}
+    gap = bound.cycles - bound.compute
+    dram_binds = bound.dram == bound.cycles
+    return OpTiming(cycles=bound.cycles, compute_cycles=bound.compute, stall_dram_cycles=gap if dram_binds else 0,
+                    stall_glb_cycles=0 if dram_binds else gap, stall_imbalance_cycles=0, stall_aqu_cycles=0,
+                    **{f"busy_{name}_cycles": busy.get(name, 0) for name in ("loader", "distributor", "aqu",
+                                                                              "writer")})

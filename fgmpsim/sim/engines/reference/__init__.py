@@ -1,0 +1,100 @@
+"""The per-cycle reference engine: the modeled machine stepped one cycle at a time, written from the spec.
+
+It shares no code with the tile engine (nothing of :mod:`fgmpsim.sim.hw`, :mod:`fgmpsim.sim.vector`,
+:mod:`fgmpsim.sim.schedule`, the other engines, the tiling helpers of :mod:`fgmpsim.sim.mapping` or the energy
+helpers): it reads the trace and arch records and the mapper's decision as plain numbers (:class:`Decision`) and
+derives everything else itself, so ``tile == reference`` on its own counts and cycles checks the tile engine's
+vectorized model against a plain reading of the same spec.
+
+* :mod:`.operands`: blocks along K (a partial last block counts whole), datapath precision, block bits, the
+  output format, the weight footprint;
+* :mod:`.tiles`: the tiles in execution order, what each moves, the action counts;
+* :mod:`.cycles`: the step rules and the cycle-by-cycle run.
+
+Usable on tiny GEMMs only: above :data:`MAX_BLOCK_PAIRS` block pairs per trace it refuses before building any
+tile, and an op whose cycle-by-cycle run would take more than :data:`MAX_STEPPED_CYCLES` lane and transfer cycles
+is refused once its tiles are built, before the first cycle (a few block pairs at 2**20 cycles each are as slow as
+millions at 1 cycle).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from fgmpsim.arch.record import Arch
+from fgmpsim.errors import TraceError
+from fgmpsim.sim.engines.reference.cycles import build_steps, run_step, stepped_cycles
+from fgmpsim.sim.engines.reference.operands import (blocks_along_k, fp8_share, footprint_bits, output_of,
+                                                    stored_map)
+from fgmpsim.sim.engines.reference.tiles import Decision, OpBuilder, action_names
+from fgmpsim.trace.record import GemmOp, Trace
+
+__all__ = ["MAX_BLOCK_PAIRS", "MAX_STEPPED_CYCLES", "TIMING", "Decision", "ReferenceOp", "check_size",
+           "reference_op"]
+
+MAX_BLOCK_PAIRS = 200_000
+"""Largest trace (block pairs over all ops and repeats) the reference engine accepts."""
+MAX_STEPPED_CYCLES = 20_000_000
+"""Most loop iterations (a lane or a transfer port advanced by one cycle) of one op: 1-20 s in Python."""
+
+TIMING = ("cycles", "compute_cycles", "stall_dram_cycles", "stall_glb_cycles", "stall_imbalance_cycles",
+          "stall_aqu_cycles", "busy_loader_cycles", "busy_distributor_cycles", "busy_aqu_cycles",
+          "busy_writer_cycles")
+"""The timing columns :func:`reference_op` returns (``cycles`` = ``compute_cycles`` + the four stalls)."""
+
+
+def check_size(trace: Trace) -> None:
+    """Refuse traces too large for a per-cycle simulation."""
+    pairs = sum(op.m * op.n * op.repeat * blocks_along_k(op.k, trace.block_size) for op in trace.ops)
+    if pairs > MAX_BLOCK_PAIRS:
+        raise TraceError(f"the reference engine steps every cycle and takes at most {MAX_BLOCK_PAIRS} block pairs, "
+                         f"this trace has {pairs}", "engine",
+                         "use engine='tile' (exact, vectorized) or a smaller GEMM")
+
+
+@dataclass(frozen=True)
+class ReferenceOp:
+    """One op on the reference engine: ``timing`` (the :data:`TIMING` columns), ``counts`` (every action) and
+    ``operands`` (the row columns it derives from the maps: ``weight_bits``, ``weight_elements``, the FP8
+    fractions and the output blocks)."""
+
+    timing: dict[str, int]
+    counts: dict[str, int]
+    operands: dict[str, Any]
+
+
+def reference_op(trace: Trace, op: GemmOp, arch: Arch, decision: Decision) -> ReferenceOp:
+    """Simulate ``op`` of ``trace`` cycle by cycle under the mapper's ``decision``; refuses an op over
+    :data:`MAX_STEPPED_CYCLES` before stepping it."""
+    vw = arch.pe_array.vector_width
+    kb = blocks_along_k(op.k, vw)
+    w, a = stored_map(op.weight_map, arch), stored_map(op.act_map, arch)
+    out = output_of(trace, op, arch)
+    builder = OpBuilder(arch, decision, w, a, out, op.m, op.n, kb, op.repeat)
+    builder.build()
+    steps = build_steps(builder.lanes, builder.moves, arch)
+    work = stepped_cycles(steps)
+    if work > MAX_STEPPED_CYCLES:
+        raise TraceError(f"the reference engine steps every cycle; op {op.name!r} would take {work:,} lane and "
+                         f"transfer cycles (~{work / 2e6:,.0f} s at ~2 M per second), more than the "
+                         f"{MAX_STEPPED_CYCLES:,} it takes on",
+                         "engine", "use engine='tile' (exact, vectorized) or a smaller GEMM / fewer cycles per "
+                                   "block pair")
+    busy: dict[str, int] = defaultdict(int)
+    spent: dict[str, int] = defaultdict(int)
+    for s in sorted(steps):
+        for cause, cycles in run_step(steps[s], busy).items():
+            spent[cause] += cycles
+    timing = {"cycles": spent["cycles"], "compute_cycles": spent["compute"],
+              "stall_dram_cycles": spent["dram"], "stall_glb_cycles": spent["glb"],
+              "stall_imbalance_cycles": spent["imbalance"], "stall_aqu_cycles": spent["aqu"],
+              **{f"busy_{p}_cycles": busy[p] for p in ("loader", "distributor", "aqu", "writer")}}
+    w_fp8, w_blocks = fp8_share(w)
+    a_fp8, a_blocks = fp8_share(a)
+    operands = {"weight_bits": footprint_bits(w, arch) if op.static_weight else 0,
+                "weight_elements": w_blocks * vw if op.static_weight else 0,
+                "weight_fp8_fraction": w_fp8 / w_blocks, "act_fp8_fraction": a_fp8 / a_blocks,
+                "output_blocks": out.blocks, "output_fp8_blocks": out.fp8_blocks}
+    return ReferenceOp(timing, {name: builder.counts.get(name, 0) for name in action_names()}, operands)

@@ -1,0 +1,199 @@
+"""The reference engine's clock: an op's tile steps run one cycle at a time.
+
+Written from the step rules of the spec (the docstring of :mod:`fgmpsim.sim.schedule`), sharing no code with the
+tile engine. Step ``s`` computes tile ``s``; with ``g, w, x, a`` = 1 when the GLB, weight, input, accumulation
+buffer is double buffered (else 0), the transfers of tile ``j`` run in step:
+
+==========================  ==============  ============================  =======
+transfer                    step            overlaps the step's compute   channel
+==========================  ==============  ============================  =======
+DRAM -> GLB weights / X     ``j-w-g`` /     if ``g``                      DRAM
+                            ``j-x-g``
+GLB -> weight / input /     ``j-w`` /       if that buffer is double      GLB
+accumulation buffers        ``j-x`` /       buffered
+                            ``j-a``
+drain (and its AQU part)    ``j+1``         if ``a``                      GLB (AQU)
+write-back                  ``j+2``         if ``g``                      DRAM
+==========================  ==============  ============================  =======
+
+A step first runs its serialized transfers one after another, then its compute beside the overlapped transfers.
+A transfer lasts until each of its ports has moved its bits at its rate, one cycle at a time; the AQU part of a
+drain waits its latency, then takes its outputs at its rate. A serialized drain runs its GLB and AQU parts side by
+side. In the overlapped phase every lane steps through its block pairs while each channel (DRAM side, PE side of
+the GLB, AQU) runs its queued transfers one at a time; the phase ends when all are done.
+
+Attribution per step: ``compute`` gets the tile's ideal ``ceil(lane cycles / active lanes)``, ``imbalance`` the
+slowest lane minus that; a serialized transfer stalls its channel (a serialized drain: the AQU if its AQU part
+took longer than its GLB part, else the GLB); the cycles the overlapped phase outlasts the slowest lane stall the
+channel busy until the phase's last cycle (DRAM, then GLB, then AQU when several are). Busy cycles: the cycles each
+hardware process spends moving: the **loader** DRAM -> GLB, the **distributor** GLB -> PE, the **aqu** its part of
+the drains, the **writer** the GLB part of the drains and the write-backs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from fgmpsim.arch.record import Arch
+from fgmpsim.sim.engines.reference.tiles import Movement
+
+CHANNELS = ("dram", "glb", "aqu")
+PROCESS = {"dram_w": "loader", "dram_x": "loader", "pe_w": "distributor", "pe_x": "distributor",
+           "pe_psum": "distributor", "drain": "writer", "writeback": "writer"}
+
+
+def placement(kind: str, arch: Arch) -> tuple[int, bool, str]:
+    """(step offset from the tile, overlapped with compute, channel) of a transfer kind (the table above)."""
+    mem = arch.memory
+    g, w, x, a = (int(level.double_buffered) for level in
+                  (mem.glb, mem.weight_buffer, mem.input_buffer, mem.accum_buffer))
+    return {"dram_w": (-w - g, bool(g), "dram"), "dram_x": (-x - g, bool(g), "dram"),
+            "pe_w": (-w, bool(w), "glb"), "pe_x": (-x, bool(x), "glb"), "pe_psum": (-a, bool(a), "glb"),
+            "drain": (1, bool(a), "glb"), "writeback": (2, bool(g), "dram")}[kind]
+
+
+class Port:
+    """One port of a transfer: ``left`` units still to move at ``rate`` per cycle, after ``wait`` idle cycles."""
+
+    def __init__(self, left: int, rate: int, wait: int = 0) -> None:
+        self.left, self.rate, self.wait = left, rate, wait
+
+    def tick(self) -> None:
+        if self.wait:
+            self.wait -= 1
+        elif self.left > 0:
+            self.left -= min(self.rate, self.left)
+
+    @property
+    def done(self) -> bool:
+        return self.wait == 0 and self.left == 0
+
+    def cycles(self) -> int:
+        return self.wait + -(-self.left // self.rate)
+
+
+class Job:
+    """A transfer (or a drain's AQU part) in flight: it is done when every port is."""
+
+    def __init__(self, process: str, ports: list[Port]) -> None:
+        self.process, self.ports = process, ports
+
+    def tick(self) -> None:
+        for port in self.ports:
+            port.tick()
+
+    @property
+    def done(self) -> bool:
+        return all(port.done for port in self.ports)
+
+    def cycles(self) -> int:
+        return max((port.cycles() for port in self.ports), default=0)
+
+
+def _glb_job(move: Movement) -> Job:
+    return Job(PROCESS[move.kind], [Port(bits, rate) for bits, rate in move.ends])
+
+
+def _aqu_job(move: Movement) -> Job | None:
+    if move.aqu is None:
+        return None
+    latency, outputs, rate = move.aqu
+    return Job("aqu", [Port(outputs, rate, latency)])
+
+
+@dataclass
+class Step:
+    """One step: its tile's lanes (block-pair cycles each, ``None`` outside the op's tiles), its serialized
+    transfers (a drain with its AQU part) and the overlapped jobs queued on each channel."""
+
+    lanes: list[list[int]] | None = None
+    serial: list[tuple[str, Job, Job | None]] = field(default_factory=list)
+    queues: dict[str, list[Job]] = field(default_factory=lambda: {ch: [] for ch in CHANNELS})
+
+
+def build_steps(lanes: list[list[list[int]]], moves: list[Movement], arch: Arch) -> dict[int, Step]:
+    """The steps of an op (tile ``j``'s compute in step ``j``, its transfers where :func:`placement` puts them);
+    transfers that move nothing take no cycle and are left out."""
+    steps: dict[int, Step] = defaultdict(Step)
+    for j, work in enumerate(lanes):
+        steps[j].lanes = work
+    for move in moves:
+        offset, overlapped, channel = placement(move.kind, arch)
+        glb, aqu = _glb_job(move), _aqu_job(move)
+        step = steps[move.tile + offset]
+        if not overlapped:
+            if glb.cycles() or aqu is not None:
+                step.serial.append((channel, glb, aqu))
+            continue
+        if glb.cycles():
+            step.queues[channel].append(glb)
+        if aqu is not None:
+            step.queues["aqu"].append(aqu)
+    return steps
+
+
+def stepped_cycles(steps: dict[int, Step]) -> int:
+    """Loop iterations the run of ``steps`` costs: every lane advanced every cycle of its slowest lane, every job
+    port every cycle the job lasts."""
+    total = 0
+    for step in steps.values():
+        work = step.lanes or []
+        total += max((sum(lane) for lane in work), default=0) * len(work)
+        jobs = [j for _, glb, aqu in step.serial for j in (glb, aqu) if j is not None]
+        jobs += [j for queue in step.queues.values() for j in queue]
+        total += sum(job.cycles() * len(job.ports) for job in jobs)
+    return total
+
+
+def _serial(channel: str, glb: Job, aqu: Job | None, busy: dict[str, int]) -> tuple[int, str]:
+    """Run one serialized transfer (a drain's GLB and AQU parts side by side): its cycles and the stalled
+    channel."""
+    cycle = glb_end = aqu_end = 0
+    while not glb.done or (aqu is not None and not aqu.done):
+        cycle += 1
+        if not glb.done:
+            glb.tick()
+            glb_end = cycle
+        if aqu is not None and not aqu.done:
+            aqu.tick()
+            aqu_end = cycle
+    busy[glb.process] += glb_end
+    busy["aqu"] += aqu_end
+    return cycle, "aqu" if aqu_end > glb_end else channel
+
+
+def run_step(step: Step, busy: dict[str, int]) -> dict[str, int]:
+    """Run one step cycle by cycle; its cycles by cause (``compute``, ``imbalance``, each channel) and in all."""
+    spent = dict.fromkeys(("compute", "imbalance", *CHANNELS), 0)
+    for channel, glb, aqu in step.serial:
+        cycles, cause = _serial(channel, glb, aqu, busy)
+        spent[cause] += cycles
+    work = step.lanes or []
+    lanes = [[list(lane), 0] for lane in work]      # [block-pair cycles left in order, cycles left of the current]
+    queues = {ch: list(jobs) for ch, jobs in step.queues.items()}
+    slowest, last = 0, dict.fromkeys(CHANNELS, 0)
+    cycle = 0
+    while any(pairs or left for pairs, left in lanes) or any(queues.values()):
+        cycle += 1
+        for lane in lanes:
+            if lane[1] == 0 and lane[0]:
+                lane[1] = lane[0].pop(0)
+            if lane[1]:
+                lane[1] -= 1
+                if lane[1] == 0 and not lane[0]:
+                    slowest = cycle
+        for channel, queue in queues.items():
+            if queue:
+                queue[0].tick()
+                busy[queue[0].process] += 1
+                if queue[0].done:
+                    queue.pop(0)
+                    last[channel] = cycle
+    if work:
+        spent["compute"] = -(-sum(sum(lane) for lane in work) // len(work))
+        spent["imbalance"] = slowest - spent["compute"]
+    if cycle > slowest:
+        spent[next(ch for ch in CHANNELS if last[ch] == cycle)] += cycle - slowest
+    spent["cycles"] = sum(spent.values())
+    return spent

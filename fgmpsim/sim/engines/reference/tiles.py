@@ -1,0 +1,233 @@
+"""The reference engine's tiles: every tile of an op in execution order, what each moves, and the action counts,
+with plain loops over tiles, lanes, block pairs and blocks.
+
+Written from the spec (the docstrings of :mod:`fgmpsim.sim.mapping`, :mod:`fgmpsim.sim.hw.traffic` and
+:mod:`fgmpsim.sim.hw.lanes`), sharing no code with the tile engine. It takes the mapper's decision as plain numbers
+(:class:`Decision`) and enumerates the tiles itself.
+
+Loop order, outer to inner: weight stationary (WS) repeat, M-chunk (``chunk_m / tile_m`` m-tiles, all of them when
+unset), n-tile, k-tile, m-tile of the chunk; output stationary (OS) repeat, m-tile, n-tile, k-tile. The last tile
+along a dimension may be short. Placement on the array: WS lane ``j`` of the n-tile computes channel
+``n0 + j`` in PE ``j // lanes_per_pe`` and walks the tile's rows and blocks; OS PE ``p`` computes row ``m0 + p``
+and its lane ``l`` column ``n0 + l``, each lane walking the tile's blocks. A lane spends
+``cycles_per_block_pair.<w>x<a>`` cycles on a block pair (weight precision first).
+
+Per tile, in the order the hardware needs them (bits = data bits, metadata bits apart but moved alongside):
+
+* **DRAM -> GLB**: the weight tile when first needed (WS: on the first m-tile of its chunk; OS: on m-tile 0, or
+  on every tile when W is not GLB-resident), the X tile on n-tile 0 or on every tile when X is not resident.
+  Ends: DRAM at ``dram.read``, GLB at ``glb.write``.
+* **GLB -> PE**: the weight tile (WS: with its DRAM fill, each channel's blocks to its PE; OS: every tile, a copy
+  to every active PE), the X tile (every tile; WS: a copy to every active PE; OS: row ``m`` to PE ``m``) and, WS in
+  a chunk of more than one m-tile with more than one k-tile, the tile's partial sums before every k-tile but the
+  first. Ends: the GLB at ``glb.read`` (each bit read once, multicast), each receiving PE buffer at its ``write``.
+* **compute**: every lane's block pairs. Each lane reads its weight block per block pair (``rows`` reads of every
+  weight block), each active PE reads each of its input blocks once, each output's partial sum is written every
+  tile and read on every k-tile but the first.
+* **drain** (accumulation buffers -> GLB): the partial sums after every k-tile but the last (spilling chunks), and
+  the outputs after the last k-tile. Ends: each PE's accumulation buffer at ``accum.read``, the GLB at
+  ``glb.write``; an output drain of an op the AQU quantizes also runs the AQU: ``latency`` cycles, then
+  ``blocks_per_cycle * vector_width`` of the tile's ``rows * cols`` outputs per cycle.
+* **write-back** (GLB -> DRAM): the outputs. Ends: GLB at ``glb.read``, DRAM at ``dram.write``.
+
+The op's output data bits and metadata bits are each spread over its output tiles (the last k-tile of every
+output tile, in execution order) by running count: the tile that brings the outputs seen to ``e`` of ``E`` gets
+``floor(bits * e / E)`` minus what the tiles before it got. Partial sums are ``psum_bits`` each and carry no
+metadata.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from fgmpsim.arch.record import Arch
+from fgmpsim.sim.engines.reference.operands import Output, block_bits
+
+LEVELS = ("dram", "glb", "weight_buffer", "input_buffer", "accum_buffer")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The mapper's decision for one op, as plain numbers: the dataflow, tile sizes (rows, channels, blocks),
+    ``chunk_m`` (WS rows per M-chunk, ``None`` = all of M) and which operands stay resident in the GLB."""
+
+    dataflow: str
+    tile_m: int
+    tile_n: int
+    tile_k_blocks: int
+    chunk_m: int | None
+    x_resident: bool
+    w_resident: bool
+
+    @property
+    def ws(self) -> bool:
+        return self.dataflow == "weight_stationary"
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One transfer of tile ``tile``: ``ends`` are (bits, bits per cycle) through each port it uses; ``aqu`` is the
+    AQU part of an output drain, (latency cycles, outputs, outputs per cycle)."""
+
+    kind: str
+    tile: int
+    ends: tuple[tuple[int, int], ...]
+    aqu: tuple[int, int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile in execution order: its repeat and tile indices, whether it is the first m-tile of its M-chunk (OS:
+    every m-tile is a chunk of its own) and whether its chunk spills partial sums, and the rows, columns and
+    blocks it covers."""
+
+    r: int
+    mt: int
+    nt: int
+    kt: int
+    first_of_chunk: bool
+    spills: bool
+    rows: tuple[int, ...]
+    cols: tuple[int, ...]
+    blocks: tuple[int, ...]
+
+
+def _span(index: int, size: int, total: int) -> tuple[int, ...]:
+    return tuple(range(index * size, min(total, (index + 1) * size)))
+
+
+def enumerate_tiles(m: int, n: int, kb: int, repeat: int, d: Decision) -> list[Tile]:
+    """Every tile of the op in execution order (module docstring)."""
+    m_tiles, n_tiles, k_tiles = -(-m // d.tile_m), -(-n // d.tile_n), -(-kb // d.tile_k_blocks)
+    tiles = []
+    if d.ws:
+        per_chunk = m_tiles if d.chunk_m is None else min(m_tiles, d.chunk_m // d.tile_m)
+        chunks = [list(range(c, min(c + per_chunk, m_tiles))) for c in range(0, m_tiles, per_chunk)]
+        order = [(r, mt, nt, kt, mt == chunk[0], len(chunk) > 1 and k_tiles > 1)
+                 for r in range(repeat) for chunk in chunks for nt in range(n_tiles) for kt in range(k_tiles)
+                 for mt in chunk]
+    else:
+        order = [(r, mt, nt, kt, True, False) for r in range(repeat) for mt in range(m_tiles)  # chunk = m-tile
+                 for nt in range(n_tiles) for kt in range(k_tiles)]
+    for r, mt, nt, kt, first, spills in order:
+        tiles.append(Tile(r, mt, nt, kt, first, spills, _span(mt, d.tile_m, m), _span(nt, d.tile_n, n),
+                          _span(kt, d.tile_k_blocks, kb)))
+    return tiles
+
+
+def _cost(arch: Arch, w: int, a: int) -> int:
+    return getattr(arch.pe_array.cycles_per_block_pair, f"fp{8 if w else 4}xfp{8 if a else 4}")
+
+
+class OpBuilder:
+    """Walks one op's tiles and collects its :class:`Movement` s, every tile's lanes and its action counts."""
+
+    def __init__(self, arch: Arch, d: Decision, w: list, a: list, out: Output, m: int, n: int, kb: int,
+                 repeat: int) -> None:
+        self.arch, self.d, self.w, self.a, self.out = arch, d, w, a, out
+        self.tiles = enumerate_tiles(m, n, kb, repeat, d)
+        self.k_tiles = -(-kb // d.tile_k_blocks)
+        self.counts: dict[str, int] = defaultdict(int)
+        self.moves: list[Movement] = []
+        self.lanes: list[list[list[int]]] = []
+        self.bits = (block_bits(arch, 0), block_bits(arch, 1))
+
+    def _move(self, kind: str, j: int, src: str, dst: str, read: tuple[int, int], written: tuple[int, int],
+              src_ends: list[int], dst_ends: list[int], aqu: tuple[int, int, int] | None = None) -> None:
+        """Count ``read`` (data, metadata) bits at ``src`` and ``written`` at ``dst`` and record the transfer with
+        the bits through each port of each level."""
+        for level, direction, (data, meta) in ((src, "read", read), (dst, "write", written)):
+            self.counts[f"{level}_{direction}_bits"] += data
+            self.counts[f"{level}_{direction}_metadata_bits"] += meta
+        mem = self.arch.memory
+        ends = tuple([(b, getattr(mem, src).read_bits_per_cycle) for b in src_ends]
+                     + [(b, getattr(mem, dst).write_bits_per_cycle) for b in dst_ends])
+        self.moves.append(Movement(kind, j, ends, aqu))
+
+    def _blocks(self, pmap: list, rows: tuple[int, ...], blocks: tuple[int, ...]) -> tuple[int, int]:
+        """(data bits, metadata bits) of the blocks ``blocks`` of rows ``rows`` of one repeat's map."""
+        data = sum(self.bits[pmap[i][k]] for i in rows for k in blocks)
+        return data, len(rows) * len(blocks) * self.arch.storage.metadata_bits_per_block
+
+    def build(self) -> None:
+        arch, d = self.arch, self.d
+        pe, ps, vw = arch.pe_array, arch.storage.psum_bits, arch.pe_array.vector_width
+        outputs = [len(t.rows) * len(t.cols) if t.kt == self.k_tiles - 1 else 0 for t in self.tiles]
+        every, seen, given = sum(outputs), 0, (0, 0)
+        for j, t in enumerate(self.tiles):
+            w, a = self.w[min(t.r, len(self.w) - 1)], self.a[min(t.r, len(self.a) - 1)]
+            w_tile, x_tile = self._blocks(w, t.cols, t.blocks), self._blocks(a, t.rows, t.blocks)
+            if d.ws:
+                groups = [t.cols[p:p + pe.lanes_per_pe] for p in range(0, len(t.cols), pe.lanes_per_pe)]
+                w_from_dram = w_to_pe = t.first_of_chunk
+                w_pe = [sum(self._blocks(w, g, t.blocks)) for g in groups]
+                x_pe = [sum(x_tile)] * len(groups)
+                psum_pe = [len(t.rows) * len(g) * ps for g in groups]
+                w_copies, x_copies = 1, len(groups)
+            else:
+                w_from_dram, w_to_pe = t.mt == 0 or not d.w_resident, True
+                w_pe = [sum(w_tile)] * len(t.rows)
+                x_pe = [sum(self._blocks(a, (m,), t.blocks)) for m in t.rows]
+                psum_pe = [len(t.cols) * ps] * len(t.rows)
+                w_copies, x_copies = len(t.rows), 1
+            psums = len(t.rows) * len(t.cols) * ps
+            if w_from_dram:
+                self._move("dram_w", j, "dram", "glb", w_tile, w_tile, [sum(w_tile)], [sum(w_tile)])
+            if t.nt == 0 or not d.x_resident:
+                self._move("dram_x", j, "dram", "glb", x_tile, x_tile, [sum(x_tile)], [sum(x_tile)])
+            if w_to_pe:
+                self._move("pe_w", j, "glb", "weight_buffer", w_tile, (w_copies * w_tile[0], w_copies * w_tile[1]),
+                           [sum(w_tile)], w_pe)
+            self._move("pe_x", j, "glb", "input_buffer", x_tile, (x_copies * x_tile[0], x_copies * x_tile[1]),
+                       [sum(x_tile)], x_pe)
+            if t.spills and t.kt > 0:
+                self._move("pe_psum", j, "glb", "accum_buffer", (psums, 0), (psums, 0), [psums], psum_pe)
+            self._compute(t, w, a, w_tile, x_tile, x_copies)
+            if t.kt < self.k_tiles - 1:
+                if t.spills:
+                    self._move("drain", j, "accum_buffer", "glb", (psums, 0), (psums, 0), psum_pe, [psums])
+                continue
+            seen += outputs[j]
+            upto = (self.out.data_bits * seen // every, self.out.metadata_bits * seen // every)
+            share, given = (upto[0] - given[0], upto[1] - given[1]), upto
+            aqu = ((arch.aqu.latency_cycles, outputs[j], arch.aqu.blocks_per_cycle * vw)
+                   if self.out.aqu_blocks else None)
+            self._move("drain", j, "accum_buffer", "glb", (psums, 0), share, psum_pe, [sum(share)], aqu)
+            self._move("writeback", j, "glb", "dram", share, share, [sum(share)], [sum(share)])
+        self.counts["aqu_blocks"] = self.out.aqu_blocks
+        self.counts["aqu_sensitivity_read_bits"] = self.out.aqu_blocks * vw * arch.aqu.sensitivity_bits_per_channel
+
+    def _compute(self, t: Tile, w: list, a: list, w_tile: tuple[int, int], x_tile: tuple[int, int],
+                 x_copies: int) -> None:
+        """The tile's lanes, MACs and block pairs, and its PE-buffer reads and partial-sum updates."""
+        if self.d.ws:
+            lanes = [[(n, m, k) for m in t.rows for k in t.blocks] for n in t.cols]
+        else:
+            lanes = [[(n, m, k) for k in t.blocks] for m in t.rows for n in t.cols]
+        vw = self.arch.pe_array.vector_width
+        work = []
+        for lane in lanes:
+            cycles = []
+            for n, m, k in lane:
+                cycles.append(_cost(self.arch, w[n][k], a[m][k]))
+                self.counts[f"macs_fp{8 if w[n][k] else 4}xfp{8 if a[m][k] else 4}"] += vw
+                self.counts["block_pairs"] += 1
+            work.append(cycles)
+        self.lanes.append(work)
+        psums = len(t.rows) * len(t.cols) * self.arch.storage.psum_bits
+        for level, direction, data, meta in (
+                ("weight_buffer", "read", len(t.rows) * w_tile[0], len(t.rows) * w_tile[1]),
+                ("input_buffer", "read", x_copies * x_tile[0], x_copies * x_tile[1]),
+                ("accum_buffer", "read", psums if t.kt > 0 else 0, 0), ("accum_buffer", "write", psums, 0)):
+            self.counts[f"{level}_{direction}_bits"] += data
+            self.counts[f"{level}_{direction}_metadata_bits"] += meta
+
+
+def action_names() -> tuple[str, ...]:
+    """Every action the reference engine counts: bits and metadata bits read and written at every level, MACs per
+    precision pair, block pairs, AQU blocks and AQU sensitivity-table bits."""
+    memory = tuple(f"{level}_{direction}_{kind}bits" for level in LEVELS for direction in ("read", "write")
+                   for kind in ("", "metadata_"))
+    macs = tuple(f"macs_fp{w}xfp{a}" for w in (4, 8) for a in (4, 8))
+    return (*memory, *macs, "block_pairs", "aqu_blocks", "aqu_sensitivity_read_bits")

@@ -1,0 +1,102 @@
+"""Which structural assumption moves the FGMP-vs-FP8 result: every microarchitecture option of the arch YAML
+flipped from its shipped setting, on both designs, on Llama-2-7B prefill and decode.
+
+Each :class:`Option` names the ``--set`` overrides that turn it off and on; one of the two is the shipped setting
+(:func:`shipped_state` tells which, from the loaded ``fgmp`` arch). For every option, the other setting is applied
+to ``fgmp`` *and* ``fp8_baseline`` (an assumption about the machine holds for both designs) and both traces
+(:data:`TRACES`) are re-simulated. A row holds one (option, setting, trace): both designs' energy (pJ), cycles and
+area (mm²), and ``saving = 1 - E_fgmp / E_fp8``. The shipped rows (``option = "(as shipped)"``) are the reference.
+
+The simulations take minutes, so :func:`compute_options` runs them and :func:`store_options` writes
+:data:`OPTIONS_CSV`; ``fgmpsim validate`` reads it (``--full`` recomputes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fgmpsim.arch import load_arch
+from fgmpsim.sim import simulate
+from fgmpsim.trace import synth_trace
+from fgmpsim.validation.files import write_csv
+from fgmpsim.validation.headline import ARCHS, TRACE_ARGS
+
+TRACES: dict[str, dict[str, Any]] = {
+    "prefill": TRACE_ARGS,
+    "decode": {**TRACE_ARGS, "phase": "decode", "tokens": None, "kv_len": TRACE_ARGS["tokens"]},
+}
+"""The two traces: the headline's prefill (2048 tokens) and one decode step over a 2048-token KV cache."""
+
+OPTIONS_CSV = "docs/results/options_llama2_7b.csv"
+
+
+@dataclass(frozen=True)
+class Option:
+    """A structural option: ``off`` and ``on`` are ``--set`` overrides (``path=value``) of both designs."""
+
+    name: str
+    description: str
+    off: tuple[str, ...]
+    on: tuple[str, ...]
+
+
+OPTIONS: tuple[Option, ...] = ()
+"""The structural options of the arch YAML (docs/microarchitecture.md describes each)."""
+
+
+def shipped_state(option: Option) -> str:
+    """``"on"`` or ``"off"``: which of the option's settings ``fgmp`` ships with."""
+    shipped = load_arch("fgmp")
+    for state, overrides in (("on", option.on), ("off", option.off)):
+        if load_arch("fgmp", list(overrides)) == shipped:
+            return state
+    raise ValueError(f"option {option.name!r}: neither setting is what fgmp.yaml ships ({option.off} / {option.on})")
+
+
+def _run(trace: Any, overrides: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name in ARCHS:
+        summary = simulate(trace, load_arch(name, list(overrides))).summary()
+        out[f"{name}_energy_pj"] = summary["energy_pj"]
+        out[f"{name}_cycles"] = summary["cycles"]
+        out[f"{name}_area_mm2"] = summary.get("area_mm2", float("nan"))
+    out["saving"] = 1 - out["fgmp_energy_pj"] / out["fp8_baseline_energy_pj"]
+    return out
+
+
+def compute_options(progress: Callable[[str], None] | None = None,
+                    options: tuple[Option, ...] = OPTIONS) -> pd.DataFrame:
+    """Simulate the shipped designs and every option flipped, on both traces (module docstring)."""
+    say = progress or (lambda text: None)
+    for option in options:  # a misspelt path or a refused value fails before minutes of simulation
+        for overrides in (option.off, option.on):
+            for name in ARCHS:
+                load_arch(name, list(overrides))
+    rows = []
+    for label, args in TRACES.items():
+        trace = synth_trace(**args)
+        say(f"simulating {trace.name} as shipped")
+        rows.append({"option": "(as shipped)", "setting": "shipped", "trace": label, **_run(trace, ())})
+        for option in options:
+            state = "off" if shipped_state(option) == "on" else "on"
+            say(f"simulating {trace.name} with {option.name} {state}")
+            rows.append({"option": option.name, "setting": state, "trace": label,
+                         **_run(trace, option.off if state == "off" else option.on)})
+    return pd.DataFrame(rows)
+
+
+def store_options(frame: pd.DataFrame, root: Path) -> Path:
+    """Write ``frame`` to :data:`OPTIONS_CSV` under ``root`` with the command that made it."""
+    header = ("# fgmp vs fp8_baseline with each structural option flipped (fgmpsim.validation.options).\n"
+              "# Made by: python -m fgmpsim validate --full\n")
+    return write_csv(frame, root / OPTIONS_CSV, header)
+
+
+def load_options(root: Path) -> pd.DataFrame:
+    """The stored table (:data:`OPTIONS_CSV`)."""
+    return pd.read_csv(root / OPTIONS_CSV, comment="#")

@@ -1,0 +1,78 @@
+"""The per-cycle reference engine on its own: it imports nothing of the tile engine, counts a partial last block
+along K as a whole block, and rounds the output's FP8 share half up (hand numbers in the docstrings)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_sim_hand import hand_arch
+
+import fgmpsim.sim.engines.reference as reference
+from fgmpsim.errors import TraceError
+from fgmpsim.sim import Mapping, simulate
+from fgmpsim.sim.engines.reference import Decision, check_size, reference_op
+from fgmpsim.trace import GemmOp, Trace
+
+FORBIDDEN = ("fgmpsim.sim.hw", "fgmpsim.sim.vector", "fgmpsim.sim.schedule", "fgmpsim.sim.mapping",
+             "fgmpsim.sim.engines.tile", "fgmpsim.sim.engines.event", "fgmpsim.sim.engines.analytic",
+             "fgmpsim.sim.limits", "fgmpsim.energy")
+
+
+def test_reference_engine_imports_nothing_of_the_tile_engine():
+    package = Path(reference.__file__).parent
+    imported = set()
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    shared = sorted(m for m in imported if m.startswith(FORBIDDEN))
+    assert not shared, f"the reference engine imports tile-engine code: {shared}"
+
+
+def _op(k: int, name: str = "g") -> GemmOp:
+    rng = np.random.default_rng(7)
+    return GemmOp(name, 0, "linear", 3, k, 2, 2, rng.random((2, 2, 3)) < 0.5, rng.random((3, 3)) < 0.5)
+
+
+@pytest.mark.parametrize("dataflow, decision", [
+    ("weight_stationary", Decision("weight_stationary", 2, 2, 2, 2, False, False)),
+    ("output_stationary", Decision("output_stationary", 2, 2, 1, None, True, False)),
+])
+def test_a_partial_last_block_costs_a_whole_block(dataflow, decision):
+    """K = 10 on 4-element blocks is KB = ceil(10 / 4) = 3 blocks, the last one half padding: every count and
+    cycle equals K = 12's with the same maps, and the MACs are M * N * KB * 4 per repeat = 3 * 2 * 3 * 4 * 2 = 144."""
+    arch = hand_arch(dataflow, pes=2, **{"memory.dram.read_bits_per_cycle": 7})
+    partial, whole = _op(10), _op(12)
+    got = reference_op(Trace("partial", (partial,), block_size=4), partial, arch, decision)
+    want = reference_op(Trace("whole", (whole,), block_size=4), whole, arch, decision)
+    assert (got.counts, got.timing, got.operands) == (want.counts, want.timing, want.operands)
+    assert sum(got.counts[f"macs_fp{w}xfp{a}"] for w in (4, 8) for a in (4, 8)) == 144
+    assert got.counts["block_pairs"] == 3 * 2 * 3 * 2
+
+
+def test_size_guard_counts_partial_blocks():
+    """201 x 1000 x 1 with K = 1 on 1-element blocks is 201,000 block pairs; with K = 3 on 4-element blocks each
+    row still has one (partial) block: 201,000 block pairs, over the 200,000 the engine takes."""
+    op = GemmOp("big", 0, "linear", 201, 3, 1000, 1, np.zeros((1000, 1), bool), np.zeros((201, 1), bool))
+    with pytest.raises(TraceError) as err:
+        check_size(Trace("big", (op,), block_size=4))
+    assert err.value.field == "engine" and "200000" in str(err.value)
+
+
+@pytest.mark.parametrize("engine", ["tile", "reference"])
+def test_output_fp8_share_rounds_half_up(engine):
+    """g (M = 3, N = 4) feeds the activations of c, whose map is one FP8 block in 2: g's output is 3 rows of one
+    4-element block, FP8 share 3 * 1 / 2 = 1.5 -> 2 blocks (half up), so 2 x 32 + 24 = 88 data bits and 3
+    metadata bits are written back, and the AQU quantizes 3 blocks."""
+    g = GemmOp("g", 0, "linear", 3, 4, 4, 1, np.zeros((4, 1), bool), np.zeros((3, 1), bool), consumer="c")
+    c = GemmOp("c", 1, "linear", 2, 4, 1, 1, np.zeros((1, 1), bool), np.array([[True], [False]]))
+    arch = hand_arch(**{"pe_array.lanes_per_pe": 4})
+    r = simulate(Trace("half", (g, c), block_size=4), arch, engine=engine,
+                 mapping={"g": Mapping("weight_stationary", 3, 4, 1)}).to_frame().iloc[0]
+    assert (r.output_blocks, r.output_fp8_blocks) == (3, 2)
+    assert (r.dram_write_bits, r.dram_write_metadata_bits, r.aqu_blocks) == (88, 3, 3)
