@@ -277,8 +277,11 @@ def main(argv: list[str] | None = None) -> int:
                 print("no undetected mutants to re-run")
                 return 0
         stopped = _run_mutmut(args.mutmut, work, names, args.workers, _deadline(args), args.nice)
-    report = write_report(work, args.mutmut, args.paths, tests, command.strip(), time.time() - start, stopped,
-                          args.report)
+    wall_s = time.time() - start
+    if args.report_only and args.report.is_file():   # describe the run that made the verdicts, not this call
+        previous = json.loads(args.report.read_text())
+        command, wall_s, stopped = previous["command"], previous["wall_s"], previous["budget_stopped"]
+    report = write_report(work, args.mutmut, args.paths, tests, command.strip(), wall_s, stopped, args.report)
     parsed = parse_report(report)
     totals = parsed.totals()
     score = parsed.score(totals)
