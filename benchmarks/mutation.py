@@ -61,10 +61,19 @@ STATUS_BY_EXIT_CODE = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 3
                        None: "not_run", 2: "not_run"}
 """mutmut 3.8.1's exit codes (``mutmut.stats.status_by_exit_code``) -> the report's statuses; any other code is
 ``suspicious``. -9 is the SIGKILL mutmut sends one CPU second after SIGXCPU, -11 a segfault; 2 = interrupted."""
-_DIFF_CHILD = """import importlib.metadata, json, sys
+_DIFF_CHILD = """import importlib.metadata, json, sys, time
 from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+def diff(name):  # a running mutmut rewrites the .meta files it reads: retry a torn read
+    for attempt in range(5):
+        try:
+            return get_diff_for_mutant(name)
+        except ValueError:
+            time.sleep(0.5)
+    return get_diff_for_mutant(name)
+
 print(json.dumps({"version": importlib.metadata.version("mutmut"),
-                  "diffs": {name: get_diff_for_mutant(name) for name in json.load(sys.stdin)}}))
+                  "diffs": {name: diff(name) for name in json.load(sys.stdin)}}))
 """
 
 
@@ -191,8 +200,10 @@ def write_report(work: Path, mutmut: str, paths: list[str], tests: list[str], co
                 survivors.append({"mutant": name, "status": status, "file": module})
         modules[module] = counts
     python = str(Path(mutmut).with_name("python"))
-    proc = subprocess.run([python, "-c", _DIFF_CHILD], cwd=work, capture_output=True, text=True, check=True,
+    proc = subprocess.run([python, "-c", _DIFF_CHILD], cwd=work, capture_output=True, text=True,
                           input=json.dumps([s["mutant"] for s in survivors]))
+    if proc.returncode:
+        sys.exit(f"{python} could not read the mutants' diffs:\n{proc.stderr[-2000:]}")
     child = json.loads(proc.stdout)
     diffs = child["diffs"]
     notes, stale = _explanations(), []
