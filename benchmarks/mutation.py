@@ -21,7 +21,9 @@ and verdicts valid), which gets a ``setup.cfg`` [mutmut] section: every file of 
 function, and runs each mutant against only those tests (``pytest -x``), cheapest test sets first, each with a CPU
 limit of 2 x ``--timeout-multiplier`` x (its tests' clean time + ``--timeout-constant`` s). Verdicts are stored per
 mutant as they come, so a run stopped by its budget (SIGINT to mutmut, which finishes nothing in flight) resumes
-where it stopped on the next call; a changed option, or ``--fresh`` (use it after the sources changed), starts over.
+where it stopped on the next call (SIGINT or SIGTERM to this script ends the budget early the same way); a
+changed option, or ``--fresh`` (use it after the sources changed), starts over. The work folder's sessions.json lists
+the sessions whose verdicts it holds; the report copies it.
 Undetected mutants keep the reasons written for them in
 docs/results/mutation_explanations.yaml (mutant name -> ``change``: the mutated line as mutmut writes it, ``why``:
 one line), used only while the change still matches.
@@ -114,11 +116,17 @@ def _run_mutmut(mutmut: str, work: Path, names: list[str], workers: int, deadlin
     log = (work / "mutmut.log").open("a")
     log.write(f"\n==== {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC: mutmut run {' '.join(names)}\n")
     log.flush()
+    def child_setup() -> None:   # a shell's background job ignores SIGINT; mutmut needs it to stop cleanly
+        os.nice(nice)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     proc = subprocess.Popen([mutmut, "run", "--max-children", str(workers), *names], cwd=work, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=lambda: os.nice(nice))
-    stopped = False
+                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=child_setup)
+    stopped, asked = False, []
+    for sig in (signal.SIGINT, signal.SIGTERM):   # being stopped by hand ends the budget early
+        signal.signal(sig, lambda *_: asked.append(True))
     while proc.poll() is None:
-        if time.time() >= deadline and not stopped:
+        if (time.time() >= deadline or asked) and not stopped:
             print("budget reached: stopping mutmut (verdicts so far are kept)", flush=True)
             proc.send_signal(signal.SIGINT)
             stopped = True
@@ -186,8 +194,8 @@ def _added_line(diff: str) -> str:
     return " / ".join(ln[1:].strip() for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++"))
 
 
-def write_report(work: Path, mutmut: str, paths: list[str], tests: list[str], command: str, wall_s: float,
-                 stopped: bool, out: Path) -> dict:
+def write_report(work: Path, mutmut: str, paths: list[str], tests: list[str], sessions: list[dict],
+                 out: Path) -> dict:
     """Build the report from the work folder's verdicts, check it with the renderer's parser, write it."""
     verdicts = _verdicts(work, paths)
     modules, survivors = {}, []
@@ -220,16 +228,25 @@ def write_report(work: Path, mutmut: str, paths: list[str], tests: list[str], co
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", *paths, "tests"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
-    report = {"format": FORMAT, "tool": f"mutmut {child['version']}", "command": command,
+    report = {"format": FORMAT, "tool": f"mutmut {child['version']}",
               "source_commit": head + ("+uncommitted" if dirty else ""),
-              "generated_utc": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC", "paths": paths,
-              "tests": tests, "wall_s": round(wall_s, 1), "budget_stopped": stopped, "modules": modules,
-              "survivors": survivors}
+              "generated_utc": f"{_utc_now()} UTC", "paths": paths, "tests": tests, "sessions": sessions,
+              "modules": modules, "survivors": survivors}
     parse_report(report)
     atomic_write(out, lambda p: p.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n"))
     for name in stale:
         print(f"warning: {EXPLANATIONS}: {name} no longer makes the change written there; its reason was dropped")
     return report
+
+
+def _utc_now() -> str:
+    return f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M}"
+
+
+def _sessions(work: Path) -> list[dict]:
+    """The sessions whose verdicts the work folder holds (``sessions.json``, appended by every run)."""
+    path = work / "sessions.json"
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def _deadline(args: argparse.Namespace) -> float:
@@ -273,13 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/mutation.py " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
-    start = time.time()
-    stopped = False
+    start, started = time.time(), f"{_utc_now()} UTC"
     if not args.report_only:
         _sync(work)
         config = _config(args.paths, tests, args.timeout_multiplier, args.timeout_constant)
         if args.fresh or not (work / "setup.cfg").is_file() or (work / "setup.cfg").read_text() != config:
             shutil.rmtree(work / "mutants", ignore_errors=True)   # mutmut's test map covers the mutated files only
+            (work / "sessions.json").unlink(missing_ok=True)
             (work / "setup.cfg").write_text(config)
         names = []
         if args.rerun_survivors:
@@ -288,11 +305,10 @@ def main(argv: list[str] | None = None) -> int:
                 print("no undetected mutants to re-run")
                 return 0
         stopped = _run_mutmut(args.mutmut, work, names, args.workers, _deadline(args), args.nice)
-    wall_s = time.time() - start
-    if args.report_only and args.report.is_file():   # describe the run that made the verdicts, not this call
-        previous = json.loads(args.report.read_text())
-        command, wall_s, stopped = previous["command"], previous["wall_s"], previous["budget_stopped"]
-    report = write_report(work, args.mutmut, args.paths, tests, command.strip(), wall_s, stopped, args.report)
+        session = {"command": command.strip(), "started_utc": started, "wall_s": round(time.time() - start, 1),
+                   "budget_stopped": stopped}
+        (work / "sessions.json").write_text(json.dumps([*_sessions(work), session], indent=1) + "\n")
+    report = write_report(work, args.mutmut, args.paths, tests, _sessions(work), args.report)
     parsed = parse_report(report)
     totals = parsed.totals()
     score = parsed.score(totals)

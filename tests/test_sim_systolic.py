@@ -160,3 +160,45 @@ def test_bad_systolic_fields_name_the_field(name, overrides, field):
     with pytest.raises(ConfigError) as err:
         load_arch(name, overrides)
     assert err.value.field == field, str(err.value)
+
+
+# M=7, K=200, N=17 on 16x16 (FP8 values, no block scale or metadata): one weight fold is 16 x 16 x 8 = 2048 bits,
+# X is 7 x 200 x 8 = 11200 bits whole or 7 x 16 x 8 = 896 bits per fold, one fold's partial sums 7 x 16 x 32 =
+# 3584 bits (448 B). X is resident when fold + X (+ sums if they spill) fit the GLB: 13248 bits = 1656 B, 16832 bits
+# = 2104 B with spills; one fold alone needs 2944 bits = 368 B. Single-buffered GLB: all of size_bytes is usable.
+W_BITS, X_BITS, OUT_BITS, SPILL_BITS = 17 * 200 * 8, 7 * 200 * 8, 7 * 17 * 16, 7 * 17 * 12 * 32
+
+
+@pytest.mark.parametrize("glb_bytes, accum_bytes, resident", [
+    (1656, 6144, True), (1655, 6144, False), (2104, 512, True), (2103, 512, False)])
+def test_x_is_resident_exactly_when_it_fits_the_glb_beside_a_fold(glb_bytes, accum_bytes, resident):
+    row = _row(7, 200, 17, overrides=[f"memory.glb.size_bytes={glb_bytes}", "memory.glb.double_buffered=false",
+                                      f"memory.accum_buffer.size_bytes={accum_bytes}"], fp4_fraction=0.5)
+    loads = 1 if resident else 2                          # X from DRAM once, or once per column fold
+    spill = SPILL_BITS if accum_bytes == 512 else 0
+    assert row["x_resident"] == resident and not row["w_resident"]
+    assert row["dram_read_bits"] == W_BITS + loads * X_BITS
+    assert row["glb_write_bits"] == W_BITS + loads * X_BITS + spill + OUT_BITS
+
+
+@pytest.mark.parametrize("accum_bytes, spills", [(896, False), (894, True)])
+def test_partial_sums_stay_exactly_when_one_fold_of_them_fits_the_accumulators(accum_bytes, spills):
+    # double buffered: 896 B leave 448 usable, one fold's sums exactly; 894 B leave 447
+    row = _row(7, 200, 17, overrides=[f"memory.accum_buffer.size_bytes={accum_bytes}"], fp4_fraction=0.5)
+    assert row["glb_write_bits"] == W_BITS + X_BITS + (SPILL_BITS if spills else 0) + OUT_BITS
+
+
+def test_fold_errors_name_what_the_field_and_the_fix():
+    with pytest.raises(MappingError) as glb:
+        _row(7, 200, 17, overrides=["memory.glb.size_bytes=367", "memory.glb.double_buffered=false"])
+    assert (glb.value.what, glb.value.field, glb.value.fix) == (
+        "op 'gemm': one fold (weights, 7 input rows, their partial sums) needs 368 bytes but the GLB has 367 "
+        "usable bytes", "memory.glb.size_bytes", "enlarge memory.glb.size_bytes or split M")
+    assert not _row(7, 200, 17, overrides=["memory.glb.size_bytes=368", "memory.glb.double_buffered=false"])[
+        "x_resident"]
+    wrong = Mapping("systolic_ws", 8, 16, 16)
+    with pytest.raises(MappingError) as mapping:
+        simulate(gemm_trace(37, 100, 45), load_arch("systolic_16x16"), mapping=wrong)
+    assert (mapping.value.field, mapping.value.fix) == ("mapping", "pass mapping=None (the folds are fixed)")
+    assert mapping.value.what == (f"op 'gemm': a systolic_ws array folds the GEMM by its 16x16 array "
+                                  f"({Mapping('systolic_ws', 37, 16, 16)}), got {wrong}")

@@ -20,9 +20,10 @@ DIFF = """--- fgmpsim/sim/a.py
 """
 
 TINY = {
-    "format": 1, "tool": "mutmut 3.8.1", "command": "python benchmarks/mutation.py --budget 60",
-    "source_commit": "0123456789abcdef", "generated_utc": "2026-01-01 00:00 UTC",
-    "paths": ["fgmpsim/sim"], "tests": ["tests/test_a.py"], "wall_s": 120.0, "budget_stopped": True,
+    "format": 1, "tool": "mutmut 3.8.1", "source_commit": "0123456789abcdef",
+    "generated_utc": "2026-01-01 00:10 UTC", "paths": ["fgmpsim/sim"], "tests": ["tests/test_a.py"],
+    "sessions": [{"command": "python benchmarks/mutation.py --budget 60", "started_utc": "2026-01-01 00:00 UTC",
+                  "wall_s": 120.0, "budget_stopped": True}],
     "modules": {
         "fgmpsim/sim/a.py": {"killed": 6, "timeout": 1, "crashed": 1, "survived": 1, "no_tests": 1,
                              "suspicious": 0, "not_run": 2},
@@ -54,7 +55,9 @@ def test_a_hand_written_report_gives_its_counts_score_and_survivors(tmp_path):
     assert numbers == {"mutation_score": 11 / 13, "mutation_mutants_run": 13, "mutation_mutants_total": 15,
                        "mutation_survivors": 2, "mutation_survivors_explained": 1}
     assert "**Score: 84.6%** (11 detected of 13 mutants run; 2 undetected, 1 of them explained)." in text
-    assert "2 of 15 mutants not run" in text
+    assert "2 of 15 mutants were not run" in text
+    assert "1 session(s): `python benchmarks/mutation.py --budget 60` (2026-01-01 00:00 UTC, 2 min, stopped by " \
+           "its budget)." in text
     assert "| `fgmpsim/sim/a.py` | 12 | 6 | 1 | 1 | 1 | 1 | 0 | 2 | 80.0% |" in text
     assert "| `fgmpsim/sim/b.py` | 3 | 3 | 0 | 0 | 0 | 0 | 0 | 0 | 100.0% |" in text
     assert "| all | 15 | 9 | 1 | 1 | 1 | 1 | 0 | 2 | 84.6% |" in text
@@ -82,7 +85,8 @@ def _broken(edit) -> dict:
     (_broken(lambda d: d["survivors"][0].update(line=0)), "survivors[0].line"),
     (_broken(lambda d: d["survivors"].pop()), "modules.fgmpsim/sim/a.py"),          # counts 2, lists 1
     (_broken(lambda d: d["survivors"][1].update(file="fgmpsim/sim/c.py")), "modules.fgmpsim/sim/a.py"),
-    (_broken(lambda d: d.update(budget_stopped="yes")), "budget_stopped"),
+    (_broken(lambda d: d["sessions"][0].update(budget_stopped="yes")), "sessions[0].budget_stopped"),
+    (_broken(lambda d: d["sessions"][0].pop("command")), "sessions[0].command"),
     ([], "report"),
 ])
 def test_a_bad_report_is_one_config_error_naming_the_field(data, field):

@@ -49,19 +49,28 @@ class Survivor:
 
 
 @dataclass(frozen=True)
+class Session:
+    """One call of the runner that tested mutants: its ``command``, when it started (``started_utc``), its
+    wall-clock seconds and whether its budget stopped it."""
+
+    command: str
+    started_utc: str
+    wall_s: float
+    budget_stopped: bool
+
+
+@dataclass(frozen=True)
 class MutationReport:
-    """A parsed report: the run's description (``tool``, ``command``, ``source_commit``, ``generated_utc``,
-    ``paths``, ``tests``, ``wall_s`` of the last session, ``budget_stopped``), counts per module (module path ->
+    """A parsed report: how it was made (``tool``, ``source_commit``, ``generated_utc``, ``paths`` mutated,
+    ``tests`` run, the ``sessions`` whose verdicts it holds, oldest first), counts per module (module path ->
     status -> mutants) and the survivors."""
 
     tool: str
-    command: str
     source_commit: str
     generated_utc: str
     paths: tuple[str, ...]
     tests: tuple[str, ...]
-    wall_s: float
-    budget_stopped: bool
+    sessions: tuple[Session, ...]
     modules: dict[str, dict[str, int]]
     survivors: tuple[Survivor, ...]
 
@@ -92,6 +101,14 @@ def _counts(module: str, counts: Any) -> dict[str, int]:
             raise ConfigError(f"mutation report: {where}.{status} must be an integer >= 0, got {n!r}",
                               f"{where}.{status}", _FIX)
     return {s: counts[s] for s in STATUSES}
+
+
+def _session(i: int, item: Any) -> Session:
+    where = f"sessions[{i}]."
+    if not isinstance(item, dict):
+        raise ConfigError(f"mutation report: sessions[{i}] is not a mapping", f"sessions[{i}]", _FIX)
+    return Session(_need(item, "command", str, where), _need(item, "started_utc", str, where),
+                   float(_need(item, "wall_s", (int, float), where)), _need(item, "budget_stopped", bool, where))
 
 
 def _survivor(i: int, item: Any) -> Survivor:
@@ -131,12 +148,11 @@ def parse_report(data: Any) -> MutationReport:
     strays = sorted({s.file for s in survivors} - set(modules))
     if strays:
         raise ConfigError(f"mutation report: survivors in {strays[0]}, which has no counts", "survivors", _FIX)
+    sessions = tuple(_session(i, x) for i, x in enumerate(_need(data, "sessions", list, "")))
     return MutationReport(
-        tool=_need(data, "tool", str, ""), command=_need(data, "command", str, ""),
-        source_commit=_need(data, "source_commit", str, ""), generated_utc=_need(data, "generated_utc", str, ""),
-        paths=tuple(_need(data, "paths", list, "")), tests=tuple(_need(data, "tests", list, "")),
-        wall_s=float(_need(data, "wall_s", (int, float), "")),
-        budget_stopped=_need(data, "budget_stopped", bool, ""), modules=modules, survivors=survivors)
+        tool=_need(data, "tool", str, ""), source_commit=_need(data, "source_commit", str, ""),
+        generated_utc=_need(data, "generated_utc", str, ""), paths=tuple(_need(data, "paths", list, "")),
+        tests=tuple(_need(data, "tests", list, "")), sessions=sessions, modules=modules, survivors=survivors)
 
 
 def load_report(path: Path) -> MutationReport | None:
@@ -174,11 +190,13 @@ def mutation_section(root: Path) -> tuple[str, dict[str, Any]]:
     explained = sum(1 for s in report.survivors if s.explanation)
     numbers = {"mutation_score": score, "mutation_mutants_run": ran, "mutation_mutants_total": sum(totals.values()),
                "mutation_survivors": len(report.survivors), "mutation_survivors_explained": explained}
-    partial = (f" The run stopped at its wall-clock budget with {totals['not_run']} of {sum(totals.values())} "
-               "mutants not run; mutmut runs mutants in order of the estimated time of their tests, so the ones "
-               "not run are those covered by the slowest test sets." if totals["not_run"] else "")
-    lines += [f"Stored report `{REPORT_JSON}` ({report.tool}, `{report.command}`, source commit "
-              f"`{report.source_commit[:12]}`, {report.generated_utc}; last session {report.wall_s / 60:.0f} min). "
+    partial = (f" {totals['not_run']} of {sum(totals.values())} mutants were not run (wall-clock budget); mutmut "
+               "runs mutants in order of the estimated time of their tests, so the ones not run are those covered by "
+               "the slowest test sets." if totals["not_run"] else "")
+    sessions = "; ".join(f"`{x.command}` ({x.started_utc}, {x.wall_s / 60:.0f} min"
+                         + (", stopped by its budget)" if x.budget_stopped else ")") for x in report.sessions)
+    lines += [f"Stored report `{REPORT_JSON}` ({report.tool}, source commit `{report.source_commit[:12]}`, "
+              f"written {report.generated_utc}), from {len(report.sessions)} session(s): {sessions}. "
               f"Mutated: {', '.join(f'`{p}`' for p in report.paths)}; tests: "
               f"{', '.join(f'`{t}`' for t in report.tests)}. Each mutant runs only the selected tests that call its "
               "function (mutmut's per-function test map); a timeout (CPU limit) or a crash of the test process "
