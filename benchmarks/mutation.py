@@ -12,6 +12,7 @@ Run (from the repository root)::
     nice python benchmarks/mutation.py --mutmut /tmp/peers/mut-venv/bin/mutmut --until 06:10   # UTC clock time
     python benchmarks/mutation.py --budget 600 --paths fgmpsim/energy/price.py                 # one module, 10 min
     python benchmarks/mutation.py --rerun-survivors      # re-test the undetected mutants (after adding tests)
+    python benchmarks/mutation.py --rerun-survivors "fgmpsim.energy.*"                          # ... some of them
     python benchmarks/mutation.py --report-only          # rewrite the report from the work folder, run nothing
 
 How it runs. The sources, tests, arch_configs/ and traces/ are synced into a work folder (``--work``, default
@@ -35,6 +36,7 @@ import argparse
 import ast
 import datetime as dt
 import filecmp
+import fnmatch
 import json
 import os
 import re
@@ -275,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "mutation")
     parser.add_argument("--report", type=Path, default=ROOT / REPORT_JSON)
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--rerun-survivors", action="store_true", help="re-test the undetected mutants of the report")
+    mode.add_argument("--rerun-survivors", nargs="*", metavar="GLOB",
+                      help="re-test the report's undetected mutants (only those whose names match a GLOB, if given)")
     mode.add_argument("--report-only", action="store_true", help="write the report from the work folder, run nothing")
     parser.add_argument("--fresh", action="store_true",
                         help="forget the work folder's mutants and verdicts (do this after the sources changed)")
@@ -299,8 +302,10 @@ def main(argv: list[str] | None = None) -> int:
             (work / "sessions.json").unlink(missing_ok=True)
             (work / "setup.cfg").write_text(config)
         names = []
-        if args.rerun_survivors:
-            names = [s["mutant"] for s in json.loads(args.report.read_text())["survivors"]]
+        if args.rerun_survivors is not None:
+            globs = args.rerun_survivors or ["*"]
+            names = [s["mutant"] for s in json.loads(args.report.read_text())["survivors"]
+                     if any(fnmatch.fnmatchcase(s["mutant"], g) for g in globs)]
             if not names:
                 print("no undetected mutants to re-run")
                 return 0
