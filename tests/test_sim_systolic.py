@@ -202,3 +202,30 @@ def test_fold_errors_name_what_the_field_and_the_fix():
     assert (mapping.value.field, mapping.value.fix) == ("mapping", "pass mapping=None (the folds are fixed)")
     assert mapping.value.what == (f"op 'gemm': a systolic_ws array folds the GEMM by its 16x16 array "
                                   f"({Mapping('systolic_ws', 37, 16, 16)}), got {wrong}")
+
+
+def test_metadata_bits_move_with_their_blocks_and_nothing_else_is_counted():
+    # 2 metadata bits per 16-element block: W has 17 x 13 blocks (442 bits), X 7 x 13 (182 bits); X is resident and
+    # streamed once per column fold (2); the BF16 output carries none
+    row = _row(7, 200, 17, overrides=["storage.metadata_bits_per_block=2"], fp4_fraction=0.5)
+    w_meta, x_meta = 17 * 13 * 2, 7 * 13 * 2
+    assert row["dram_read_metadata_bits"] == row["glb_write_metadata_bits"] == w_meta + x_meta
+    assert row["glb_read_metadata_bits"] == w_meta + 2 * x_meta
+    assert row["weight_buffer_write_metadata_bits"] == w_meta
+    assert row["input_buffer_write_metadata_bits"] == row["input_buffer_read_metadata_bits"] == 2 * x_meta
+    for zero in ("dram_write_metadata_bits", "weight_buffer_read_bits", "weight_buffer_read_metadata_bits",
+                 "accum_buffer_read_metadata_bits", "accum_buffer_write_metadata_bits", "aqu_blocks",
+                 "aqu_sensitivity_read_bits", "macs_fp4xfp4", "macs_fp4xfp8", "macs_fp8xfp4"):
+        assert row[zero] == 0, zero
+
+
+def test_modeled_memory_keeps_each_unit_busy_for_its_bits_over_its_link():
+    # 2048-bit DRAM and GLB links: the loader fills W + X = 38400 bits, the distributor reads W + 2 X = 49600 bits
+    # to the array, the writer drains the 1904 output bits to the GLB and writes them back to DRAM
+    row = _row(7, 200, 17, overrides=["memory.ideal=false"], fp4_fraction=0.5)
+    assert row["busy_loader_cycles"] == -(-(W_BITS + X_BITS) // 2048) == 19
+    assert row["busy_distributor_cycles"] == -(-(W_BITS + 2 * X_BITS) // 2048) == 25
+    assert row["busy_writer_cycles"] == 2 * -(-OUT_BITS // 2048) == 2
+    assert row["busy_aqu_cycles"] == 0
+    ideal = _row(7, 200, 17, fp4_fraction=0.5)
+    assert [ideal[f"busy_{u}_cycles"] for u in ("loader", "distributor", "aqu", "writer")] == [0, 0, 0, 0]
