@@ -195,7 +195,8 @@ def mutation_section(root: Path) -> tuple[str, dict[str, Any]]:
                "the slowest test sets." if totals["not_run"] else "")
     sessions = "; ".join(f"`{x.command}` ({x.started_utc}, {x.wall_s / 60:.0f} min"
                          + (", stopped by its budget)" if x.budget_stopped else ")") for x in report.sessions)
-    lines += [f"Stored report `{REPORT_JSON}` ({report.tool}, source commit `{report.source_commit[:12]}`, "
+    commit, plus, state = report.source_commit.partition("+")
+    lines += [f"Stored report `{REPORT_JSON}` ({report.tool}, source commit `{commit[:12]}{plus}{state}`, "
               f"written {report.generated_utc}), from {len(report.sessions)} session(s): {sessions}. "
               f"Mutated: {', '.join(f'`{p}`' for p in report.paths)}; tests: "
               f"{', '.join(f'`{t}`' for t in report.tests)}. Each mutant runs only the selected tests that call its "
@@ -206,6 +207,8 @@ def mutation_section(root: Path) -> tuple[str, dict[str, Any]]:
               "| module | mutants | killed | timeout | crashed | survived | no tests | suspicious | not run | score |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for module, counts in sorted(report.modules.items()):
+        if not sum(counts.values()):
+            continue   # nothing to mutate (an __init__ of re-exports)
         lines.append(f"| `{module}` | {sum(counts.values())} | " + " | ".join(str(counts[s]) for s in STATUSES)
                      + f" | {_pct(MutationReport.score(counts))} |")
     lines.append(f"| all | {sum(totals.values())} | " + " | ".join(str(totals[s]) for s in STATUSES)
