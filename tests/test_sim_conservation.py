@@ -215,6 +215,7 @@ def test_summary_totals():
     assert s["weight_bytes"] == frame.weight_bits.sum() / 8
     assert 4.5 < s["weight_bits_per_element"] < 8 + 1 / 16 + 0.01
     assert result.mapping("first").dataflow == "weight_stationary"
+    assert (s["arch"], s["trace"], s["engine"]) == ("fgmp", result.trace, "tile") and result.trace
     for column in ("op", "layer", "kind", "M", "K", "N", "repeat", "dram_bytes", "glb_bytes", "pe_buffer_bytes",
                    "energy_pj", "pj_per_mac", "weight_bits", *ACTIONS, *(f"energy_{c}_pj" for c in COMPONENTS)):
         assert column in frame.columns
