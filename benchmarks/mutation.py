@@ -278,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=ROOT / REPORT_JSON)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--rerun-survivors", nargs="*", metavar="GLOB",
-                      help="re-test the report's undetected mutants (only those whose names match a GLOB, if given)")
+                      help="re-test the report's undetected mutants that have no written reason (only those whose "
+                           "names match a GLOB, if given)")
     mode.add_argument("--report-only", action="store_true", help="write the report from the work folder, run nothing")
     parser.add_argument("--fresh", action="store_true",
                         help="forget the work folder's mutants and verdicts (do this after the sources changed)")
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.rerun_survivors is not None:
             globs = args.rerun_survivors or ["*"]
             names = [s["mutant"] for s in json.loads(args.report.read_text())["survivors"]
-                     if any(fnmatch.fnmatchcase(s["mutant"], g) for g in globs)]
+                     if not s["explanation"] and any(fnmatch.fnmatchcase(s["mutant"], g) for g in globs)]
             if not names:
                 print("no undetected mutants to re-run")
                 return 0
