@@ -228,6 +228,7 @@ def test_summary_totals():
     assert 4.5 < s["weight_bits_per_element"] < 8 + 1 / 16 + 0.01
     assert result.mapping("first").dataflow == "weight_stationary"
     assert (s["arch"], s["trace"], s["engine"]) == ("fgmp", result.trace, "tile") and result.trace
+    assert (s["compute_cycles"], s["bound_cycles"]) == (frame.compute_cycles.sum(), frame.bound_cycles.sum())
     for column in ("op", "layer", "kind", "M", "K", "N", "repeat", "dram_bytes", "glb_bytes", "pe_buffer_bytes",
                    "energy_pj", "pj_per_mac", "weight_bits", *ACTIONS, *(f"energy_{c}_pj" for c in COMPONENTS)):
         assert column in frame.columns

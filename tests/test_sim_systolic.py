@@ -176,7 +176,7 @@ def test_x_is_resident_exactly_when_it_fits_the_glb_beside_a_fold(glb_bytes, acc
                                       f"memory.accum_buffer.size_bytes={accum_bytes}"], fp4_fraction=0.5)
     loads = 1 if resident else 2                          # X from DRAM once, or once per column fold
     spill = SPILL_BITS if accum_bytes == 512 else 0
-    assert row["x_resident"] == resident and not row["w_resident"]
+    assert row["x_resident"] == resident and row["w_resident"] is False
     assert row["dram_read_bits"] == W_BITS + loads * X_BITS
     assert row["glb_write_bits"] == W_BITS + loads * X_BITS + spill + OUT_BITS
 
