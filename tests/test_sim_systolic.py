@@ -229,3 +229,16 @@ def test_modeled_memory_keeps_each_unit_busy_for_its_bits_over_its_link():
     assert row["busy_aqu_cycles"] == 0
     ideal = _row(7, 200, 17, fp4_fraction=0.5)
     assert [ideal[f"busy_{u}_cycles"] for u in ("loader", "distributor", "aqu", "writer")] == [0, 0, 0, 0]
+
+
+def test_quantized_outputs_carry_their_metadata_through_the_glb_to_dram():
+    # chained 96x512x320 -> 96x320x64, 2 metadata bits per 16-element block: the first op's FP8 output (its
+    # consumer's input) is 96 rows x 320 / 16 blocks = 3840 metadata bits, written to the GLB, read back and sent
+    # to DRAM; W 320 x 32 blocks = 20480, X 96 x 32 blocks = 6144 bits, resident, streamed to 20 column folds
+    from test_sim_conservation import chained_trace
+
+    first = simulate(chained_trace(), load_arch("systolic_16x16", ["storage.metadata_bits_per_block=2"])).rows[0]
+    w_meta, x_meta, out_meta = 320 * 32 * 2, 96 * 32 * 2, 96 * 20 * 2
+    assert first["dram_write_metadata_bits"] == out_meta
+    assert first["glb_write_metadata_bits"] == w_meta + x_meta + out_meta
+    assert first["glb_read_metadata_bits"] == w_meta + 20 * x_meta + out_meta
