@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,46 @@ def test_an_arch_without_area_table_simulates_but_has_no_area() -> None:
     with pytest.raises(ConfigError) as err:
         area_breakdown(arch)
     assert err.value.field == "area"
+
+
+def _fp8_grown(knob: str, units: int) -> list[str]:
+    """fp8_baseline grown by ``units`` lanes per PE (ports widened per lane: 144-bit weight block, 32-bit psum) or
+    KiB of GLB, as overrides derived here from base.yaml's numbers, not from fgmpsim.energy.area."""
+    if knob == "glb":
+        return [f"memory.glb.size_bytes={load_arch('fp8_baseline').memory.glb.size_bytes + 1024 * units}"]
+    lanes = 16 + units
+    return [f"pe_array.lanes_per_pe={lanes}", f"memory.weight_buffer.read_bits_per_cycle={-(-2304 * lanes // 16)}",
+            f"memory.accum_buffer.read_bits_per_cycle={-(-512 * lanes // 16)}",
+            f"memory.accum_buffer.write_bits_per_cycle={-(-512 * lanes // 16)}"]
+
+
+@pytest.mark.parametrize("knob", ["lanes_per_pe", "glb"])
+@pytest.mark.parametrize("units", [0, 1, 3, 7])
+def test_iso_area_at_exactly_a_grown_designs_area_grows_by_exactly_that_much(knob: str, units: int) -> None:
+    target = area_mm2(load_arch("fp8_baseline", _fp8_grown(knob, units)))
+    iso = iso_area(load_arch("fp8_baseline"), target, knob)
+    assert iso.knob == knob and iso.target_mm2 == target and iso.area_mm2 == target
+    assert set(iso.overrides) == (set(_fp8_grown(knob, units)) if units else set())
+
+
+@pytest.mark.parametrize("knob", ["lanes_per_pe", "glb"])
+def test_iso_area_just_below_a_grown_designs_area_takes_one_unit_less(knob: str) -> None:
+    # one ulp below 3 units' area: (target - base) / step rounds to 3.0, so the float floor overshoots and the
+    # guard must walk it back to 2 units
+    target = math.nextafter(area_mm2(load_arch("fp8_baseline", _fp8_grown(knob, 3))), -math.inf)
+    iso = iso_area(load_arch("fp8_baseline"), target, knob)
+    assert set(iso.overrides) == set(_fp8_grown(knob, 2))
+    assert iso.area_mm2 == area_mm2(load_arch("fp8_baseline", _fp8_grown(knob, 2))) < target
+
+
+def test_iso_area_errors_name_the_field_and_the_fix() -> None:
+    base = load_arch("fp8_baseline")
+    with pytest.raises(ConfigError) as knob:
+        iso_area(base, 10.0, "pes")
+    assert str(knob.value) == "unknown iso-area knob 'pes' (knob): use one of lanes_per_pe, glb"
+    with pytest.raises(ConfigError) as small:
+        iso_area(base, area_mm2(base) / 2)
+    assert (small.value.field, small.value.fix) == (
+        "target_mm2", "iso-area grows the smaller design: give it the larger design's area")
+    assert small.value.what == f"target {area_mm2(base) / 2:.6g} mm^2 is below 'fp8_baseline''s own " \
+                               f"{area_mm2(base):.6g} mm^2"

@@ -148,3 +148,44 @@ def test_one_fp8_gemm_priced_with_the_shipped_table_by_hand() -> None:
     assert e.mac_fp8xfp8 == pytest.approx(16384 * table.pj("mac_fp8xfp8"))
     assert e.scale_accumulate == pytest.approx(1024 * table.pj("scale_accumulate"))
     assert e.total_pj == pytest.approx(float(np.sum([e.mac_fp8xfp8, e.scale_accumulate])))
+
+
+def test_pricing_errors_name_what_the_field_and_the_fix() -> None:
+    with pytest.raises(ConfigError) as missing:
+        price({"macs_fp4xfp4": 1}, _table(mac_fp8xfp8=0.04))
+    assert str(missing.value) == ("the energy table has no entry 'mac_fp4xfp4' but macs_fp4xfp4 were counted "
+                                  "(energy.actions.mac_fp4xfp4): add the entry (pJ and source) to the arch YAML")
+    with pytest.raises(FgmpsimError) as unknown:
+        price({"dram_reads_bits": 1}, SMALL_TABLE)
+    assert (unknown.value.what, unknown.value.field, unknown.value.fix) == (
+        "unknown action 'dram_reads_bits'", "counts", "did you mean 'dram_read_bits'?")
+    with pytest.raises(FgmpsimError) as negative:
+        price({"macs_fp8xfp8": -1}, SMALL_TABLE)
+    assert (negative.value.what, negative.value.field, negative.value.fix) == (
+        "action count must be finite and >= 0, got -1", "macs_fp8xfp8", "check the simulator's counts")
+
+
+def test_price_frame_names_the_first_bad_column_after_zero_and_positive_ones() -> None:
+    # columns in ACTIONS order: zeros and positive counts are valid, only the -1 of macs_fp8xfp8 is not
+    frame = pd.DataFrame({"dram_read_bits": [0, 0], "glb_read_bits": [2, 3], "macs_fp8xfp8": [1, -1]})
+    with pytest.raises(FgmpsimError) as err:
+        price_frame(frame, SMALL_TABLE)
+    assert (err.value.what, err.value.field, err.value.fix) == (
+        "action counts must be finite and >= 0", "macs_fp8xfp8", "check the simulator's counts")
+
+
+def test_price_frame_reads_a_missing_count_in_a_nullable_column_as_an_error() -> None:
+    # beside a plain int column, the nullable one makes a frame whose plain to_numpy() is object-typed
+    frame = pd.DataFrame({"glb_read_bits": pd.array([8, None], dtype="Int64"), "macs_fp8xfp8": [1, 2]})
+    with pytest.raises(FgmpsimError) as err:
+        price_frame(frame, SMALL_TABLE)
+    assert err.value.field == "glb_read_bits"
+
+
+def test_price_frame_prices_in_float64_whatever_the_count_dtype() -> None:
+    # 3 is exact in float32, but 3 x 0.1 pJ rounded in float32 is 0.30000001192..., not float64's 0.30000000000000004
+    frame = pd.DataFrame({"macs_fp8xfp8": np.array([3.0], dtype=np.float32)})
+    priced = price_frame(frame, _table(mac_fp8xfp8=0.1))
+    assert priced["energy_mac_fp8xfp8_pj"].dtype == np.float64
+    assert priced["energy_mac_fp8xfp8_pj"].iloc[0] == 3 * 0.1
+    assert priced["energy_total_pj"].iloc[0] == 3 * 0.1

@@ -192,6 +192,18 @@ def test_aqu_output_blocks_pad_each_row_along_the_consumers_k_axis():
     assert first["layers.0.self_attn.q_proj"] == 36
 
 
+@pytest.mark.parametrize("engine, arch, overrides", [
+    ("tile", "fgmp", []), ("analytic", "fgmp", []), ("tile", "systolic_16x16", []),
+    ("tile", "systolic_16x16", ["memory.ideal=false", "memory.dram.read_bits_per_cycle=64"])])
+def test_cycles_are_compute_plus_the_stalls_on_every_engine(engine, arch, overrides):
+    frame = simulate(chained_trace(), load_arch(arch, overrides), engine=engine).to_frame()
+    stalls = frame[["stall_dram_cycles", "stall_glb_cycles", "stall_imbalance_cycles", "stall_aqu_cycles"]]
+    assert (frame.compute_cycles + stalls.sum(axis=1) == frame.cycles).all()
+    assert (stalls >= 0).all().all()
+    if engine == "analytic" or arch.startswith("systolic"):    # the bound has a DRAM and a GLB side, no AQU
+        assert (frame.stall_aqu_cycles == 0).all() and (frame.stall_imbalance_cycles == 0).all()
+
+
 def test_ops_run_back_to_back_on_the_simpy_timeline():
     result = simulate(chained_trace(repeat=2), load_arch("fgmp"))
     frame = result.to_frame()
@@ -215,6 +227,8 @@ def test_summary_totals():
     assert s["weight_bytes"] == frame.weight_bits.sum() / 8
     assert 4.5 < s["weight_bits_per_element"] < 8 + 1 / 16 + 0.01
     assert result.mapping("first").dataflow == "weight_stationary"
+    assert (s["arch"], s["trace"], s["engine"]) == ("fgmp", result.trace, "tile") and result.trace
+    assert (s["compute_cycles"], s["bound_cycles"]) == (frame.compute_cycles.sum(), frame.bound_cycles.sum())
     for column in ("op", "layer", "kind", "M", "K", "N", "repeat", "dram_bytes", "glb_bytes", "pe_buffer_bytes",
                    "energy_pj", "pj_per_mac", "weight_bits", *ACTIONS, *(f"energy_{c}_pj" for c in COMPONENTS)):
         assert column in frame.columns

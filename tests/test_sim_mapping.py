@@ -61,20 +61,33 @@ def test_fixed_arch_mapping_fields_are_respected():
     assert (r.tile_m, r.tile_k_blocks, r.tile_n) == (4, 8, 96)
 
 
-@pytest.mark.parametrize("level, size", [("input_buffer", 8), ("weight_buffer", 8), ("accum_buffer", 2)])
-def test_buffer_too_small_for_the_smallest_tile_names_the_buffer(level, size):
-    arch = load_arch("fgmp", {f"memory.{level}.size_bytes": size})
+# The smallest tile is 1 row x 1 channel x 1 block. fgmp's worst block: an FP8 block, 16 x 8 = 128 bits, no block
+# scale, + 1 metadata bit = 129 bits = 16.125 bytes; a partial sum is 32 bits = 4 bytes. Every buffer is double
+# buffered, so half of size_bytes is usable. Weight stationary: the weight tile is per lane.
+@pytest.mark.parametrize("level, size, dataflow, tile, need, usable", [
+    ("input_buffer", 8, "weight_stationary", "an input tile of 1 row(s) x 1 block(s)", "16.125", "4"),
+    ("weight_buffer", 8, "weight_stationary", "a weight tile of 1 lane(s) x 1 block(s)", "16.125", "4"),
+    ("weight_buffer", 8, "output_stationary", "a weight tile of 1 column(s) x 1 block(s)", "16.125", "4"),
+    ("accum_buffer", 2, "weight_stationary", "partial sums of 1 lane(s) x 1 row(s)", "4", "1"),
+])
+def test_buffer_too_small_for_the_smallest_tile_names_the_buffer(level, size, dataflow, tile, need, usable):
+    arch = load_arch("fgmp", {f"memory.{level}.size_bytes": size, "pe_array.dataflow": dataflow})
     with pytest.raises(MappingError) as err:
         simulate(one_gemm(), arch)
-    assert err.value.field == f"memory.{level}.size_bytes"
-    assert "bytes" in err.value.what and f"memory.{level}.size_bytes" in err.value.fix
+    assert (err.value.what, err.value.field, err.value.fix) == (
+        f"the smallest tile ({tile}) needs {need} bytes but the buffer has {usable} usable bytes",
+        f"memory.{level}.size_bytes", f"enlarge memory.{level}.size_bytes (or turn off its double buffering)")
 
 
-def test_glb_too_small_names_the_glb():
-    arch = load_arch("fgmp", {"memory.glb.size_bytes": 64})
+@pytest.mark.parametrize("accum_bytes", [None, 8])
+def test_glb_too_small_names_the_glb(accum_bytes):
+    # 8 accumulation bytes leave 4 usable: exactly one 32-bit partial sum, which fits, so the GLB is to blame
+    overrides = {"memory.glb.size_bytes": 64} | ({"memory.accum_buffer.size_bytes": accum_bytes} if accum_bytes else {})
     with pytest.raises(MappingError) as err:
-        simulate(one_gemm(), arch)
-    assert err.value.field == "memory.glb.size_bytes"
+        simulate(one_gemm(), load_arch("fgmp", overrides))
+    assert (err.value.what, err.value.field, err.value.fix) == (
+        "even the smallest tile (1 row x 1 channel x 1 block) does not fit the global buffer",
+        "memory.glb.size_bytes", "enlarge memory.glb.size_bytes")
 
 
 @pytest.mark.parametrize("mapping, field", [

@@ -64,6 +64,22 @@ def test_size_guard_counts_partial_blocks():
     assert err.value.field == "engine" and "200000" in str(err.value)
 
 
+def test_size_guard_takes_exactly_its_limit_counting_every_repeat():
+    """100 x 1 x 1000 on 1-element blocks is 100,000 block pairs per repeat: 2 repeats are exactly the 200,000 the
+    engine takes, 3 are over."""
+    def trace(repeat):
+        op = GemmOp("r", 0, "linear", 100, 1, 1000, repeat, np.zeros((repeat, 1000, 1), bool),
+                    np.zeros((repeat, 100, 1), bool))
+        return Trace("r", (op,), block_size=1)
+
+    check_size(trace(2))
+    with pytest.raises(TraceError) as err:
+        check_size(trace(3))
+    assert (err.value.what, err.value.field, err.value.fix) == (
+        "the reference engine steps every cycle and takes at most 200000 block pairs, this trace has 300000",
+        "engine", "use engine='tile' (exact, vectorized) or a smaller GEMM")
+
+
 @pytest.mark.parametrize("engine", ["tile", "reference"])
 def test_output_fp8_share_rounds_half_up(engine):
     """g (M = 3, N = 4) feeds the activations of c, whose map is one FP8 block in 2: g's output is 3 rows of one

@@ -10,6 +10,7 @@ from fgmpsim.arch import load_arch
 from fgmpsim.sim import simulate
 from fgmpsim.sim import mapping as mapping_module
 from fgmpsim.sim.hw import traffic
+from fgmpsim.sim.vector import map_counts
 from fgmpsim.sim.vector.map_counts import count_maps, group_reduce, group_sum
 from fgmpsim.sim.mapping import Mapping, plan_op
 from fgmpsim.trace import GemmOp, Trace, gemm_trace
@@ -62,7 +63,6 @@ def test_a_new_design_point_after_cached_points_equals_the_same_point_in_a_fresh
 
 
 def test_map_counts_are_reused_for_immutable_maps_and_recomputed_for_writable_ones():
-    from fgmpsim.sim.vector import map_counts
     from fgmpsim.trace import synth_trace
 
     arch, other_clock = load_arch("fgmp"), load_arch("fgmp", ["clock_hz=2e9"])
@@ -83,3 +83,11 @@ def test_map_counts_are_reused_for_immutable_maps_and_recomputed_for_writable_on
     after = simulate(trace, arch).to_frame()
     assert after["weight_fp8_fraction"].iloc[0] == 1.0 and (after["macs_fp4xfp4"] == 0).all()
     assert not after.equals(before)
+
+
+def test_cached_counts_are_charged_the_bytes_their_buffers_keep_alive():
+    base = np.zeros(100, np.int8)                                   # 100 B, also kept alive by its slice
+    small = np.zeros(3, np.int16)                                   # 6 B behind a 50 x 3 broadcast view
+    other = np.ones(7, np.float64)                                  # 56 B
+    arrays = [base, base[10:20], np.broadcast_to(small, (50, 3)), other]
+    assert map_counts._held_bytes(arrays) == 100 + 6 + 56

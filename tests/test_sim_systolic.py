@@ -160,3 +160,85 @@ def test_bad_systolic_fields_name_the_field(name, overrides, field):
     with pytest.raises(ConfigError) as err:
         load_arch(name, overrides)
     assert err.value.field == field, str(err.value)
+
+
+# M=7, K=200, N=17 on 16x16 (FP8 values, no block scale or metadata): one weight fold is 16 x 16 x 8 = 2048 bits,
+# X is 7 x 200 x 8 = 11200 bits whole or 7 x 16 x 8 = 896 bits per fold, one fold's partial sums 7 x 16 x 32 =
+# 3584 bits (448 B). X is resident when fold + X (+ sums if they spill) fit the GLB: 13248 bits = 1656 B, 16832 bits
+# = 2104 B with spills; one fold alone needs 2944 bits = 368 B. Single-buffered GLB: all of size_bytes is usable.
+W_BITS, X_BITS, OUT_BITS, SPILL_BITS = 17 * 200 * 8, 7 * 200 * 8, 7 * 17 * 16, 7 * 17 * 12 * 32
+
+
+@pytest.mark.parametrize("glb_bytes, accum_bytes, resident", [
+    (1656, 6144, True), (1655, 6144, False), (2104, 512, True), (2103, 512, False)])
+def test_x_is_resident_exactly_when_it_fits_the_glb_beside_a_fold(glb_bytes, accum_bytes, resident):
+    row = _row(7, 200, 17, overrides=[f"memory.glb.size_bytes={glb_bytes}", "memory.glb.double_buffered=false",
+                                      f"memory.accum_buffer.size_bytes={accum_bytes}"], fp4_fraction=0.5)
+    loads = 1 if resident else 2                          # X from DRAM once, or once per column fold
+    spill = SPILL_BITS if accum_bytes == 512 else 0
+    assert row["x_resident"] == resident and row["w_resident"] is False
+    assert row["dram_read_bits"] == W_BITS + loads * X_BITS
+    assert row["glb_write_bits"] == W_BITS + loads * X_BITS + spill + OUT_BITS
+
+
+@pytest.mark.parametrize("accum_bytes, spills", [(896, False), (894, True)])
+def test_partial_sums_stay_exactly_when_one_fold_of_them_fits_the_accumulators(accum_bytes, spills):
+    # double buffered: 896 B leave 448 usable, one fold's sums exactly; 894 B leave 447
+    row = _row(7, 200, 17, overrides=[f"memory.accum_buffer.size_bytes={accum_bytes}"], fp4_fraction=0.5)
+    assert row["glb_write_bits"] == W_BITS + X_BITS + (SPILL_BITS if spills else 0) + OUT_BITS
+
+
+def test_fold_errors_name_what_the_field_and_the_fix():
+    with pytest.raises(MappingError) as glb:
+        _row(7, 200, 17, overrides=["memory.glb.size_bytes=367", "memory.glb.double_buffered=false"])
+    assert (glb.value.what, glb.value.field, glb.value.fix) == (
+        "op 'gemm': one fold (weights, 7 input rows, their partial sums) needs 368 bytes but the GLB has 367 "
+        "usable bytes", "memory.glb.size_bytes", "enlarge memory.glb.size_bytes or split M")
+    assert not _row(7, 200, 17, overrides=["memory.glb.size_bytes=368", "memory.glb.double_buffered=false"])[
+        "x_resident"]
+    wrong = Mapping("systolic_ws", 8, 16, 16)
+    with pytest.raises(MappingError) as mapping:
+        simulate(gemm_trace(37, 100, 45), load_arch("systolic_16x16"), mapping=wrong)
+    assert (mapping.value.field, mapping.value.fix) == ("mapping", "pass mapping=None (the folds are fixed)")
+    assert mapping.value.what == (f"op 'gemm': a systolic_ws array folds the GEMM by its 16x16 array "
+                                  f"({Mapping('systolic_ws', 37, 16, 16)}), got {wrong}")
+
+
+def test_metadata_bits_move_with_their_blocks_and_nothing_else_is_counted():
+    # 2 metadata bits per 16-element block: W has 17 x 13 blocks (442 bits), X 7 x 13 (182 bits); X is resident and
+    # streamed once per column fold (2); the BF16 output carries none
+    row = _row(7, 200, 17, overrides=["storage.metadata_bits_per_block=2"], fp4_fraction=0.5)
+    w_meta, x_meta = 17 * 13 * 2, 7 * 13 * 2
+    assert row["dram_read_metadata_bits"] == row["glb_write_metadata_bits"] == w_meta + x_meta
+    assert row["glb_read_metadata_bits"] == w_meta + 2 * x_meta
+    assert row["weight_buffer_write_metadata_bits"] == w_meta
+    assert row["input_buffer_write_metadata_bits"] == row["input_buffer_read_metadata_bits"] == 2 * x_meta
+    for zero in ("dram_write_metadata_bits", "weight_buffer_read_bits", "weight_buffer_read_metadata_bits",
+                 "accum_buffer_read_metadata_bits", "accum_buffer_write_metadata_bits", "aqu_blocks",
+                 "aqu_sensitivity_read_bits", "macs_fp4xfp4", "macs_fp4xfp8", "macs_fp8xfp4"):
+        assert row[zero] == 0, zero
+
+
+def test_modeled_memory_keeps_each_unit_busy_for_its_bits_over_its_link():
+    # 2048-bit DRAM and GLB links: the loader fills W + X = 38400 bits, the distributor reads W + 2 X = 49600 bits
+    # to the array, the writer drains the 1904 output bits to the GLB and writes them back to DRAM
+    row = _row(7, 200, 17, overrides=["memory.ideal=false"], fp4_fraction=0.5)
+    assert row["busy_loader_cycles"] == -(-(W_BITS + X_BITS) // 2048) == 19
+    assert row["busy_distributor_cycles"] == -(-(W_BITS + 2 * X_BITS) // 2048) == 25
+    assert row["busy_writer_cycles"] == 2 * -(-OUT_BITS // 2048) == 2
+    assert row["busy_aqu_cycles"] == 0
+    ideal = _row(7, 200, 17, fp4_fraction=0.5)
+    assert [ideal[f"busy_{u}_cycles"] for u in ("loader", "distributor", "aqu", "writer")] == [0, 0, 0, 0]
+
+
+def test_quantized_outputs_carry_their_metadata_through_the_glb_to_dram():
+    # chained 96x512x320 -> 96x320x64, 2 metadata bits per 16-element block: the first op's FP8 output (its
+    # consumer's input) is 96 rows x 320 / 16 blocks = 3840 metadata bits, written to the GLB, read back and sent
+    # to DRAM; W 320 x 32 blocks = 20480, X 96 x 32 blocks = 6144 bits, resident, streamed to 20 column folds
+    from test_sim_conservation import chained_trace
+
+    first = simulate(chained_trace(), load_arch("systolic_16x16", ["storage.metadata_bits_per_block=2"])).rows[0]
+    w_meta, x_meta, out_meta = 320 * 32 * 2, 96 * 32 * 2, 96 * 20 * 2
+    assert first["dram_write_metadata_bits"] == out_meta
+    assert first["glb_write_metadata_bits"] == w_meta + x_meta + out_meta
+    assert first["glb_read_metadata_bits"] == w_meta + 20 * x_meta + out_meta

@@ -15,6 +15,7 @@ from fgmpsim.sim import simulate
 from fgmpsim.trace import gemm_trace
 from fgmpsim.validation import validate
 from fgmpsim.validation.headline import HEADLINE_CSV
+from fgmpsim.validation.mutation import REPORT_JSON, load_report
 from fgmpsim.validation.scalesim_table import scalesim_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,8 +28,11 @@ def test_validate_command_regenerates_the_report_from_stored_data(tmp_path, monk
     text = out.read_text()
     for heading in ("## 1. Cycles against SCALE-Sim", "## 2. Energy against ZigZag",
                     "## 3. On-chip energy against published silicon", "## 4. The paper's headline, side by side",
-                    "## 5. Engine agreement"):
+                    "## 5. Engine agreement", "## 6. Mutation score"):
         assert heading in text
+    stored = load_report(ROOT / REPORT_JSON)     # the committed mutation report, rendered as stored
+    assert f"**Score: {100 * stored.score(stored.totals()):.1f}%**" in text
+    assert all(f"`{s.file}:{s.line}`" in text for s in stored.survivors if s.line)
     summary = pd.read_csv(ROOT / HEADLINE_CSV, comment="#").set_index("arch")["energy_pj"]
     saving = 1 - summary["fgmp"] / summary["fp8_baseline"]
     assert f"Energy saved vs the all-FP8 accelerator: {100 * saving:.1f}%" in text

@@ -1,5 +1,6 @@
 """fgmpsim validate: regenerate docs/validation.md (cycles vs SCALE-Sim, energy vs ZigZag and published silicon,
-the FGMP paper's headline side by side, engine agreement) from stored references, or live with the peers."""
+the FGMP paper's headline side by side, engine agreement, the stored mutation score) from stored references, or live
+with the peers."""
 
 from __future__ import annotations
 
@@ -55,4 +56,8 @@ def _validate(args: argparse.Namespace) -> int:
     print(f"Llama-2-7B, 70% FP4: weight memory -{100 * n['weight_memory_saved_default']:.1f}% (arithmetic), "
           f"-{100 * n['weight_memory_saved_trace']:.1f}% (trace); energy -{100 * n['energy_saved']:.1f}% vs FP8 "
           f"(paper -14%; tornado {100 * n['tornado_saving_min']:.1f}-{100 * n['tornado_saving_max']:.1f}%)")
+    if n.get("mutation_score") is not None:
+        print(f"mutation score (stored): {100 * n['mutation_score']:.1f}% of {n['mutation_mutants_run']} mutants run "
+              f"(of {n['mutation_mutants_total']}); {n['mutation_survivors']} undetected, "
+              f"{n['mutation_survivors_explained']} explained")
     return 0
