@@ -74,10 +74,6 @@ class Operands:
         """Blocks along K."""
         return self.w.shape[2]
 
-    def repeat_maps(self, r: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(w [N, KB], a [M, KB])`` of repeat ``r``."""
-        return self.w[min(r, self.w.shape[0] - 1)], self.a[min(r, self.a.shape[0] - 1)]
-
 
 def precision_adjustment(arch: Arch) -> str:
     """What the datapath does to the trace's maps, in words."""
