@@ -43,6 +43,17 @@ def test_kept_output_by_hand(operand):
     assert on[1]["dram_write_bits"] == off[1]["dram_write_bits"]           # the last op writes back as before
 
 
+def test_kept_output_still_passes_the_alignment_network_into_the_packed_glb():
+    """On fgmp (every level packed) op0's AQU writes its 4 output blocks into the GLB through the alignment network
+    whether or not they are written back: op0's aligned blocks are its lane reads + 4 either way."""
+    trace = _chain("act")
+    off, on = (simulate(trace, load_arch("fgmp", [f"memory.glb.keep_outputs={v}"])).rows for v in ("false", "true"))
+    assert on[0]["dram_write_metadata_bits"] == 0 < off[0]["dram_write_metadata_bits"]
+    meta = load_arch("fgmp").storage.metadata_bits_per_block
+    lane_reads = (off[0]["weight_buffer_read_metadata_bits"] + off[0]["input_buffer_read_metadata_bits"]) // meta
+    assert on[0]["align_blocks"] == off[0]["align_blocks"] == lane_reads + 4
+
+
 def test_output_that_does_not_fit_goes_to_dram():
     """A 4 x 4096 FP8 output (1024 blocks x 128 bits = 16 KiB) cannot stay in a 4 KiB GLB."""
     op0 = GemmOp("op0", 0, "linear", 4, 16, 4096, 1, ONES((4096, 1), bool), ONES((4, 1), bool), consumer="op1")

@@ -35,17 +35,19 @@ def mixed_sizes(arch: Arch) -> bool:
 def align_blocks(counts: dict[str, int], arch: Arch) -> int:
     """Blocks one op passes through an alignment network (see the module docstring), from its action counts: every
     block moved carries its precision flag (a mixed datapath has >= 1 metadata bit per block), so the metadata bits
-    of a movement over ``metadata_bits_per_block`` are its blocks (DRAM reads = fills, DRAM writes = quantized output
-    blocks, GLB reads = PE fills + write-back, PE buffer reads = lane reads)."""
+    of a movement over ``metadata_bits_per_block`` are its blocks (DRAM reads = fills, GLB writes = fills + the
+    quantized output blocks the AQU writes, DRAM writes = the output blocks written back (none when the output stays
+    in the GLB), GLB reads = PE fills + write-back, PE buffer reads = lane reads; partial sums carry no flags)."""
     if not mixed_sizes(arch):
         return 0
     meta, layout = arch.storage.metadata_bits_per_block, arch.storage.layout
     fills = counts["dram_read_metadata_bits"] // meta
-    outputs = counts["dram_write_metadata_bits"] // meta
-    pe_fills = counts["glb_read_metadata_bits"] // meta - outputs
+    produced = counts["glb_write_metadata_bits"] // meta - fills
+    written_back = counts["dram_write_metadata_bits"] // meta
+    pe_fills = counts["glb_read_metadata_bits"] // meta - written_back
     lane_reads = (counts["weight_buffer_read_metadata_bits"] + counts["input_buffer_read_metadata_bits"]) // meta
     dram_glb = layout.dram != layout.glb
-    return int((fills + outputs if dram_glb else 0)
+    return int((fills + written_back if dram_glb else 0)
                + (pe_fills if layout.glb != layout.pe_buffers else 0)
                + (lane_reads if layout.pe_buffers == "packed" else 0)
-               + (outputs if layout.glb == "packed" else 0))
+               + (produced if layout.glb == "packed" else 0))
