@@ -48,12 +48,9 @@ from fgmpsim.errors import MappingError
 from fgmpsim.sim.engines.analytic import Bound, bound_timing, memory_bounds
 from fgmpsim.sim.schedule import OpTiming
 from fgmpsim.sim.hw.operands import Operands
+from fgmpsim.sim.hw.traffic import ceil_div
 from fgmpsim.sim.mapping import Mapping, OpShape, Tiling
 from fgmpsim.trace.record import GemmOp
-
-
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,7 @@ class Folds:
     @staticmethod
     def of(arch: Arch, op: GemmOp) -> Folds:
         pe = arch.pe_array
-        return Folds(op.m, pe.rows, pe.cols, _ceil(op.k, pe.rows), _ceil(op.n, pe.cols))
+        return Folds(op.m, pe.rows, pe.cols, ceil_div(op.k, pe.rows), ceil_div(op.n, pe.cols))
 
     @property
     def folds(self) -> int:
@@ -92,7 +89,7 @@ def _operand_bits(arch: Arch, rows: int, k: int, block_size: int) -> tuple[int, 
     st = arch.storage
     fp8 = arch.pe_array.datapath_precisions[0] == "fp8"
     value, scale = (st.fp8_value_bits, st.fp8_scale_bits) if fp8 else (st.fp4_value_bits, st.fp4_scale_bits)
-    blocks = rows * _ceil(k, block_size)
+    blocks = rows * ceil_div(k, block_size)
     return rows * k * value + blocks * scale, blocks * st.metadata_bits_per_block
 
 
