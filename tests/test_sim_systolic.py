@@ -153,6 +153,7 @@ def test_peak_and_utilization_are_the_array_s():
      "pe_array.datapath_precisions"),
     ("systolic_16x16", ["mapping.tile_m=4"], "mapping.tile_m"),
     ("systolic_16x16", ["memory.ideal=3"], "memory.ideal"),
+    ("systolic_16x16", ["memory.glb.keep_outputs=true"], "memory.glb.keep_outputs"),
     ("fgmp", ["pe_array.cols=16"], "pe_array.cols"),
     ("fgmp", ["memory.ideal=true"], "memory.ideal"),
 ])

@@ -46,6 +46,9 @@ def _check_systolic(arch: Arch) -> None:
         if value != default:  # fgmpsim.sim.hw.collectors and the schedule's fill model the VMAC lanes only
             raise ConfigError(f"pe_array.{field} models the VMAC lanes, not a systolic_ws array",
                               f"pe_array.{field}", f"remove it or set it to {default}")
+    if arch.memory.glb.keep_outputs:  # fgmpsim.sim.hw.glb_residency plans the VMAC lanes' tiles only
+        raise ConfigError("memory.glb.keep_outputs is not modeled on a systolic_ws array (its folds stream every "
+                          "output back to DRAM)", "memory.glb.keep_outputs", "set memory.glb.keep_outputs=false")
     fixed = [name for name in ("tile_m", "tile_n", "tile_k_blocks") if getattr(arch.mapping, name) is not None]
     if fixed:
         raise ConfigError(f"a systolic_ws array folds the GEMM by its rows x cols; mapping.{fixed[0]} cannot be fixed",

@@ -60,7 +60,7 @@ def plan_residency(ops: Sequence[GemmOp], tilings: Sequence[Tiling], outputs: Se
                    banded: Sequence[bool]) -> list[Residency]:
     """The :class:`Residency` of every op (module docstring); ``banded``: the op runs as causal bands."""
     plan = [NONE] * len(ops)
-    if not arch.memory.glb.keep_outputs or arch.pe_array.systolic:
+    if not arch.memory.glb.keep_outputs:
         return plan
     keeps = [False] * len(ops)
     for i in range(len(ops) - 1):
