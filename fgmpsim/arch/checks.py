@@ -49,6 +49,10 @@ def _check_systolic(arch: Arch) -> None:
     if arch.memory.glb.keep_outputs:  # fgmpsim.sim.hw.glb_residency plans the VMAC lanes' tiles only
         raise ConfigError("memory.glb.keep_outputs is not modeled on a systolic_ws array (its folds stream every "
                           "output back to DRAM)", "memory.glb.keep_outputs", "set memory.glb.keep_outputs=false")
+    if arch.memory.prefetch_next_weights:  # fgmpsim.sim.hw.prefetch couples the VMAC lanes' tile steps only
+        raise ConfigError("memory.prefetch_next_weights is not modeled on a systolic_ws array (its folds have no "
+                          "tile steps to overlap)", "memory.prefetch_next_weights",
+                          "set memory.prefetch_next_weights=false")
     fixed = [name for name in ("tile_m", "tile_n", "tile_k_blocks") if getattr(arch.mapping, name) is not None]
     if fixed:
         raise ConfigError(f"a systolic_ws array folds the GEMM by its rows x cols; mapping.{fixed[0]} cannot be fixed",

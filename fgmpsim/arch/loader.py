@@ -92,8 +92,9 @@ def arch_to_dict(arch: Arch) -> dict[str, Any]:
     for key in ("rows", "cols"):  # systolic_ws only: absent otherwise, so other archs keep their hashes
         if data["pe_array"][key] is None:
             del data["pe_array"][key]
-    if not data["memory"]["ideal"]:
-        del data["memory"]["ideal"]
+    for flag in ("ideal", "prefetch_next_weights"):  # left out when off (hashes stay as they were)
+        if not data["memory"][flag]:
+            del data["memory"][flag]
     for name, level in data["memory"].items():
         if isinstance(level, dict):
             level.pop("name")

@@ -123,7 +123,8 @@ class MemoryLevel:
 class Memory:
     """DRAM, the global buffer (GLB) and the per-PE weight, input and accumulation buffers. ``ideal`` (systolic_ws
     only): transfers take no cycles (no memory stalls), as SCALE-Sim's default ``InterfaceBandwidth: CALC``; the
-    bits moved are still counted and priced."""
+    bits moved are still counted and priced. ``prefetch_next_weights``: the next op's first weight tile is fetched
+    from DRAM during the current op's tail when the GLB has room (:mod:`fgmpsim.sim.hw.prefetch`)."""
 
     dram: MemoryLevel
     glb: MemoryLevel
@@ -131,6 +132,7 @@ class Memory:
     input_buffer: MemoryLevel
     accum_buffer: MemoryLevel
     ideal: bool = False
+    prefetch_next_weights: bool = False
 
     def levels(self) -> tuple[MemoryLevel, ...]:
         return (self.dram, self.glb, self.weight_buffer, self.input_buffer, self.accum_buffer)

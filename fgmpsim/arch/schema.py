@@ -117,6 +117,7 @@ class MemoryModel(_Strict):
     input_buffer: OnChipLevelModel
     accum_buffer: OnChipLevelModel
     ideal: bool = False  # systolic_ws only: no memory stalls (SCALE-Sim's InterfaceBandwidth: CALC)
+    prefetch_next_weights: bool = False  # fgmpsim.sim.hw.prefetch
 
 
 Layout = Literal[LAYOUTS]  # type: ignore[valid-type]
@@ -334,7 +335,8 @@ def to_record(model: ArchModel, source: str) -> Arch:
                          psum_collector_entries=pe.psum_collector_entries, pipeline_depth=pe.pipeline_depth),
         aqu=AQU(**model.aqu.model_dump()),
         memory=Memory(**{name: _level(name, getattr(model.memory, name)) for name in MemoryModel.model_fields
-                         if name != "ideal"}, ideal=model.memory.ideal),
+                         if name not in ("ideal", "prefetch_next_weights")}, ideal=model.memory.ideal,
+                      prefetch_next_weights=model.memory.prefetch_next_weights),
         storage=BlockStorage(**storage),
         energy=EnergyTable(technology_node_nm=model.energy.technology_node_nm,
                            entries=tuple((name, EnergyEntry(pj=float(e.pj), source=e.source))

@@ -21,7 +21,10 @@ Ops whose maps are the same objects with the same shape, output format and GLB r
 except on the event engine, which processes every op's events, and the reference engine, which runs every op on its
 own. A causal op runs as query bands (:mod:`~fgmpsim.sim.hw.causal`), each mapped and costed as a dense op, its row
 their sum; with ``memory.glb.keep_outputs`` the GLB planner (:mod:`~fgmpsim.sim.hw.glb_residency`) decides which
-outputs skip their DRAM round trip. The DRAM footprint goes into the summary (:mod:`~fgmpsim.sim.hw.dram`).
+outputs skip their DRAM round trip. With ``memory.prefetch_next_weights`` every unit of the timeline (an op, or a
+causal op's band) gets its link to the one before (:mod:`~fgmpsim.sim.hw.prefetch`): the tile and analytic engines
+cost a unit on its own and apply the link afterwards (:mod:`~fgmpsim.sim.edges`), the event and reference engines
+run it with the link. The DRAM footprint goes into the summary (:mod:`~fgmpsim.sim.hw.dram`).
 ``simpy_events``: the events the SimPy environment processed for the op (tile: op level, event: tile-step level,
 reference and analytic: 0).
 """
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -44,13 +47,15 @@ from fgmpsim.sim.engines.event import MAX_STEPS, check_steps, event_op
 from fgmpsim.sim.limits import MAX_TILES, check_tiles
 from fgmpsim.sim.mapping import Mapping, Tiling, plan_op
 from fgmpsim.sim.hw.layout import align_blocks
-from fgmpsim.sim.hw.operands import OperandCache, Operands, precision_adjustment
+from fgmpsim.sim.hw.operands import OperandCache, Operands, OutputFormat, precision_adjustment
 from fgmpsim.sim.hw.systolic import systolic_op
 from fgmpsim.sim.engines.reference import Decision, check_size, operand_columns, reference_bands, reference_op
 from fgmpsim.sim.hw.dram import KV_KINDS, dram_footprint
 from fgmpsim.sim.hw.glb_residency import NONE, Residency, plan_residency
 from fgmpsim.sim.hw.causal import DEFAULT as DEFAULT_ATTENTION
 from fgmpsim.sim.hw.causal import BAND_ROWS, MODES, CausalBands, merge_columns, merge_timings
+from fgmpsim.sim.hw.prefetch import NO_LINK, Link, Sequencer, Unit
+from fgmpsim.sim.edges import Edges, first_weight_fill, hide, op_edges
 from fgmpsim.sim.result import RunResult
 from fgmpsim.sim.schedule import OpTiming, time_op
 from fgmpsim.sim.hw.traffic import op_tiles
@@ -88,19 +93,62 @@ def _check_inputs(trace: Trace, arch: Arch, engine: str, mapping: Any, attention
         check_size(trace)
 
 
-def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str,
-         residency: Residency = NONE) -> tuple[OpTiming, dict[str, int], Bound, int]:
-    """Timing, action counts, bound and SimPy events (event engine only) of one op on the tile, event or analytic
-    engine (a systolic_ws array: its folds)."""
+@dataclass(frozen=True, eq=False)
+class _Costed:
+    """One unit costed on the tile, event or analytic engine: its timing (on the event engine already with its
+    link, on the others without), action counts, bound without prefetch, tile count and SimPy events; with
+    ``memory.prefetch_next_weights`` the cycles of its first weight fill, its tail's free DRAM-side cycles (event)
+    and its edges (tile)."""
+
+    timing: OpTiming
+    counts: dict[str, int]
+    bound: Bound
+    tiles: int
+    events: int = 0
+    first_fill: int = 0
+    tail: int = 0
+    edges: Edges | None = None
+
+
+def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str, residency: Residency = NONE,
+         window: int = 0) -> _Costed:
+    """One op on the tile, event or analytic engine (a systolic_ws array: its folds); ``window``: the event
+    engine's free cycles before it for its first weight fill (the others apply theirs in :func:`_linked`)."""
     if arch.pe_array.systolic:
-        return (*systolic_op(ops, tiling, arch), 0)
+        return _Costed(*systolic_op(ops, tiling, arch), tiling.tiles)
     tiles = op_tiles(ops, tiling, arch, residency)
     bound = op_bound(tiles.counts, arch, tiling.tiles)
+    first = first_weight_fill(tiles) if arch.memory.prefetch_next_weights else 0
     if engine == "event":
-        timing, events = event_op(tiles, arch)
-        return timing, tiles.counts, bound, events
-    timing = time_op(tiles, arch) if engine == "tile" else bound_timing(bound)
-    return timing, tiles.counts, bound, 0
+        timing, events, tail = event_op(tiles, arch, window)
+        return _Costed(timing, tiles.counts, bound, tiling.tiles, events, first, tail)
+    if engine == "analytic":
+        return _Costed(bound_timing(bound), tiles.counts, bound, tiling.tiles, first_fill=first)
+    edges = op_edges(tiles, arch) if arch.memory.prefetch_next_weights else None
+    return _Costed(time_op(tiles, arch), tiles.counts, bound, tiling.tiles, first_fill=first,
+                   tail=edges.tail if edges else 0, edges=edges)
+
+
+def _linked(costed: _Costed, link: Link, arch: Arch, engine: str) -> tuple[OpTiming, Bound]:
+    """The unit's timing and bound with its link to the one before: the bound's DRAM side less the first weight
+    fill; the tile engine's head step rerun with ``min(c, window)`` cycles of that fill done, the analytic engine at
+    its new bound (the event engine ran with it)."""
+    if not link.prefetch:
+        return costed.timing, costed.bound
+    bound = op_bound(costed.counts, arch, costed.tiles, costed.first_fill)
+    if engine == "analytic":
+        return bound_timing(bound), bound
+    if engine == "tile":
+        return hide(costed.timing, costed.edges.head, min(costed.first_fill, link.window)), bound
+    return costed.timing, bound
+
+
+def _live_bits(residency: list[Residency], outputs: list[OutputFormat]) -> list[int]:
+    """Bits the GLB keeps for each op beside its tile steps (:mod:`~fgmpsim.sim.hw.glb_residency`): the previous
+    op's output it is fed, its own output it keeps (data + metadata)."""
+    bits = [out.data_bits + out.metadata_bits for out in outputs]
+    return [(bits[i - 1] if keep.fed else 0) + (bits[i] if keep.keeps_output else 0)
+            for i, keep in enumerate(residency)]
 
 
 def _derived_counts(counts: dict[str, int], timing: OpTiming, arch: Arch) -> dict[str, int]:
@@ -112,17 +160,18 @@ def _derived_counts(counts: dict[str, int], timing: OpTiming, arch: Arch) -> dic
             "align_blocks": align_blocks(counts, arch), "leakage_cycles": timing.cycles, "clock_cycles": timing.cycles}
 
 
-def _reference(trace: Trace, op: GemmOp, tiling: Tiling, arch: Arch,
-               residency: Residency = NONE) -> tuple[OpTiming, dict[str, Any]]:
-    """Timing and row columns of one op on the reference engine: it gets the mapper's and the GLB planner's
-    decision as plain numbers and derives its counts, cycles and operand columns itself."""
+def _reference(trace: Trace, op: GemmOp, tiling: Tiling, arch: Arch, residency: Residency = NONE,
+               link: Link = NO_LINK) -> tuple[OpTiming, dict[str, Any], int]:
+    """Timing, row columns and tail free cycles of one op on the reference engine: it gets the mapper's, the GLB
+    planner's and the prefetch rule's decisions as plain numbers and derives its counts, cycles and operand
+    columns itself."""
     m = tiling.mapping
     result = reference_op(trace, op, arch, Decision(m.dataflow, m.tile_m, m.tile_n, m.tile_k_blocks, m.chunk_m,
                                                     tiling.x_resident, tiling.w_resident, residency.keeps_output,
-                                                    residency.fed))
+                                                    residency.fed), link.window)
     timing = OpTiming(**result.timing)
-    return timing, _columns(op, tiling, timing, result.counts, op_bound(result.counts, arch, tiling.tiles), arch,
-                                 result.operands)
+    bound = op_bound(result.counts, arch, tiling.tiles, result.first_fill if link.prefetch else 0)
+    return timing, _columns(op, tiling, timing, result.counts, bound, arch, result.operands), result.tail
 
 
 def _operand_columns(ops: Operands, arch: Arch) -> dict[str, Any]:
@@ -167,9 +216,9 @@ def _columns(op: GemmOp, tiling: Tiling, timing: OpTiming, counts: dict[str, int
 
 
 def _causal(trace: Trace, op: GemmOp, arch: Arch, engine: str, mapping: Mapping | None, bands: CausalBands,
-            cache: OperandCache) -> tuple[OpTiming, dict[str, Any], Tiling, int]:
+            cache: OperandCache, chain: Sequencer) -> tuple[OpTiming, dict[str, Any], Tiling, int]:
     """Timing, row columns, last band's tiling and SimPy events of causal op ``op``: its bands (:mod:`.hw.causal`;
-    the reference engine builds its own), each mapped and run as a dense op, merged."""
+    the reference engine builds its own), each mapped and run as a dense op (a unit of ``chain``), merged."""
     if engine == "reference":
         parts = reference_bands(trace, op, bands.band_rows)
         whole = operand_columns(trace, op, arch)
@@ -180,13 +229,17 @@ def _causal(trace: Trace, op: GemmOp, arch: Arch, engine: str, mapping: Mapping 
     timings, columns, events = [], [], 0
     for band, scope in parts:
         tiling = plan_op(arch, band, mapping)
+        unit = Unit(band, tiling)
+        link = chain.link(unit)
         if engine == "reference":
-            timing, band_columns = _reference(scope, band, tiling, arch)
+            timing, band_columns, tail = _reference(scope, band, tiling, arch, link=link)
         else:
             ops = OperandCache(scope, arch).operands(band)
-            timing, counts, bound, simpy_events = _run(ops, tiling, arch, engine)
-            band_columns = _columns(band, tiling, timing, counts, bound, arch, _operand_columns(ops, arch))
-            events += simpy_events
+            costed = _run(ops, tiling, arch, engine, window=link.window)
+            timing, bound = _linked(costed, link, arch, engine)
+            band_columns = _columns(band, tiling, timing, costed.counts, bound, arch, _operand_columns(ops, arch))
+            events, tail = events + costed.events, costed.tail
+        chain.ran(unit, tail)
         timings.append(timing)
         columns.append(band_columns)
     return merge_timings(timings), merge_columns(op, columns, whole), tiling, events
@@ -220,25 +273,35 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
     banded = [op.causal and attention == "causal" for op in trace.ops]
     residency = plan_residency(trace.ops, tilings, [cache.output_format(op) for op in trace.ops], arch, banded) \
         if arch.memory.glb.keep_outputs else [NONE] * len(trace.ops)
-    memo: dict[tuple, tuple[OpTiming, dict[str, Any], int]] = {}  # scalars only: maps are never all held at once
+    memo: dict[tuple, tuple[_Costed, dict[str, Any]]] = {}  # scalars only: maps are never all held at once
+    rows_memo: dict[tuple, dict[str, Any]] = {}
     bands = CausalBands(trace, int(causal_band_rows))
+    chain = Sequencer(arch)
+    live = (_live_bits(residency, [cache.output_format(op) for op in trace.ops]) if arch.memory.prefetch_next_weights
+            else [0] * len(trace.ops))
     rows, mappings, timings, events = [], [], [], []
-    for op, tiling, given, band, keep in zip(trace.ops, tilings, chosen, banded, residency):
+    for op, tiling, given, band, keep, held in zip(trace.ops, tilings, chosen, banded, residency, live):
         if band:
-            timing, columns, tiling, simpy_events = _causal(trace, op, arch, engine, given, bands, cache)
-        elif engine == "reference":  # every op on its own, from the trace and the decisions only
-            timing, columns = _reference(trace, op, tiling, arch, keep)
-            simpy_events = 0
+            timing, columns, tiling, simpy_events = _causal(trace, op, arch, engine, given, bands, cache, chain)
         else:
-            out = cache.output_format(op)
-            key = (id(op.weight_map), id(op.act_map), op.m, op.k, op.n, op.repeat, op.static_weight, out, tiling,
-                   keep)
-            if engine == "event" or key not in memo:  # the event engine processes every op's events
-                ops = cache.operands(op, out)
-                timing, counts, bound, simpy_events = _run(ops, tiling, arch, engine, keep)
-                memo[key] = (timing, _columns(op, tiling, timing, counts, bound, arch, _operand_columns(ops, arch)),
-                             simpy_events)
-            timing, columns, simpy_events = memo[key]
+            unit = Unit(op, tiling, keep.fed, held)
+            link = chain.link(unit)
+            if engine == "reference":  # every op on its own, from the trace and the decisions only
+                timing, columns, tail = _reference(trace, op, tiling, arch, keep, link)
+                simpy_events = 0
+            else:
+                out = cache.output_format(op)
+                key = (id(op.weight_map), id(op.act_map), op.m, op.k, op.n, op.repeat, op.static_weight, out,
+                       tiling, keep)
+                if engine == "event" or key not in memo:  # the event engine processes every op's events
+                    ops = cache.operands(op, out)
+                    memo[key] = (_run(ops, tiling, arch, engine, keep, link.window), _operand_columns(ops, arch))
+                costed, operands = memo[key]
+                timing, bound = _linked(costed, link, arch, engine)
+                if (key, timing, bound) not in rows_memo:
+                    rows_memo[key, timing, bound] = _columns(op, tiling, timing, costed.counts, bound, arch, operands)
+                columns, simpy_events, tail = rows_memo[key, timing, bound], costed.events, costed.tail
+            chain.ran(unit, tail)
         rows.append({"op": op.name, "layer": int(op.layer), "kind": op.kind, **columns})
         mappings.append((op.name, tiling.mapping))
         timings.append(timing)

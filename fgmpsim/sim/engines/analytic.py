@@ -9,6 +9,9 @@
   DRAM transfer runs on the one DRAM-side channel at no more than its slower end's rate;
 * ``glb side = ceil(PE-fill bits / glb.read + drain bits / glb.write)``: the PE side of the GLB likewise.
 
+With the next-op weight prefetch (:mod:`fgmpsim.sim.hw.prefetch`) an op that prefetches its first weight tile has
+``c`` (that fill's cycles) taken off its DRAM side (at least 0): the most of it the previous op's tail can hide.
+
 Bits include metadata. The tile engine is never below it: each of its steps lasts at least its compute and at
 least each channel's transfers, and every transfer takes at least its bits over its rate; its compute steps last
 at least each tile's ideal plus the fill.
@@ -69,14 +72,15 @@ def memory_bounds(counts: dict[str, int], arch: Arch) -> MemorySides:
                        **{name: ceil(part) for name, part in zip(("fill", "writeback", "pe_fill", "drain"), parts)})
 
 
-def op_bound(counts: dict[str, int], arch: Arch, tiles: int = 0) -> Bound:
-    """The bound of one op with these action counts and ``tiles`` tiles."""
+def op_bound(counts: dict[str, int], arch: Arch, tiles: int = 0, prefetched: int = 0) -> Bound:
+    """The bound of one op with these action counts and ``tiles`` tiles; ``prefetched``: cycles of its first
+    weight fill the previous op's tail may hide (module docstring)."""
     pe = arch.pe_array
     table = pe.cycles_per_block_pair.as_table()
     work = sum(counts[f"macs_fp{4 + 4 * w}xfp{4 + 4 * a}"] // pe.vector_width * table[w][a]
                for w in (0, 1) for a in (0, 1))
     sides = memory_bounds(counts, arch)
-    return Bound(compute=-(-work // pe.lanes), dram=sides.dram, glb=sides.glb,
+    return Bound(compute=-(-work // pe.lanes), dram=max(0, sides.dram - prefetched), glb=sides.glb,
                  fill=tiles * (pe.pipeline_depth - 1))
 
 

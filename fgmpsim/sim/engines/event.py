@@ -26,6 +26,13 @@ Processes, one per hardware block (:data:`~fgmpsim.sim.schedule.BUSY`) plus the 
   ports of capacity 1 that a burst holds: the loader and the writer share the DRAM side, the distributor and the
   writer the GLB.
 
+Next-op weight prefetch (:mod:`fgmpsim.sim.hw.prefetch`): the DRAM-side port is a ``simpy.PreemptiveResource``.
+From the first step of the op's tail window a **prefetcher** process (the next op's weight fill) holds that port
+whenever it is free, at a lower priority: any of the op's own DRAM-side bursts preempts it at once, so the op's
+timing is unchanged, and the cycles it held the port are the tail's free cycles ``T``, handed to the next op. An
+op given a window starts with ``min(c, window)`` cycles of its tile-0 weight fill done: the transfer is that much
+shorter in its step, and those cycles are added to its loader's busy cycles (they are its transfer's).
+
 Attribution is read off the SimPy timeline: a serialized link stalls the channel whose burst finished last, an
 overlapped phase stalls the channel whose port was busy last for the cycles the step outlasts the compute (DRAM, GLB,
 AQU on ties), and the array's cycles beyond each tile's ideal and its fill/drain are imbalance.
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import simpy
 
 from fgmpsim.arch.record import Arch
@@ -72,19 +80,30 @@ def check_steps(tilings: Iterable[Tiling], limit: int = MAX_STEPS) -> None:
 class _OpRun:
     """One op on the SimPy block model (see the module docstring)."""
 
-    def __init__(self, tiles: OpTiles, arch: Arch) -> None:
+    def __init__(self, tiles: OpTiles, arch: Arch, window: int = 0) -> None:
         self.env = env = CountingEnvironment()
         self.tiles = tiles
         place = placements(arch)
         self.kinds = {kind: (tiles.flat(kind), LEAD + p.offset, p.channel) for kind, p in place.items()}
+        weights = self.kinds["dram_w"][0]
+        self.prefetched = min(int(weights[0]), window) if len(weights) else 0
+        weights[:1] -= self.prefetched
+        fills = [first + int(np.flatnonzero(self.kinds[kind][0])[-1]) for kind in ("dram_w", "dram_x")
+                 for first in (self.kinds[kind][1],) if self.kinds[kind][0].any()]
+        self.opens = max(fills) + 1 if fills else 0
+        self.tail = 0
         self.fill = fill_cycles(arch)
         self.compute = tiles.flat("compute") + self.fill
         self.serial_links = [serial for link in SERIAL_LINKS
                              if (serial := tuple(k for k in link if not place[k].overlapped))]
         self.overlapped = tuple(k for k, p in place.items() if p.overlapped)
-        self.ports = {channel: simpy.Resource(env, capacity=1) for channel in CHANNELS}
+        self.ports = {channel: (simpy.PreemptiveResource if channel == "dram" else simpy.Resource)(env, capacity=1)
+                      for channel in CHANNELS}
         self.inboxes = {block: simpy.Store(env) for block in (*BUSY, ARRAY)}
         self.busy = dict.fromkeys(BUSY, 0)
+        self.busy["loader"] += self.prefetched
+        self.opened, self.closed = env.event(), env.event()
+        env.process(self._prefetcher())
         self.stall = dict.fromkeys(CHANNELS, 0)
         self.computing = 0
         for block, inbox in self.inboxes.items():
@@ -124,6 +143,8 @@ class _OpRun:
     def _clock(self):
         env, tiles = self.env, self.tiles
         for step in range(tiles.tiles + 2 * LEAD):
+            if step == self.opens:
+                self.opened.succeed()
             for link in self.serial_links:
                 work = self._work(step, link)
                 if work:
@@ -140,6 +161,25 @@ class _OpRun:
                 self.computing += computed - begin
                 if env.now > computed:
                     self.stall[self._last(finish)] += env.now - computed
+        self.closed.succeed()
+
+    def _prefetcher(self):
+        """The next op's weight fill: from the tail window's first cycle to the op's end it holds the DRAM-side
+        port whenever the op leaves it free (any request of the op preempts it); ``tail`` = the cycles held."""
+        env, port = self.env, self.ports["dram"]
+        yield self.opened
+        while not self.closed.triggered:
+            with port.request(priority=1, preempt=False) as request:
+                begin = None
+                try:
+                    yield request | self.closed
+                    if not request.triggered:
+                        return
+                    begin = env.now
+                    yield self.closed
+                except simpy.Interrupt:  # preempted (at the instant of the grant if ``begin`` is unset)
+                    pass
+                self.tail += env.now - begin if begin is not None else 0
 
     def _block(self, block: str, inbox: simpy.Store):
         env = self.env
@@ -168,9 +208,11 @@ class _OpRun:
         return {channel: env.now}
 
 
-def event_op(tiles: OpTiles, arch: Arch) -> tuple[OpTiming, int]:
-    """Run one op's tiles on the SimPy block model; its timing and the SimPy events processed."""
-    run = _OpRun(tiles, arch)
+def event_op(tiles: OpTiles, arch: Arch, window: int = 0) -> tuple[OpTiming, int, int]:
+    """Run one op's tiles on the SimPy block model, ``window`` cycles of its tile-0 weight fill done beforehand
+    when the previous op's tail had them free (at most the fill's cycles); its timing, the SimPy events processed
+    and its own tail's free DRAM-side cycles."""
+    run = _OpRun(tiles, arch, window)
     run.env.run()
     ideal, filled = tiles.ideal_cycles, run.fill * tiles.tiles
     return OpTiming(
@@ -178,4 +220,4 @@ def event_op(tiles: OpTiles, arch: Arch) -> tuple[OpTiming, int]:
         stall_glb_cycles=run.stall["glb"], stall_imbalance_cycles=run.computing - ideal - filled,
         stall_aqu_cycles=run.stall["aqu"], stall_fill_cycles=filled,
         **{f"busy_{block}_cycles": cycles for block, cycles in run.busy.items()}
-    ), run.env.processed
+    ), run.env.processed, run.tail

@@ -27,7 +27,7 @@ from typing import Any
 from fgmpsim.arch.record import Arch
 from fgmpsim.errors import TraceError
 from fgmpsim.sim.engines.reference.causal import reference_bands
-from fgmpsim.sim.engines.reference.cycles import build_steps, run_step, stepped_cycles
+from fgmpsim.sim.engines.reference.cycles import build_steps, run_step, stepped_cycles, window_start
 from fgmpsim.sim.engines.reference.operands import (blocks_along_k, fp8_share, footprint_bits, output_of,
                                                     stored_map)
 from fgmpsim.sim.engines.reference.tiles import Decision, OpBuilder, action_names
@@ -58,17 +58,21 @@ def check_size(trace: Trace) -> None:
 
 @dataclass(frozen=True)
 class ReferenceOp:
-    """One op on the reference engine: ``timing`` (the :data:`TIMING` columns), ``counts`` (every action) and
+    """One op on the reference engine: ``timing`` (the :data:`TIMING` columns), ``counts`` (every action),
     ``operands`` (the row columns it derives from the maps: ``weight_bits``, ``weight_elements``, the FP8
-    fractions and the output blocks)."""
+    fractions and the output blocks), ``first_fill``: the cycles its tile-0 weight fill takes alone, and ``tail``:
+    the free DRAM-side cycles of its tail window (:mod:`.cycles`)."""
 
     timing: dict[str, int]
     counts: dict[str, int]
     operands: dict[str, Any]
+    first_fill: int
+    tail: int
 
 
-def reference_op(trace: Trace, op: GemmOp, arch: Arch, decision: Decision) -> ReferenceOp:
-    """Simulate ``op`` of ``trace`` cycle by cycle under the mapper's ``decision``; refuses an op over
+def reference_op(trace: Trace, op: GemmOp, arch: Arch, decision: Decision, window: int = 0) -> ReferenceOp:
+    """Simulate ``op`` of ``trace`` cycle by cycle under the mapper's ``decision``, its tile-0 weight fill run in
+    the ``window`` free DRAM-side cycles of the previous op's tail first (0: no prefetch); refuses an op over
     :data:`MAX_STEPPED_CYCLES` before stepping it."""
     vw = arch.pe_array.vector_width
     kb = blocks_along_k(op.k, vw)
@@ -76,7 +80,9 @@ def reference_op(trace: Trace, op: GemmOp, arch: Arch, decision: Decision) -> Re
     out = output_of(trace, op, arch)
     builder = OpBuilder(arch, decision, w, a, out, op.m, op.n, kb, op.repeat)
     builder.build()
-    steps = build_steps(builder.lanes, builder.moves, arch)
+    steps, ahead = build_steps(builder.lanes, builder.moves, arch, window)
+    first_fill = next((max(-(-bits // rate) for bits, rate in move.ends) for move in builder.moves
+                       if move.kind == "dram_w" and move.tile == 0), 0)
     work = stepped_cycles(steps)
     if work > MAX_STEPPED_CYCLES:
         raise TraceError(f"the reference engine steps every cycle; op {op.name!r} would take {work:,} lane and "
@@ -85,9 +91,13 @@ def reference_op(trace: Trace, op: GemmOp, arch: Arch, decision: Decision) -> Re
                          "engine", "use engine='tile' (exact, vectorized) or a smaller GEMM / fewer cycles per "
                                    "block pair")
     busy: dict[str, int] = defaultdict(int)
+    busy["loader"] += ahead
     spent: dict[str, int] = defaultdict(int)
+    opens, tail = window_start(steps) if steps else 0, 0
     for s in sorted(steps):
-        for cause, cycles in run_step(steps[s], busy).items():
+        step_spent, free = run_step(steps[s], busy)
+        tail += free if s >= opens else 0
+        for cause, cycles in step_spent.items():
             spent[cause] += cycles
     timing = {"cycles": spent["cycles"], "compute_cycles": spent["compute"],
               "stall_dram_cycles": spent["dram"], "stall_glb_cycles": spent["glb"],
@@ -95,7 +105,7 @@ def reference_op(trace: Trace, op: GemmOp, arch: Arch, decision: Decision) -> Re
               "stall_fill_cycles": spent["fill"],
               **{f"busy_{p}_cycles": busy[p] for p in ("loader", "distributor", "aqu", "writer")}}
     return ReferenceOp(timing, {name: builder.counts.get(name, 0) for name in action_names()},
-                       _operands(op, w, a, out, arch))
+                       _operands(op, w, a, out, arch), first_fill, tail)
 
 
 def _operands(op: GemmOp, w: list, a: list, out: Any, arch: Arch) -> dict[str, Any]:

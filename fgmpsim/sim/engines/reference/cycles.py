@@ -30,6 +30,13 @@ else the GLB); the cycles the overlapped phase outlasts the slowest lane stall t
 channel busy until the phase's last cycle (DRAM, then GLB, then AQU when several are). Busy cycles: the cycles each
 hardware process spends moving: the **loader** DRAM -> GLB, the **distributor** GLB -> PE, the **aqu** its part of
 the drains, the **writer** the GLB part of the drains and the write-backs.
+
+Next-op weight prefetch (spec: :mod:`fgmpsim.sim.hw.prefetch`). The op's *tail window* is its steps after the last
+step holding one of its DRAM -> GLB fills (all of them if it has none); every cycle of the window in which no
+transfer runs on the DRAM side is a free cycle (counted cycle by cycle: in the serial phase while a GLB- or
+AQU-side transfer runs, in the overlapped phase while the DRAM queue is empty). An op that follows a prefetching
+tail of ``window`` free cycles ticks its tile-0 weight fill once per free cycle (at most ``window`` times, until it
+is done) before its first step; those ticks are its loader's busy cycles and the fill's rest runs in its step.
 """
 
 from __future__ import annotations
@@ -115,16 +122,23 @@ class Step:
     queues: dict[str, list[Job]] = field(default_factory=lambda: {ch: [] for ch in CHANNELS})
 
 
-def build_steps(lanes: list[list[list[int]]], moves: list[Movement], arch: Arch) -> dict[int, Step]:
-    """The steps of an op (tile ``j``'s compute in step ``j``, its transfers where :func:`placement` puts them);
+def build_steps(lanes: list[list[list[int]]], moves: list[Movement], arch: Arch,
+                window: int = 0) -> tuple[dict[int, Step], int]:
+    """The steps of an op (tile ``j``'s compute in step ``j``, its transfers where :func:`placement` puts them) and
+    the cycles its tile-0 weight fill ran before the op, in the ``window`` free cycles of the previous op's tail;
     transfers that move nothing take no cycle and are left out."""
     steps: dict[int, Step] = defaultdict(Step)
+    ahead = 0
     for j, work in enumerate(lanes):
         steps[j].lanes = work
         steps[j].drain = arch.pe_array.pipeline_depth - 1
     for move in moves:
         offset, overlapped, channel = placement(move.kind, arch)
         glb, aqu = _glb_job(move), _aqu_job(move)
+        if move.kind == "dram_w" and move.tile == 0:
+            while ahead < window and not glb.done:
+                glb.tick()
+                ahead += 1
         step = steps[move.tile + offset]
         if not overlapped:
             if glb.cycles() or aqu is not None:
@@ -134,7 +148,15 @@ def build_steps(lanes: list[list[list[int]]], moves: list[Movement], arch: Arch)
             step.queues[channel].append(glb)
         if aqu is not None:
             step.queues["aqu"].append(aqu)
-    return steps
+    return steps, ahead
+
+
+def window_start(steps: dict[int, Step]) -> int:
+    """The first step of the tail window: the one after the last step holding a DRAM -> GLB fill (the loader's
+    jobs), or the op's first step when it has none."""
+    fills = [s for s, step in steps.items()
+             if any(job.process == "loader" for job in (*(glb for _, glb, _ in step.serial), *step.queues["dram"]))]
+    return max(fills) + 1 if fills else min(steps)
 
 
 def stepped_cycles(steps: dict[int, Step]) -> int:
@@ -167,12 +189,15 @@ def _serial(channel: str, glb: Job, aqu: Job | None, busy: dict[str, int]) -> tu
     return cycle, "aqu" if aqu_end > glb_end else channel
 
 
-def run_step(step: Step, busy: dict[str, int]) -> dict[str, int]:
-    """Run one step cycle by cycle; its cycles by cause (``compute``, ``imbalance``, each channel) and in all."""
+def run_step(step: Step, busy: dict[str, int]) -> tuple[dict[str, int], int]:
+    """Run one step cycle by cycle; its cycles by cause (``compute``, ``imbalance``, each channel) and in all, and
+    the cycles in which no transfer ran on the DRAM side."""
     spent = dict.fromkeys(("compute", "imbalance", "fill", *CHANNELS), 0)
+    free = 0
     for channel, glb, aqu in step.serial:
         cycles, cause = _serial(channel, glb, aqu, busy)
         spent[cause] += cycles
+        free += cycles if channel != "dram" else 0
     work = step.lanes or []
     # [block-pair cycles left in order, cycles left of the current, pipeline drain cycles left after the last]
     lanes = [[list(lane), 0, step.drain] for lane in work]
@@ -181,6 +206,7 @@ def run_step(step: Step, busy: dict[str, int]) -> dict[str, int]:
     cycle = 0
     while any(pairs or left or drain for pairs, left, drain in lanes) or any(queues.values()):
         cycle += 1
+        free += not queues["dram"]
         for lane in lanes:
             if lane[1] == 0 and lane[0]:
                 lane[1] = lane[0].pop(0)
@@ -206,4 +232,4 @@ def run_step(step: Step, busy: dict[str, int]) -> dict[str, int]:
     if cycle > slowest:
         spent[next(ch for ch in CHANNELS if last[ch] == cycle)] += cycle - slowest
     spent["cycles"] = sum(spent.values())
-    return spent
+    return spent, free
