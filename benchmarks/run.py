@@ -214,6 +214,11 @@ def case_llama2_7b_fill() -> Measurement:
                                   ["pe_array.pipeline_depth=4"])
 
 
+def case_llama2_7b_prefetch() -> Measurement:
+    return _llama2_7b_option_case("llama2_7b_prefetch", "the next-op weight prefetch (fgmpsim.sim.hw.prefetch)",
+                                  ["memory.prefetch_next_weights=true"])
+
+
 def case_smollm2_new_point() -> Measurement:
     from fgmpsim.trace import load_trace
 
@@ -296,7 +301,7 @@ CASES = {"llama2_7b_prefill": case_llama2_7b_prefill, "llama2_7b_decode": case_l
          "llama2_7b_new_clock": case_llama2_7b_new_clock, "smollm2_new_point": case_smollm2_new_point,
          "smollm2_new_tiling": case_smollm2_new_tiling, "sweep_smollm2_48": case_sweep_smollm2_48,
          "llama2_7b_options_off": case_llama2_7b_options_off, "llama2_7b_collectors": case_llama2_7b_collectors,
-         "llama2_7b_fill": case_llama2_7b_fill}
+         "llama2_7b_fill": case_llama2_7b_fill, "llama2_7b_prefetch": case_llama2_7b_prefetch}
 UNPINNED = ("sweep_smollm2_48",)
 """Cases that measure parallel workers: their child process may use every core."""
 QUICK = ("smollm2_shipped", "smollm2_new_point", "smollm2_new_tiling", "reference_vs_tile", "llama2_7b_decode",
