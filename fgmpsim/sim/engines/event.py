@@ -85,12 +85,12 @@ class _OpRun:
         self.tiles = tiles
         place = placements(arch)
         self.kinds = {kind: (tiles.flat(kind), LEAD + p.offset, p.channel) for kind, p in place.items()}
+        fills = [first + int(np.flatnonzero(self.kinds[kind][0])[-1]) for kind in ("dram_w", "dram_x")
+                 for first in (self.kinds[kind][1],) if self.kinds[kind][0].any()]
+        self.opens = max(fills) + 1 if fills else 0  # the fills as scheduled, before the prefetch shortens one
         weights = self.kinds["dram_w"][0]
         self.prefetched = min(int(weights[0]), window) if len(weights) else 0
         weights[:1] -= self.prefetched
-        fills = [first + int(np.flatnonzero(self.kinds[kind][0])[-1]) for kind in ("dram_w", "dram_x")
-                 for first in (self.kinds[kind][1],) if self.kinds[kind][0].any()]
-        self.opens = max(fills) + 1 if fills else 0
         self.tail = 0
         self.fill = fill_cycles(arch)
         self.compute = tiles.flat("compute") + self.fill

@@ -21,7 +21,9 @@ bands (:mod:`fgmpsim.sim.hw.causal`) each a unit of its own. ``u`` is a unit, ``
 
 **Timing** (each engine implements it on its own: :mod:`fgmpsim.sim.edges` for the tile engine, the event
 engine's prefetcher process, the reference engine's cycle loop). ``u``'s *tail window* is its steps after the
-last step that holds one of ``u``'s DRAM -> GLB fills (every step if it has none). At the window's first cycle
+last step that holds one of ``u``'s DRAM -> GLB fills as scheduled without the prefetch (every step if it has none;
+a first weight fill of ``u`` done entirely in its own predecessor's tail still counts, so that ``T(u)`` is ``u``'s
+own, whatever came before). At the window's first cycle
 ``v``'s fill is issued on the DRAM side and runs in every cycle of the window in which ``u``'s own transfers
 leave that channel free (``u``'s transfers always go first, so ``u``'s timing never changes):
 

@@ -32,7 +32,7 @@ hardware process spends moving: the **loader** DRAM -> GLB, the **distributor** 
 the drains, the **writer** the GLB part of the drains and the write-backs.
 
 Next-op weight prefetch (spec: :mod:`fgmpsim.sim.hw.prefetch`). The op's *tail window* is its steps after the last
-step holding one of its DRAM -> GLB fills (all of them if it has none); every cycle of the window in which no
+step holding one of its DRAM -> GLB fills as scheduled (all of them if it has none); every cycle of the window in which no
 transfer runs on the DRAM side is a free cycle (counted cycle by cycle: in the serial phase while a GLB- or
 AQU-side transfer runs, in the overlapped phase while the DRAM queue is empty). An op that follows a prefetching
 tail of ``window`` free cycles ticks its tile-0 weight fill once per free cycle (at most ``window`` times, until it
@@ -118,6 +118,7 @@ class Step:
 
     lanes: list[list[int]] | None = None
     drain: int = 0
+    fills: bool = False
     serial: list[tuple[str, Job, Job | None]] = field(default_factory=list)
     queues: dict[str, list[Job]] = field(default_factory=lambda: {ch: [] for ch in CHANNELS})
 
@@ -135,6 +136,8 @@ def build_steps(lanes: list[list[list[int]]], moves: list[Movement], arch: Arch,
     for move in moves:
         offset, overlapped, channel = placement(move.kind, arch)
         glb, aqu = _glb_job(move), _aqu_job(move)
+        if move.kind in ("dram_w", "dram_x") and glb.cycles():
+            steps[move.tile + offset].fills = True
         if move.kind == "dram_w" and move.tile == 0:
             while ahead < window and not glb.done:
                 glb.tick()
@@ -152,10 +155,10 @@ def build_steps(lanes: list[list[list[int]]], moves: list[Movement], arch: Arch,
 
 
 def window_start(steps: dict[int, Step]) -> int:
-    """The first step of the tail window: the one after the last step holding a DRAM -> GLB fill (the loader's
-    jobs), or the op's first step when it has none."""
-    fills = [s for s, step in steps.items()
-             if any(job.process == "loader" for job in (*(glb for _, glb, _ in step.serial), *step.queues["dram"]))]
+    """The first step of the tail window: the one after the last step holding a DRAM -> GLB fill (as scheduled: a
+    first weight fill done entirely in the previous op's tail still counts), or the op's first step when it has
+    none."""
+    fills = [s for s, step in steps.items() if step.fills]
     return max(fills) + 1 if fills else min(steps)
 
 
