@@ -25,7 +25,8 @@ of every tile needs ``F`` more cycles to leave the pipeline before the next tile
 needs ``F`` cycles to arrive: the fill of the next tile is the drain of this one, counted once per tile).
 
 Cycles of an op = sum of its steps (it starts with an empty pipeline and drains it: ops run back to back, never
-overlapping). Attribution: ``compute_cycles`` = sum of each tile's ideal ``ceil(work / active lanes)``;
+overlapping, except that with ``memory.prefetch_next_weights`` an op's first weight fill may run partly in the
+previous op's tail: :mod:`fgmpsim.sim.hw.prefetch`, :mod:`fgmpsim.sim.edges`). Attribution: ``compute_cycles`` = sum of each tile's ideal ``ceil(work / active lanes)``;
 ``stall_imbalance`` = slowest lane minus ideal; ``stall_fill`` = ``F`` per tile; serialized transfers stall their
 channel's cause (DRAM side -> ``stall_dram``, PE side -> ``stall_glb``, AQU -> ``stall_aqu``; a serialized drain
 goes to the slower of its parts, the GLB on a tie); the overlapped excess ``max(...) - compute`` goes to the

@@ -4,7 +4,8 @@ One SimPy process per hardware block: the DRAM->GLB **loader**, the GLB->PE **di
 the **AQU** and the **writer** (accumulation buffer -> GLB drain and GLB -> DRAM write-back). A **sequencer** stages
 each op into every block's inbox (a ``simpy.Store`` of capacity 2: the next op's descriptors are double buffered
 while the current one runs), starts it, and retires it when every block has finished its share and the op's
-cycles have elapsed. Ops run back to back, never overlapping.
+cycles have elapsed. Ops run back to back, never overlapping (a next-op weight prefetch,
+:mod:`fgmpsim.sim.hw.prefetch`, is already in the op timings: the op it speeds up is that much shorter).
 
 Inside an op, time is resolved per tile step by the vectorized recurrence of :mod:`fgmpsim.sim.schedule` (a
 million SimPy events would be far too slow at Llama scale); each block process then holds the op for its busy
