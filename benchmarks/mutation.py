@@ -5,11 +5,13 @@ renders (section 6 of docs/validation.md). A full run takes hours; it is run by 
 Setup (mutmut is not an fgmpsim dependency; give it its own venv with the project's dependencies)::
 
     python -m venv /tmp/peers/mut-venv
-    /tmp/peers/mut-venv/bin/pip install mutmut==3.8.1 -e ".[dev]"
+    /tmp/peers/mut-venv/bin/pip install mutmut==3.8.1 -e ".[dev]" pyyaml==6.0.3   # 6.0.4 words deep-YAML errors
+                                                                                   # differently: test_reliability
 
 Run (from the repository root)::
 
     nice python benchmarks/mutation.py --mutmut /tmp/peers/mut-venv/bin/mutmut --until 06:10   # UTC clock time
+    nice python benchmarks/mutation.py --until 09:50 --seed 11 --weight fgmpsim/sim/hw/dram.py=2  # random sample
     python benchmarks/mutation.py --budget 600 --paths fgmpsim/energy/price.py                 # one module, 10 min
     python benchmarks/mutation.py --rerun-survivors      # re-test the undetected mutants (after adding tests)
     python benchmarks/mutation.py --rerun-survivors "fgmpsim.energy.*"                          # ... some of them
@@ -19,8 +21,13 @@ How it runs. The sources, tests, arch_configs/ and traces/ are synced into a wor
 out/mutation/, ignored by git; a file is copied only when it changed, keeping mutmut's cache of generated mutants
 and verdicts valid), which gets a ``setup.cfg`` [mutmut] section: every file of fgmpsim/ is copied, only those under
 ``--paths`` are mutated. ``mutmut run --max-children 1`` (``--workers``) then records, once, which test calls which
-function, and runs each mutant against only those tests (``pytest -x``), cheapest test sets first, each with a CPU
-limit of 2 x ``--timeout-multiplier`` x (its tests' clean time + ``--timeout-constant`` s). Verdicts are stored per
+function, and runs each mutant against only those tests (``pytest -x``, fastest test first), each with a CPU limit
+of 2 x ``--timeout-multiplier`` x (its tests' clean time + ``--timeout-constant`` s). Mutants go cheapest test set
+first, or, with ``--seed``, in a random order (a hash of the seed and the mutant's name; ``--weight FILE=W`` draws
+a file's mutants W times as fast, ``--sample N`` stops after N): a run that its budget stops has then tested a
+uniform random sample of each file's mutants, and the report estimates the score over all of them with a 95%
+interval (:meth:`fgmpsim.validation.mutation.MutationReport.estimate`). A work folder keeps one selection: another
+``--seed``/``--weight``/``--sample`` needs ``--fresh``. Verdicts are stored per
 mutant as they come, so a run stopped by its budget (SIGINT to mutmut, which finishes nothing in flight) resumes
 where it stopped on the next call (SIGINT or SIGTERM to this script ends the budget early the same way); a
 changed option, or ``--fresh`` (use it after the sources changed), starts over. The work folder's sessions.json lists
