@@ -5,11 +5,13 @@ renders (section 6 of docs/validation.md). A full run takes hours; it is run by 
 Setup (mutmut is not an fgmpsim dependency; give it its own venv with the project's dependencies)::
 
     python -m venv /tmp/peers/mut-venv
-    /tmp/peers/mut-venv/bin/pip install mutmut==3.8.1 -e ".[dev]"
+    /tmp/peers/mut-venv/bin/pip install mutmut==3.8.1 -e ".[dev]" pyyaml==6.0.3   # 6.0.4 words deep-YAML errors
+                                                                                   # differently: test_reliability
 
 Run (from the repository root)::
 
     nice python benchmarks/mutation.py --mutmut /tmp/peers/mut-venv/bin/mutmut --until 06:10   # UTC clock time
+    nice python benchmarks/mutation.py --until 09:50 --seed 11 --weight fgmpsim/sim/hw/dram.py=2  # random sample
     python benchmarks/mutation.py --budget 600 --paths fgmpsim/energy/price.py                 # one module, 10 min
     python benchmarks/mutation.py --rerun-survivors      # re-test the undetected mutants (after adding tests)
     python benchmarks/mutation.py --rerun-survivors "fgmpsim.energy.*"                          # ... some of them
@@ -19,8 +21,13 @@ How it runs. The sources, tests, arch_configs/ and traces/ are synced into a wor
 out/mutation/, ignored by git; a file is copied only when it changed, keeping mutmut's cache of generated mutants
 and verdicts valid), which gets a ``setup.cfg`` [mutmut] section: every file of fgmpsim/ is copied, only those under
 ``--paths`` are mutated. ``mutmut run --max-children 1`` (``--workers``) then records, once, which test calls which
-function, and runs each mutant against only those tests (``pytest -x``), cheapest test sets first, each with a CPU
-limit of 2 x ``--timeout-multiplier`` x (its tests' clean time + ``--timeout-constant`` s). Verdicts are stored per
+function, and runs each mutant against only those tests (``pytest -x``, fastest test first), each with a CPU limit
+of 2 x ``--timeout-multiplier`` x (its tests' clean time + ``--timeout-constant`` s). Mutants go cheapest test set
+first, or, with ``--seed``, in a random order (a hash of the seed and the mutant's name; ``--weight FILE=W`` draws
+a file's mutants W times as fast, ``--sample N`` stops after N): a run that its budget stops has then tested a
+uniform random sample of each file's mutants, and the report estimates the score over all of them with a 95%
+interval (:meth:`fgmpsim.validation.mutation.MutationReport.estimate`). A work folder keeps one selection: another
+``--seed``/``--weight``/``--sample`` needs ``--fresh``. Verdicts are stored per
 mutant as they come, so a run stopped by its budget (SIGINT to mutmut, which finishes nothing in flight) resumes
 where it stopped on the next call (SIGINT or SIGTERM to this script ends the budget early the same way); a
 changed option, or ``--fresh`` (use it after the sources changed), starts over. The work folder's sessions.json lists
@@ -57,7 +64,10 @@ from fgmpsim.validation.mutation import FORMAT, REPORT_JSON, STATUSES, UNDETECTE
 
 EXPLANATIONS = "docs/results/mutation_explanations.yaml"
 DEFAULT_PATHS = ("fgmpsim/sim", "fgmpsim/energy")
-DEFAULT_TESTS = ("tests/test_sim_*.py", "tests/test_energy_*.py", "tests/test_area.py")
+DEFAULT_TESTS = ("tests/test_sim_*.py", "tests/test_energy_*.py", "tests/test_area.py", "tests/test_reliability.py",
+                 "tests/test_trace_any_k.py")
+SELECTION = "selection.json"
+"""The work folder's record of the order its verdicts were drawn in (``--seed``, ``--sample``, ``--weight``)."""
 SYNCED = ("fgmpsim", "tests", "arch_configs", "traces", "pyproject.toml")
 """What the work folder gets from the repository (the package must be whole to import; the tests read the rest)."""
 STATUS_BY_EXIT_CODE = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 33: "no_tests", 36: "timeout",
@@ -79,6 +89,45 @@ def diff(name):  # a running mutmut rewrites the .meta files it reads: retry a t
 print(json.dumps({"version": importlib.metadata.version("mutmut"),
                   "diffs": {name: diff(name) for name in json.load(sys.stdin)}}))
 """
+
+
+_RUN_CHILD = """import hashlib, json, math, os, sys
+import mutmut.__main__ as mm
+from mutmut.state import state
+from mutmut.workers import isolation
+
+opts = json.loads(sys.argv[1])
+
+def module_of(name):  # fgmpsim.sim.hw.dram.x_f__mutmut_3 -> fgmpsim/sim/hw/dram.py (or .../__init__.py)
+    base = name.rsplit(".", 1)[0].replace(".", "/")
+    return base + ".py" if os.path.isfile(base + ".py") else base + "/__init__.py"
+
+def key(name):  # uniform in (0, 1] from the seed and the name, divided by the module's weight
+    u = (int(hashlib.sha256(f"{opts['seed']}:{name}".encode()).hexdigest()[:15], 16) + 1) / 16 ** 15
+    return u / opts["weights"].get(module_of(name), 1.0)
+
+if opts["seed"] is not None:
+    mm.estimated_worst_case_time = key
+    if opts["sample"] is not None and not opts["names"]:
+        collect = mm.collect_source_file_mutation_data
+        def sampled(*, mutant_names):
+            mutants, by_path = collect(mutant_names=mutant_names)
+            return sorted(mutants, key=lambda m: key(m[1]))[:opts["sample"]], by_path
+        mm.collect_source_file_mutation_data = sampled
+
+for cls in (isolation.ForkServerRunner, isolation.ForkRunner):  # fastest tests first: -x stops at the first kill
+    def submit(self, name, tests, *rest, _orig=cls.submit):
+        return _orig(self, name, sorted(tests, key=lambda t: (state().duration_by_test.get(t, 0.0), t)), *rest)
+    cls.submit = submit
+
+sys.argv = ["mutmut", "run", "--max-children", str(opts["workers"]), *opts["names"]]
+mm.cli()
+"""
+"""Runs ``mutmut run`` in mutmut's venv with three changes, none touching verdicts: with a seed, mutants go in the
+order of a per-name hash (uniform in (0, 1], divided by the weight of the mutant's file) instead of cheapest first,
+so the mutants run before the budget ends are a uniformly random sample of each file's; with a sample size only
+that many of the lowest keys are tested; a mutant's tests run fastest first (``pytest -x`` stops at the first
+failure, so a killed mutant costs its quickest failing test)."""
 
 
 def _sync(work: Path) -> None:
@@ -113,16 +162,21 @@ def _config(paths: list[str], tests: list[str], multiplier: float, constant: flo
             f"timeout_multiplier = {multiplier}\ntimeout_constant = {constant}\n")
 
 
-def _run_mutmut(mutmut: str, work: Path, names: list[str], workers: int, deadline: float, nice: int) -> bool:
-    """``mutmut run`` in ``work`` until it ends or ``deadline`` (``time.time()``); True if the budget stopped it."""
+def _run_mutmut(mutmut: str, work: Path, names: list[str], workers: int, deadline: float, nice: int,
+                selection: dict) -> bool:
+    """``mutmut run`` (through :data:`_RUN_CHILD`, in the order ``selection`` sets) in ``work`` until it ends or
+    ``deadline`` (``time.time()``); True if the budget stopped it."""
     log = (work / "mutmut.log").open("a")
     log.write(f"\n==== {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC: mutmut run {' '.join(names)}\n")
+    opts = {"seed": selection["seed"], "sample": selection["sample"], "weights": selection["weights"],
+            "workers": workers, "names": names}
     log.flush()
     def child_setup() -> None:   # a shell's background job ignores SIGINT; mutmut needs it to stop cleanly
         os.nice(nice)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-    proc = subprocess.Popen([mutmut, "run", "--max-children", str(workers), *names], cwd=work, stdout=log,
+    proc = subprocess.Popen([str(Path(mutmut).with_name("python")), "-c", _RUN_CHILD, json.dumps(opts)], cwd=work,
+                            stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=child_setup)
     stopped, asked = False, []
     for sig in (signal.SIGINT, signal.SIGTERM):   # being stopped by hand ends the budget early
@@ -197,7 +251,7 @@ def _added_line(diff: str) -> str:
 
 
 def write_report(work: Path, mutmut: str, paths: list[str], tests: list[str], sessions: list[dict],
-                 out: Path) -> dict:
+                 selection: dict, out: Path) -> dict:
     """Build the report from the work folder's verdicts, check it with the renderer's parser, write it."""
     verdicts = _verdicts(work, paths)
     modules, survivors = {}, []
@@ -232,7 +286,7 @@ def write_report(work: Path, mutmut: str, paths: list[str], tests: list[str], se
                            text=True).stdout.strip()
     report = {"format": FORMAT, "tool": f"mutmut {child['version']}",
               "source_commit": head + ("+uncommitted" if dirty else ""),
-              "generated_utc": f"{_utc_now()} UTC", "paths": paths, "tests": tests, "sessions": sessions,
+              "generated_utc": f"{_utc_now()} UTC", "paths": paths, "tests": tests, "sessions": sessions, "selection": selection,
               "modules": modules, "survivors": survivors}
     parse_report(report)
     atomic_write(out, lambda p: p.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n"))
@@ -249,6 +303,33 @@ def _sessions(work: Path) -> list[dict]:
     """The sessions whose verdicts the work folder holds (``sessions.json``, appended by every run)."""
     path = work / "sessions.json"
     return json.loads(path.read_text()) if path.is_file() else []
+
+
+def _selection(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
+    """The order the mutants are tested in, as the report records it (``seed`` ``None`` = mutmut's cheapest
+    first)."""
+    if args.seed is None and (args.sample is not None or args.weight):
+        parser.error("--sample and --weight need --seed (they shape a random order)")
+    if args.sample is not None and args.sample < 1:
+        parser.error(f"--sample {args.sample}: give a number of mutants >= 1")
+    weights = {}
+    for item in args.weight:
+        path, _, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = 0.0
+        if not (ROOT / path).is_file() or not weight > 0:
+            parser.error(f"--weight {item}: give FILE=W with FILE a source file (e.g. fgmpsim/sim/hw/dram.py=3) "
+                         "and W > 0")
+        weights[path] = weight
+    return {"seed": args.seed, "sample": args.sample, "weights": weights}
+
+
+def _held_selection(work: Path) -> dict:
+    """The selection of the verdicts in ``work`` (cheapest first when none was recorded)."""
+    path = work / SELECTION
+    return json.loads(path.read_text()) if path.is_file() else {"seed": None, "sample": None, "weights": {}}
 
 
 def _deadline(args: argparse.Namespace) -> float:
@@ -272,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     budget.add_argument("--until", metavar="HH:MM", help="stop at this UTC clock time instead")
     parser.add_argument("--workers", type=int, default=1, help="mutants tested at once (default 1)")
     parser.add_argument("--nice", type=int, default=10, help="niceness of mutmut and its tests (default 10)")
+    parser.add_argument("--seed", type=int, help="test mutants in a random order drawn from this seed (default: "
+                        "mutmut's cheapest first): those run before the budget ends are a uniform sample of each file")
+    parser.add_argument("--sample", type=int, metavar="N", help="with --seed: test only the first N of that order")
+    parser.add_argument("--weight", nargs="+", default=[], metavar="FILE=W",
+                        help="with --seed: draw the mutants of FILE W times as fast as the others (W > 0)")
     parser.add_argument("--timeout-multiplier", type=float, default=3.0)
     parser.add_argument("--timeout-constant", type=float, default=2.0)
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "mutation")
@@ -288,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--until {args.until!r}: give a UTC clock time HH:MM")
     if not Path(args.mutmut).is_file():
         parser.error(f"--mutmut {args.mutmut}: no such file; install mutmut in its own venv (see --help)")
+    selection = _selection(parser, args)
     tests = sorted({str(p.relative_to(ROOT)) for g in args.tests for p in ROOT.glob(g)})
     if not tests:
         parser.error(f"--tests {' '.join(args.tests)}: no test file matches")
@@ -301,7 +388,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.fresh or not (work / "setup.cfg").is_file() or (work / "setup.cfg").read_text() != config:
             shutil.rmtree(work / "mutants", ignore_errors=True)   # mutmut's test map covers the mutated files only
             (work / "sessions.json").unlink(missing_ok=True)
+            (work / SELECTION).unlink(missing_ok=True)
             (work / "setup.cfg").write_text(config)
+        if args.rerun_survivors is None:
+            held = json.loads((work / SELECTION).read_text()) if (work / SELECTION).is_file() else None
+            if held is not None and held != selection:
+                parser.error(f"the work folder holds verdicts of the selection {held}, not {selection}: give the same "
+                             "--seed/--sample/--weight, or --fresh to start over")
+            (work / SELECTION).write_text(json.dumps(selection) + "\n")
         names = []
         if args.rerun_survivors is not None:
             globs = args.rerun_survivors or ["*"]
@@ -310,11 +404,12 @@ def main(argv: list[str] | None = None) -> int:
             if not names:
                 print("no undetected mutants to re-run")
                 return 0
-        stopped = _run_mutmut(args.mutmut, work, names, args.workers, _deadline(args), args.nice)
+        stopped = _run_mutmut(args.mutmut, work, names, args.workers, _deadline(args), args.nice,
+                              _held_selection(work))
         session = {"command": command.strip(), "started_utc": started, "wall_s": round(time.time() - start, 1),
                    "budget_stopped": stopped}
         (work / "sessions.json").write_text(json.dumps([*_sessions(work), session], indent=1) + "\n")
-    report = write_report(work, args.mutmut, args.paths, tests, _sessions(work), args.report)
+    report = write_report(work, args.mutmut, args.paths, tests, _sessions(work), _held_selection(work), args.report)
     parsed = parse_report(report)
     totals = parsed.totals()
     score = parsed.score(totals)

@@ -64,6 +64,19 @@ def test_output_that_does_not_fit_goes_to_dram():
     assert row["dram_write_bits"] == 1024 * 128
 
 
+def test_an_output_fits_the_glb_exactly_at_its_bits_plus_two_steps():
+    """op0's kept output is 4 FP8 blocks = 512 bits. The mapper tiles op0 as one 4 x 16 x 1-block tile: a GLB step
+    holds its W tile (16 blocks), X tile (4) and output tile (4 blocks) = 24 x 128 = 3072 bits, twice (double
+    buffered): 512 + 6144 = 6656 bits = 832 bytes (op1's step, 8 + 4 blocks + 4 x 8 BF16 outputs = 2048 bits,
+    needs less). A GLB of 832 bytes keeps the output; 831 bytes write it back to DRAM."""
+    for size, kept in ((832, True), (831, False)):
+        rows = simulate(_chain("act"), load_arch("fp8_baseline", ["memory.glb.keep_outputs=true",
+                                                                  f"memory.glb.size_bytes={size}"])).rows
+        assert [(r["tile_m"], r["tile_n"], r["tile_k_blocks"]) for r in rows] == [(4, 16, 1), (4, 8, 1)]
+        assert rows[0]["dram_write_bits"] == (0 if kept else 4 * 128)
+        assert rows[1]["dram_read_bits"] == (8 if kept else 12) * 128
+
+
 def test_only_the_next_op_is_fed():
     """op0 feeds op2 with op1 in between: nothing stays."""
     ops = list(_chain().ops)

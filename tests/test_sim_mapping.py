@@ -105,6 +105,18 @@ def test_impossible_explicit_mapping_names_the_field(mapping, field):
     assert err.value.field == field
 
 
+def test_output_stationary_input_row_over_its_buffer_names_tile_k_blocks():
+    """OS holds one input row of tile_k_blocks worst-case blocks per PE: 512 x (128 FP8 bits + 1 metadata bit) / 8
+    = 8256 bytes, over the 16 KiB double-buffered input buffer's 8192 (one channel keeps the weight tile, 8256
+    bytes, inside the weight buffer's 16384)."""
+    with pytest.raises(MappingError) as err:
+        simulate(one_gemm(m=4096, k=16 * 1024, n=512), load_arch("fgmp_output_stationary"),
+                 mapping=Mapping("output_stationary", 8, 1, 512))
+    assert (err.value.what, err.value.field) == (
+        "an input row of 512 block(s) needs 8256 bytes but memory.input_buffer has 8192 usable bytes",
+        "mapping.tile_k_blocks")
+
+
 def test_output_stationary_limits_tiles_to_pes_and_lanes():
     with pytest.raises(MappingError) as err:
         simulate(one_gemm(), load_arch("fgmp_output_stationary"), mapping=Mapping("output_stationary", 32, 4, 4))

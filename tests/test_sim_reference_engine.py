@@ -14,6 +14,9 @@ import fgmpsim.sim.engines.reference as reference
 from fgmpsim.errors import TraceError
 from fgmpsim.sim import Mapping, simulate
 from fgmpsim.sim.engines.reference import Decision, check_size, reference_op
+from fgmpsim.sim.engines.reference.cycles import Job, Port, Step, build_steps, stepped_cycles
+from fgmpsim.sim.engines.reference.operands import output_of, stored_map
+from fgmpsim.sim.engines.reference.tiles import OpBuilder
 from fgmpsim.trace import GemmOp, Trace
 
 FORBIDDEN = ("fgmpsim.sim.hw", "fgmpsim.sim.vector", "fgmpsim.sim.schedule", "fgmpsim.sim.mapping",
@@ -92,3 +95,35 @@ def test_output_fp8_share_rounds_half_up(engine):
                  mapping={"g": Mapping("weight_stationary", 3, 4, 1)}).to_frame().iloc[0]
     assert (r.output_blocks, r.output_fp8_blocks) == (3, 2)
     assert (r.dram_write_bits, r.dram_write_metadata_bits, r.aqu_blocks) == (88, 3, 3)
+
+
+def test_the_stepped_cycle_estimate_counts_every_lane_and_port_cycle():
+    """The guard's work estimate, by hand. Step 0: lanes of 3 + 2 and 4 block-pair cycles, pipeline drain 2: the
+    slowest lane's 5 + 2 cycles for each of the 2 lanes = 14; a serialized drain, GLB part 10 bits at 4 per cycle
+    (3 cycles, 1 port) and AQU part 6 outputs at 2 per cycle after a 3-cycle latency (6 cycles, 1 port); a queued
+    DRAM fill through 2 ports, 7 bits at 2 and 5 at 5 per cycle: max(4, 1) = 4 cycles x 2 ports = 8. Step 1 (no
+    tile): a queued GLB fill of 9 bits at 3 per cycle, 3. In all 14 + 3 + 6 + 8 + 3 = 34."""
+    first = Step(lanes=[[3, 2], [4]], drain=2,
+                 serial=[("glb", Job("writer", [Port(10, 4)]), Job("aqu", [Port(6, 2, 3)]))])
+    first.queues["dram"].append(Job("loader", [Port(7, 2), Port(5, 5)]))
+    second = Step()
+    second.queues["glb"].append(Job("distributor", [Port(9, 3)]))
+    assert stepped_cycles({0: first, 1: second}) == 34
+
+
+def test_the_stepped_cycle_guard_takes_exactly_its_limit(monkeypatch):
+    """An op whose estimate is exactly the limit runs; one cycle less of limit refuses it, naming the op."""
+    op = _op(12)
+    trace, arch = Trace("guard", (op,), block_size=4), hand_arch(pes=2)
+    decision = Decision("weight_stationary", 2, 2, 2, 2, False, False)
+    builder = OpBuilder(arch, decision, stored_map(op.weight_map, arch), stored_map(op.act_map, arch),
+                        output_of(trace, op, arch), op.m, op.n, 3, op.repeat)
+    builder.build()
+    work = stepped_cycles(build_steps(builder.lanes, builder.moves, arch))
+    monkeypatch.setattr(reference, "MAX_STEPPED_CYCLES", work)
+    reference_op(trace, op, arch, decision)
+    monkeypatch.setattr(reference, "MAX_STEPPED_CYCLES", work - 1)
+    with pytest.raises(TraceError) as err:
+        reference_op(trace, op, arch, decision)
+    assert err.value.field == "engine" and f"op {op.name!r} would take {work:,} lane and transfer cycles" in str(
+        err.value)

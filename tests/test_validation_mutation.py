@@ -98,3 +98,20 @@ def test_a_bad_report_is_one_config_error_naming_the_field(data, field):
 def test_a_report_that_is_not_json_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="not JSON"):
         load_report(_store(tmp_path, "{"))
+
+
+def test_a_random_order_run_gives_the_stratified_estimate_of_the_whole_score(tmp_path):
+    data = _broken(lambda d: d.update(selection={"seed": 3, "sample": None, "weights": {"fgmpsim/sim/a.py": 2}}))
+    text, numbers = mutation_section(_store(tmp_path, data).parents[2])
+    # a.py: 8 of 10 run detected, 12 mutants; b.py: 3 of 3, 3 mutants -> (12 * 0.8 + 3 * 1) / 15
+    assert numbers["mutation_score_estimate"] == pytest.approx(12.6 / 15)
+    # a.py alone varies: (12/15)^2 * (1 - 10/12) * p(1-p)/10 with p = 9/12 -> 0.002; b.py was run whole
+    assert numbers["mutation_score_ci95"] == pytest.approx(1.96 * 0.002 ** 0.5)
+    assert "13 of 15 mutants were run, in a random order (seed 3, files `fgmpsim/sim/a.py` x2 drawn" in text
+    assert "**Estimated score over all 15 mutants: 84.0% +- 8.8 points**" in text
+
+
+def test_a_bad_selection_is_a_config_error_naming_the_field():
+    with pytest.raises(ConfigError) as err:
+        parse_report(_broken(lambda d: d.update(selection={"seed": "x"})))
+    assert err.value.field == "selection.seed"

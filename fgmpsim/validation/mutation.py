@@ -6,11 +6,16 @@ A mutant is one small change to the simulator's source (an operator, a constant,
 dies by a signal; all three count as detected. It *survives* when the tests pass, has *no tests* when no selected
 test calls the mutated function, is *suspicious* on any other exit, and is *not run* when the run's wall-clock
 budget ended first. Score = detected / run (every status but ``not_run``).
+
+When the run drew its mutants in a random order (``selection.seed``), the mutants run are, within each file, a
+uniform random sample of that file's, and :meth:`MutationReport.estimate` turns the per-file sample scores into an
+estimate of the score over every mutant, with a 95% interval.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +65,31 @@ class Session:
 
 
 @dataclass(frozen=True)
+class Selection:
+    """The order the mutants were tested in: ``seed`` ``None`` = mutmut's cheapest first; else a random order from
+    that seed, in which a file listed in ``weights`` is drawn that many times as fast as the others, and ``sample``
+    (if set) caps how many are tested."""
+
+    seed: int | None
+    sample: int | None
+    weights: dict[str, float]
+
+
+CHEAPEST_FIRST = Selection(None, None, {})
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The score over every mutant of the files with at least one run (``covered`` of ``total`` mutants), from a
+    random sample: ``score`` +- ``half_width`` (95%)."""
+
+    score: float
+    half_width: float
+    covered: int
+    total: int
+
+
+@dataclass(frozen=True)
 class MutationReport:
     """A parsed report: how it was made (``tool``, ``source_commit``, ``generated_utc``, ``paths`` mutated,
     ``tests`` run, the ``sessions`` whose verdicts it holds, oldest first), counts per module (module path ->
@@ -73,6 +103,7 @@ class MutationReport:
     sessions: tuple[Session, ...]
     modules: dict[str, dict[str, int]]
     survivors: tuple[Survivor, ...]
+    selection: Selection = CHEAPEST_FIRST
 
     def totals(self) -> dict[str, int]:
         """Mutants per status over every module."""
@@ -83,6 +114,27 @@ class MutationReport:
         """Detected / run for one set of counts; ``None`` when none ran."""
         ran = sum(counts[s] for s in STATUSES if s != "not_run")
         return sum(counts[s] for s in DETECTED) / ran if ran else None
+
+    def estimate(self) -> Estimate | None:
+        """The stratified estimate of the score over every mutant (each file a stratum: its sample score weighted
+        by its number of mutants), for a random-order run; ``None`` for a cheapest-first one or when none ran.
+        Variance per file ``(1 - n/N) p(1-p)/n`` (finite population ``N``, ``n`` run) with ``p = (d+1)/(n+2)``
+        (``d`` detected), which keeps a file whose few mutants were all killed from claiming zero spread; the
+        interval is the normal one, +-1.96 standard deviations."""
+        if self.selection.seed is None:
+            return None
+        strata = []
+        for counts in self.modules.values():
+            size, ran = sum(counts.values()), sum(counts.values()) - counts["not_run"]
+            if ran:
+                strata.append((size, ran, sum(counts[s] for s in DETECTED)))
+        covered = sum(size for size, _, _ in strata)
+        if not covered:
+            return None
+        score = sum(size * detected / ran for size, ran, detected in strata) / covered
+        variance = sum((size / covered) ** 2 * (1 - ran / size) * (detected + 1) * (ran - detected + 1)
+                       / (ran + 2) ** 2 / ran for size, ran, detected in strata)
+        return Estimate(score, 1.96 * math.sqrt(variance), covered, sum(sum(c.values()) for c in self.modules.values()))
 
 
 def _need(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -130,6 +182,21 @@ def _survivor(i: int, item: Any) -> Survivor:
                     _need(item, "diff", str, where), explanation)
 
 
+def _selection(data: dict[str, Any]) -> Selection:
+    if "selection" not in data:
+        return CHEAPEST_FIRST
+    item = _need(data, "selection", dict, "")
+    seed, sample, weights = item.get("seed"), item.get("sample"), item.get("weights", {})
+    for key, value in (("seed", seed), ("sample", sample)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ConfigError(f"mutation report: selection.{key} must be an integer or null, got {value!r}",
+                              f"selection.{key}", _FIX)
+    if not isinstance(weights, dict) or not all(isinstance(w, (int, float)) and w > 0 for w in weights.values()):
+        raise ConfigError("mutation report: selection.weights must map files to numbers > 0", "selection.weights",
+                          _FIX)
+    return Selection(seed, sample, {f: float(w) for f, w in weights.items()})
+
+
 def parse_report(data: Any) -> MutationReport:
     """Check a loaded report (the JSON's top-level mapping) and build the record. Raises :class:`ConfigError`
     naming the field when a key is missing or ill-typed, or when the survivors listed for a module do not match
@@ -152,7 +219,8 @@ def parse_report(data: Any) -> MutationReport:
     return MutationReport(
         tool=_need(data, "tool", str, ""), source_commit=_need(data, "source_commit", str, ""),
         generated_utc=_need(data, "generated_utc", str, ""), paths=tuple(_need(data, "paths", list, "")),
-        tests=tuple(_need(data, "tests", list, "")), sessions=sessions, modules=modules, survivors=survivors)
+        tests=tuple(_need(data, "tests", list, "")), sessions=sessions, modules=modules, survivors=survivors,
+        selection=_selection(data))
 
 
 def load_report(path: Path) -> MutationReport | None:
@@ -176,6 +244,31 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
 
 
+def _how_chosen(report: MutationReport, totals: dict[str, int], numbers: dict[str, Any]) -> str:
+    """The sentence saying which mutants were run and what their score says of all (adds the estimate to
+    ``numbers``)."""
+    total, sel = sum(totals.values()), report.selection
+    if sel.seed is None:
+        return (f" {totals['not_run']} of {total} mutants were not run (wall-clock budget); mutmut runs mutants in "
+                "order of the estimated time of their tests, so the ones not run are those covered by the slowest "
+                "test sets." if totals["not_run"] else "")
+    ran = total - totals["not_run"]
+    drawn = (f", files {', '.join(f'`{f}` x{w:g}' for f, w in sorted(sel.weights.items()))} drawn that many times "
+             "as fast as the others" if sel.weights else "")
+    cap = f", at most {sel.sample}" if sel.sample is not None else ""
+    text = (f" {ran} of {total} mutants were run, in a random order (seed {sel.seed}{drawn}{cap}) until the "
+            "wall-clock budget ended: within each file the mutants run are a uniform random sample of its mutants.")
+    est = report.estimate()
+    if est is not None:
+        numbers.update(mutation_score_estimate=est.score, mutation_score_ci95=est.half_width)
+        over = (f"all {est.total}" if est.covered == est.total else
+                f"the {est.covered} of the {est.total} in files with at least one mutant run")
+        text += (f" **Estimated score over {over} mutants: {_pct(est.score)} +- {100 * est.half_width:.1f} "
+                 "points** (95%; each file's sample score weighted by its number of mutants, normal interval, "
+                 "finite-population corrected, per-file spread from (detected + 1) / (run + 2)).")
+    return text
+
+
 def mutation_section(root: Path) -> tuple[str, dict[str, Any]]:
     """The "Mutation score" section of docs/validation.md from the stored report under ``root``, and its numbers."""
     report = load_report(root / REPORT_JSON)
@@ -190,9 +283,7 @@ def mutation_section(root: Path) -> tuple[str, dict[str, Any]]:
     explained = sum(1 for s in report.survivors if s.explanation)
     numbers = {"mutation_score": score, "mutation_mutants_run": ran, "mutation_mutants_total": sum(totals.values()),
                "mutation_survivors": len(report.survivors), "mutation_survivors_explained": explained}
-    partial = (f" {totals['not_run']} of {sum(totals.values())} mutants were not run (wall-clock budget); mutmut "
-               "runs mutants in order of the estimated time of their tests, so the ones not run are those covered by "
-               "the slowest test sets." if totals["not_run"] else "")
+    partial = _how_chosen(report, totals, numbers)
     sessions = "; ".join(f"`{x.command}` ({x.started_utc}, {x.wall_s / 60:.0f} min"
                          + (", stopped by its budget)" if x.budget_stopped else ")") for x in report.sessions)
     commit, plus, state = report.source_commit.partition("+")
