@@ -67,43 +67,39 @@ def item_order(rows: int, blocks: int, pe: PEArray, ws: bool) -> list[tuple[int,
             for m in range(g, min(g + dp, rows)) for k in range(c, min(c + dw, blocks))]
 
 
-def _state_type(depth: int, c_max: int) -> type:
-    bound = (depth + 1) * c_max
+def state_type(pe: PEArray) -> type:
+    """The smallest signed integer type holding every value of the lag-form state (module docstring)."""
+    bound = (pe.lane_fifo_depth + 1) * max(max(row) for row in pe.cycles_per_block_pair.as_table())
     return next(t for t in (np.int8, np.int16, np.int32, np.int64) if bound <= np.iinfo(t).max)
 
 
-def fifo_finish(base: np.ndarray, delta: np.ndarray, act: np.ndarray, order: list[tuple[int, int]], depth: int,
-                c_max: int, chunk_axis: int) -> np.ndarray:
-    """Cycles until every PE's last lane finishes its items (``H[I - 1]``), int64, shape ``state[1:]``.
+def fifo_finish(lane_costs: np.ndarray, act: np.ndarray, order: list[tuple[int, int]], depth: int) -> np.ndarray:
+    """Cycles until every PE's last lane finishes its items (``H[I - 1]``), int64 ``[R, KT, rows, G]``.
 
-    The state is ``[lanes, *rest]``; item ``i = order[j] = (row, block)`` costs lane ``l`` of state point ``x``
-    ``base[block][l, x] + act[j][x] * delta[block][l, x]`` cycles: ``base``/``delta`` ``[blocks, lanes, ...]``
-    (per weight block; zero on padding lanes, which then never lead their PE), ``act`` ``[I, 1, ...]`` (1 where
-    the item's activation block is FP8), all broadcastable to the state. ``chunk_axis``: an axis of the state
-    (``>= 1``) split into cache-sized chunks."""
-    shape = np.broadcast_shapes(base.shape[1:], delta.shape[1:], act.shape[1:])
-    dtype = _state_type(depth, c_max)
-    finish = np.empty(shape[1:], dtype=np.int64)
-    step = max(1, _CHUNK_ELEMENTS * shape[chunk_axis] // int(np.prod(shape)))
-    for lo in range(0, shape[chunk_axis], step):
-        part = [slice(None)] * len(shape)
-        part[chunk_axis] = slice(lo, lo + step)
-
-        def cut(a: np.ndarray, first: int = 0) -> np.ndarray:
-            index = list(part)
-            index[chunk_axis] = part[chunk_axis] if a.shape[chunk_axis + first] > 1 else slice(None)
-            return a[(slice(None),) * first + tuple(index)]
-
-        b, d = cut(base, 1).astype(dtype), cut(delta, 1).astype(dtype)
-        acts = cut(act, 1).astype(dtype)
-        sub = np.broadcast_shapes(b.shape[1:], d.shape[1:], acts.shape[1:])
-        v, cost = np.zeros(sub, dtype), np.empty(sub, dtype)
-        rise, neg_e = np.empty(sub[1:], dtype), np.zeros(sub[1:], dtype)
-        total = np.zeros(sub[1:], np.int64)
+    ``lane_costs [blocks, lanes, 2 * Rw * KT, G]``: the cycles lane ``l`` of PE group ``g`` spends on the k-tile's
+    block ``kb`` with an NVFP4 (index ``kt + KT * rw``) or an FP8 activation block (``+ Rw * KT``); zero on padding
+    lanes (which then never lead their PE). ``act [I, Ra, KT, rows]``: 1 where item ``j = order[j] = (row,
+    block)`` of the tile at ``(r, kt, row)`` has an FP8 activation block (``Rw``, ``Ra``: 1 or the repeats). State
+    ``[lanes, (r, kt, row), G]`` in cache-sized chunks of rows; each item's costs are one row gather."""
+    blocks, lanes, combos, groups = lane_costs.shape
+    items, act_reps, k_tiles, rows = act.shape
+    w_reps = combos // (2 * k_tiles)
+    reps = max(w_reps, act_reps)
+    base = ((np.arange(reps) if w_reps > 1 else np.zeros(reps, np.intp))[:, None] * k_tiles
+            + np.arange(k_tiles))[None, :, :, None]                                        # [1, R, KT, 1]
+    finish = np.empty((reps, k_tiles, rows, groups), dtype=np.int64)
+    step = max(1, _CHUNK_ELEMENTS // (lanes * reps * k_tiles * groups))
+    for lo in range(0, rows, step):
+        hi = min(rows, lo + step)
+        pick = np.broadcast_to(act[..., lo:hi].astype(np.intp) * (w_reps * k_tiles) + base, (items, reps, k_tiles, hi - lo))
+        pick = pick.reshape(items, -1)
+        v = np.zeros((lanes, pick.shape[1], groups), lane_costs.dtype)
+        cost = np.empty_like(v)
+        rise, neg_e = np.empty(v.shape[1:], v.dtype), np.zeros(v.shape[1:], v.dtype)
+        total = np.zeros(v.shape[1:], np.int64)
         window: deque[np.ndarray] = deque()
         for j, (_, block) in enumerate(order):
-            np.multiply(acts[j], d[block], out=cost)
-            cost += b[block]
+            np.take(lane_costs[block], pick[j], axis=1, out=cost)
             np.maximum(v, neg_e, out=v)
             v += cost
             np.maximum.reduce(v, axis=0, out=rise)
@@ -113,18 +109,18 @@ def fifo_finish(base: np.ndarray, delta: np.ndarray, act: np.ndarray, order: lis
             window.append(rise.copy())
             if len(window) >= depth:
                 neg_e += window.popleft()
-        finish[tuple(part[1:])] = total
+        finish[:, :, lo:hi] = total.reshape(reps, k_tiles, hi - lo, groups)
     return finish
 
 
-def _weight_factors(w: np.ndarray, channels: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(base, delta)`` of every weight block for lanes laid out as ``channels`` ``[G, lanes]`` (``-1`` = a
-    padding lane), ``[KB, lanes, Rw, G]``: ``base = c[w][0]``, ``delta = c[w][1] - c[w][0]``, zero on padding."""
-    picked = w[:, np.maximum(channels, 0), :].astype(np.intp)                   # [Rw, G, lanes, KB]
-    valid = (channels >= 0)[None, :, :, None]
-    base = np.where(valid, table[picked, 0], 0).transpose(3, 2, 0, 1)
-    delta = np.where(valid, table[picked, 1] - table[picked, 0], 0).transpose(3, 2, 0, 1)
-    return base, delta
+def _lane_costs(w: np.ndarray, channels: np.ndarray, table: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """``lane_costs`` of :func:`fifo_finish` for lanes laid out as ``channels [G, lanes]`` (``-1`` = padding) over
+    the k-tiles' blocks ``ks [KT, blocks]``: ``[blocks, lanes, 2 * Rw * KT, G]``."""
+    picked = w[:, np.maximum(channels, 0)][..., ks].astype(np.intp)              # [Rw, G, lanes, KT, blocks]
+    valid = (channels >= 0)[None, :, :, None, None]
+    costs = np.stack([np.where(valid, table[picked, a], 0) for a in (0, 1)])     # [2, Rw, G, lanes, KT, blocks]
+    costs = costs.transpose(5, 3, 0, 1, 4, 2)                                   # [blocks, lanes, 2, Rw, KT, G]
+    return np.ascontiguousarray(costs.reshape(costs.shape[:2] + (-1, costs.shape[-1])))
 
 
 def _classes(total: int, size: int) -> list[tuple[slice, int]]:
@@ -134,42 +130,32 @@ def _classes(total: int, size: int) -> list[tuple[slice, int]]:
     return ([(slice(0, full), size)] if full else []) + ([(slice(full, full + 1), rest)] if rest else [])
 
 
-def _finish(base: np.ndarray, delta: np.ndarray, act: np.ndarray, order: list[tuple[int, int]], pe: PEArray,
-            table: np.ndarray, swap: bool) -> np.ndarray:
-    """:func:`fifo_finish` on state axes ``[lanes, r, kt, rows, channels]`` (``act`` varies along rows, the
-    chunked axis; ``base``/``delta`` along channels); ``swap`` makes rows the last, contiguous axis (numpy's inner
-    loop runs along it: the longer of the two should be last). Returns ``[r, kt, rows, channels]``."""
-    if not swap:
-        return fifo_finish(base, delta, act, order, pe.lane_fifo_depth, int(table.max()), chunk_axis=3)
-    swap = [np.ascontiguousarray(np.swapaxes(x, -1, -2)) for x in (base, delta, act)]
-    return np.swapaxes(fifo_finish(*swap, order, pe.lane_fifo_depth, int(table.max()), chunk_axis=4), -1, -2)
+def _k_classes(kb: int, tkb: int) -> list[tuple[slice, np.ndarray]]:
+    """``(k-tile indices, their blocks [KT, blocks])`` of the full k-tiles and of a short last one."""
+    return [(kts, np.arange(kts.start, kts.stop)[:, None] * tkb + np.arange(blocks))
+            for kts, blocks in _classes(kb, tkb)]
 
 
 def ws_slowest(w: np.ndarray, a: np.ndarray, m: int, n: int, kb: int, tm: int, tn: int, tkb: int, pe: PEArray,
                table: np.ndarray) -> np.ndarray:
     """Weight stationary: every tile's lanes' finish with bounded FIFOs, ``[R, NT, KT, MT]``, for maps
-    ``w [Rw, N, KB]``, ``a [Ra, M, KB]``."""
+    ``w [Rw, N, KB]``, ``a [Ra, M, KB]`` (PE group = n-tile x PE, its lanes consecutive channels)."""
     lanes = min(pe.lanes_per_pe, tn)
     per_tile = -(-tn // lanes)
     n_tiles = -(-n // tn)
     offset = np.arange(per_tile * lanes).reshape(per_tile, lanes)
     channels = np.arange(n_tiles)[:, None, None] * tn + offset
     channels = np.where((offset < tn) & (channels < n), channels, -1).reshape(-1, lanes)
-    base, delta = _weight_factors(w, channels, table)                          # [KB, lanes, Rw, G]
-    reps = max(w.shape[0], a.shape[0])
-    out = np.empty((reps, n_tiles, -(-kb // tkb), -(-m // tm)), dtype=np.int64)
-    for kts, blocks in _classes(kb, tkb):
-        ks = np.arange(kts.start, kts.stop)[:, None] * tkb + np.arange(blocks)              # [KTc, blocks]
-        b = base[ks].transpose(1, 2, 3, 0, 4)[:, :, :, :, None, :]                        # [blocks, l, Rw, KTc, 1, G]
-        d = delta[ks].transpose(1, 2, 3, 0, 4)[:, :, :, :, None, :]
+    table = table.astype(state_type(pe))
+    out = np.empty((max(w.shape[0], a.shape[0]), n_tiles, -(-kb // tkb), -(-m // tm)), dtype=np.int64)
+    for kts, ks in _k_classes(kb, tkb):
+        costs = _lane_costs(w, channels, table, ks)
         for mts, rows in _classes(m, tm):
-            order = item_order(rows, blocks, pe, ws=True)
-            row0 = np.arange(mts.start, mts.stop) * tm
-            rows_of = np.array([row0 + r for r, _ in order])                               # [I, MTc]
-            blocks_of = np.array([ks[:, k] for _, k in order])                             # [I, KTc]
-            act = a[:, rows_of[:, None, :], blocks_of[:, :, None]].transpose(1, 0, 2, 3)   # [I, Ra, KTc, MTc]
-            finish = _finish(b, d, act[:, None, :, :, :, None], order, pe, table,
-                             swap=act.shape[-1] > channels.shape[0])                # [R, KTc, MTc, G]
+            order = item_order(rows, ks.shape[1], pe, ws=True)
+            row_of = np.arange(mts.start, mts.stop)[None, :] * tm + np.array([r for r, _ in order])[:, None]
+            block_of = ks.T[[k for _, k in order]]                                          # [I, KTc]
+            act = a[:, row_of[:, None, :], block_of[:, :, None]].transpose(1, 0, 2, 3)     # [I, Ra, KTc, MTc]
+            finish = fifo_finish(costs, act, order, pe.lane_fifo_depth)   # [R, KTc, MTc, G]
             pes = finish.reshape(finish.shape[:3] + (n_tiles, per_tile)).max(axis=-1)       # [R, KTc, MTc, NT]
             out[:, :, kts, mts] = pes.transpose(0, 3, 1, 2)
     return out
@@ -181,17 +167,13 @@ def os_slowest(w: np.ndarray, a: np.ndarray, m: int, n: int, kb: int, tm: int, t
     m-tile, its lanes the n-tile's columns)."""
     n_tiles = -(-n // tn)
     channels = np.arange(n_tiles)[:, None] * tn + np.arange(tn)
-    base, delta = _weight_factors(w, np.where(channels < n, channels, -1), table)    # [KB, tn, Rw, NT]
-    reps = max(w.shape[0], a.shape[0])
-    out = np.empty((reps, -(-m // tm), n_tiles, -(-kb // tkb)), dtype=np.int64)
-    for kts, blocks in _classes(kb, tkb):
-        ks = np.arange(kts.start, kts.stop)[:, None] * tkb + np.arange(blocks)              # [KTc, blocks]
-        b = base[ks].transpose(1, 2, 3, 0, 4)[:, :, :, :, None, :]                        # [blocks, tn, Rw, KTc, 1, NT]
-        d = delta[ks].transpose(1, 2, 3, 0, 4)[:, :, :, :, None, :]
-        order = item_order(1, blocks, pe, ws=False)
-        act = a[:, :, ks.T].transpose(2, 0, 3, 1)                                          # [I, Ra, KTc, M]
-        finish = _finish(b, d, act[:, None, :, :, :, None], order, pe, table,
-                         swap=m > n_tiles)                                           # [R, KTc, M, NT]
-        tiles = group_reduce(finish, tm, axis=2, ufunc=np.maximum)                        # [R, KTc, MT, NT]
+    channels = np.where(channels < n, channels, -1)
+    table = table.astype(state_type(pe))
+    out = np.empty((max(w.shape[0], a.shape[0]), -(-m // tm), n_tiles, -(-kb // tkb)), dtype=np.int64)
+    for kts, ks in _k_classes(kb, tkb):
+        order = item_order(1, ks.shape[1], pe, ws=False)
+        act = a[:, :, ks.T].transpose(2, 0, 3, 1)                                           # [I, Ra, KTc, M]
+        finish = fifo_finish(_lane_costs(w, channels, table, ks), act, order, pe.lane_fifo_depth)
+        tiles = group_reduce(finish, tm, axis=2, ufunc=np.maximum)                          # [R, KTc, MT, NT]
         out[:, :, :, kts] = tiles.transpose(0, 2, 3, 1)
     return out
