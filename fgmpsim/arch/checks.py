@@ -42,10 +42,11 @@ def _check_systolic(arch: Arch) -> None:
                           "use [fp8] (every block promoted to FP8) or [fp4]")
     for field, value, default in (("weight_collector_blocks", pe.weight_collector_blocks, 0),
                                   ("psum_collector_entries", pe.psum_collector_entries, 1),
-                                  ("pipeline_depth", pe.pipeline_depth, 1)):
-        if value != default:  # fgmpsim.sim.hw.collectors and the schedule's fill model the VMAC lanes only
+                                  ("pipeline_depth", pe.pipeline_depth, 1),
+                                  ("lane_fifo_depth", pe.lane_fifo_depth, None)):
+        if value != default:  # collectors, the schedule's fill and the lane FIFOs model the VMAC lanes only
             raise ConfigError(f"pe_array.{field} models the VMAC lanes, not a systolic_ws array",
-                              f"pe_array.{field}", f"remove it or set it to {default}")
+                              f"pe_array.{field}", f"remove it or set it to {'null' if default is None else default}")
     if arch.memory.glb.keep_outputs:  # fgmpsim.sim.hw.glb_residency plans the VMAC lanes' tiles only
         raise ConfigError("memory.glb.keep_outputs is not modeled on a systolic_ws array (its folds stream every "
                           "output back to DRAM)", "memory.glb.keep_outputs", "set memory.glb.keep_outputs=false")

@@ -52,7 +52,9 @@ class PEArray:
     Inside each lane (:mod:`fgmpsim.sim.hw.collectors`): a weight collector of ``weight_collector_blocks`` weight
     blocks (0 = none: operands come straight from the weight buffer) and a partial-sum collector of
     ``psum_collector_entries`` partial sums (1 = the lane's accumulator register only); ``pipeline_depth`` VMAC
-    stages, so a tile's compute lasts its slowest lane's work plus ``pipeline_depth - 1`` fill/drain cycles."""
+    stages, so a tile's compute lasts its slowest lane's work plus ``pipeline_depth - 1`` fill/drain cycles;
+    ``lane_fifo_depth`` block pairs in each lane's FIFO behind the PE's activation broadcast (``None`` = unbounded:
+    lanes skew freely inside a tile; :mod:`fgmpsim.sim.hw.skew`)."""
 
     pes: int
     lanes_per_pe: int
@@ -63,6 +65,7 @@ class PEArray:
     weight_collector_blocks: int = 0
     psum_collector_entries: int = 1
     pipeline_depth: int = 1
+    lane_fifo_depth: int | None = None
     rows: int | None = None
     cols: int | None = None
 

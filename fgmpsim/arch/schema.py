@@ -69,6 +69,7 @@ class PEArrayModel(_Strict):
     weight_collector_blocks: NonNegativeInt = 0
     psum_collector_entries: PositiveInt = 1
     pipeline_depth: Annotated[int, Field(gt=0, le=MAX_PIPELINE_DEPTH)] = 1
+    lane_fifo_depth: PositiveInt | None = None   # block pairs per lane FIFO; null = unbounded (lanes skew freely)
     rows: PositiveInt | None = None   # systolic_ws only: array rows (K elements per fold)
     cols: PositiveInt | None = None   # systolic_ws only: array columns (N channels per fold)
 
@@ -332,7 +333,8 @@ def to_record(model: ArchModel, source: str) -> Arch:
                          cycles_per_block_pair=ModeCycles(**pe.cycles_per_block_pair.model_dump()),
                          dataflow=pe.dataflow, datapath_precisions=tuple(pe.datapath_precisions), rows=pe.rows,
                          cols=pe.cols, weight_collector_blocks=pe.weight_collector_blocks,
-                         psum_collector_entries=pe.psum_collector_entries, pipeline_depth=pe.pipeline_depth),
+                         psum_collector_entries=pe.psum_collector_entries, pipeline_depth=pe.pipeline_depth,
+                         lane_fifo_depth=pe.lane_fifo_depth),
         aqu=AQU(**model.aqu.model_dump()),
         memory=Memory(**{name: _level(name, getattr(model.memory, name)) for name in MemoryModel.model_fields
                          if name not in ("ideal", "prefetch_next_weights")}, ideal=model.memory.ideal,

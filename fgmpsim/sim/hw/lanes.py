@@ -16,6 +16,9 @@ Output stationary (lane = output ``(m, n)``, the lane walks the k-tile's blocks)
 with ``A1``/``W1`` the FP8 blocks of the row/column in the k-tile and ``d = c11 - c10 - c01 + c00``; for ``d = 0``
 the work separates into a row and a column term and the tile maximum is the sum of their maxima.
 
+With a bounded lane FIFO that can fill (:func:`fgmpsim.sim.hw.skew.bounded`) the slowest lane's work is replaced by
+the time the PEs' broadcast and lanes take through their FIFOs (:mod:`fgmpsim.sim.hw.skew`); the ideal is the same.
+
 Products and the per-tile maximum and sum run in float32 when every value stays below 2**24 (exact integers),
 else float64; results are int64.
 """
@@ -28,6 +31,7 @@ from fgmpsim.arch.record import Arch
 from fgmpsim.sim.vector.grid import Grid
 from fgmpsim.sim.vector.map_counts import MapCounts, group_reduce, tile_sizes, tile_starts
 from fgmpsim.sim.mapping import Tiling
+from fgmpsim.sim.hw.skew import bounded, os_slowest, ws_slowest
 
 _F32_EXACT = 2 ** 24
 
@@ -107,6 +111,12 @@ def lane_work(w: np.ndarray, a: np.ndarray, counts: MapCounts, tiling: Tiling, a
               grid: Grid) -> tuple[np.ndarray, ...]:
     """``(slowest lane, ideal)`` cycles of every tile as grid factors, for maps ``w [R, N, KB]``, ``a [R, M, KB]``
     (``R`` is 1 or the repeat count) and their grouped ``counts``."""
+    c, mp, s = mode_table(arch), tiling.mapping, tiling.shape
+    slowest, ideal = (_ws_work(w, counts, tiling, c, grid) if tiling.ws else _os_work(w, a, counts, tiling, c, grid))
+    items = mp.tile_k_blocks * (mp.tile_m if tiling.ws else 1)
+    if not bounded(arch.pe_array, items):
+        return slowest, ideal
+    sizes = (s.m, s.n, s.kb, mp.tile_m, mp.tile_n, mp.tile_k_blocks, arch.pe_array, c)
     if tiling.ws:
-        return _ws_work(w, counts, tiling, mode_table(arch), grid)
-    return _os_work(w, a, counts, tiling, mode_table(arch), grid)
+        return grid.place(ws_slowest(w, a, *sizes), "r nt kt mt"), ideal
+    return grid.place(os_slowest(w, a, *sizes), "r mt nt kt"), ideal

@@ -19,9 +19,16 @@ write-back                  ``j+2``         if ``g``                      DRAM
 A step first runs its serialized transfers one after another, then its compute beside the overlapped transfers.
 A transfer lasts until each of its ports has moved its bits at its rate, one cycle at a time; the AQU part of a
 drain waits its latency, then takes its outputs at its rate. A serialized drain runs its GLB and AQU parts side by
-side. In the overlapped phase every lane steps through its block pairs while each channel (DRAM side, PE side of
-the GLB, AQU) runs its queued transfers one at a time; the phase ends when all are done. A lane is done when its
-last block pair has also left the VMAC pipeline: ``pipeline_depth - 1`` cycles after its last block pair's cycles.
+side. In the overlapped phase every PE broadcasts its tile's input blocks to its lanes and every lane steps through
+its block pairs while each channel (DRAM side, PE side of the GLB, AQU) runs its queued transfers one at a time; the
+phase ends when all are done. A lane is done when its last block pair has also left the VMAC pipeline:
+``pipeline_depth - 1`` cycles after its last block pair's cycles.
+
+The lane-skew buffer (spec: docs/microarchitecture.md, "Lane-skew buffer"): a PE broadcasts at most one input block
+per cycle, in its lanes' order; each lane keeps the blocks broadcast to it in a FIFO of ``lane_fifo_depth`` slots
+(``None``: unbounded), a block holding its slot until the lane has finished its block pair. In a cycle the PE first
+broadcasts its next block if every lane has a free slot (slots freed by the end of the cycle before), then every
+idle lane starts the oldest block of its FIFO, if any, and every busy lane advances one cycle.
 
 Attribution per step: ``compute`` gets the tile's ideal ``ceil(lane cycles / active lanes)``, ``fill`` the
 pipeline's ``pipeline_depth - 1``, ``imbalance`` the slowest lane (pipeline drain included) minus both; a
@@ -111,19 +118,56 @@ def _aqu_job(move: Movement) -> Job | None:
     return Job("aqu", [Port(outputs, rate, latency)])
 
 
+class PE:
+    """One PE in a step: its lanes' block-pair cycles (in broadcast order), the blocks broadcast so far, each lane's
+    blocks finished, cycles left of the block pair it is on and pipeline drain cycles left after its last."""
+
+    def __init__(self, lanes: list[list[int]], depth: int | None, drain: int) -> None:
+        self.lanes, self.depth = lanes, depth
+        self.items = len(lanes[0])
+        self.sent = 0
+        self.finished = [0] * len(lanes)
+        self.left = [0] * len(lanes)
+        self.drain = [drain] * len(lanes)
+
+    @property
+    def done(self) -> bool:
+        return all(f == self.items and d == 0 for f, d in zip(self.finished, self.drain))
+
+    def tick(self) -> bool:
+        """One cycle (module docstring); True when a lane finished its last block pair and drain this cycle."""
+        if self.sent < self.items and (self.depth is None or all(self.sent - f < self.depth for f in self.finished)):
+            self.sent += 1
+        ended = False
+        for lane, costs in enumerate(self.lanes):
+            if self.left[lane] == 0 and self.finished[lane] < self.sent:
+                self.left[lane] = costs[self.finished[lane]]
+            if self.left[lane]:
+                self.left[lane] -= 1
+                if self.left[lane] == 0:
+                    self.finished[lane] += 1
+                    ended |= self.finished[lane] == self.items and self.drain[lane] == 0
+            elif self.finished[lane] == self.items and self.drain[lane]:
+                self.drain[lane] -= 1
+                ended |= self.drain[lane] == 0
+        return ended
+
+
 @dataclass
 class Step:
-    """One step: its tile's lanes (block-pair cycles each, ``None`` outside the op's tiles), its serialized
-    transfers (a drain with its AQU part) and the overlapped jobs queued on each channel."""
+    """One step: its tile's PEs (each a list of lanes, block-pair cycles each; ``None`` outside the op's tiles), the
+    lane FIFO depth, its serialized transfers (a drain with its AQU part) and the overlapped jobs queued on each
+    channel."""
 
-    lanes: list[list[int]] | None = None
+    lanes: list[list[list[int]]] | None = None
+    depth: int | None = None
     drain: int = 0
     fills: bool = False
     serial: list[tuple[str, Job, Job | None]] = field(default_factory=list)
     queues: dict[str, list[Job]] = field(default_factory=lambda: {ch: [] for ch in CHANNELS})
 
 
-def build_steps(lanes: list[list[list[int]]], moves: list[Movement], arch: Arch,
+def build_steps(lanes: list[list[list[list[int]]]], moves: list[Movement], arch: Arch,
                 window: int = 0) -> tuple[dict[int, Step], int]:
     """The steps of an op (tile ``j``'s compute in step ``j``, its transfers where :func:`placement` puts them) and
     the cycles its tile-0 weight fill ran before the op, in the ``window`` free cycles of the previous op's tail;
@@ -132,6 +176,7 @@ def build_steps(lanes: list[list[list[int]]], moves: list[Movement], arch: Arch,
     ahead = 0
     for j, work in enumerate(lanes):
         steps[j].lanes = work
+        steps[j].depth = arch.pe_array.lane_fifo_depth
         steps[j].drain = arch.pe_array.pipeline_depth - 1
     for move in moves:
         offset, overlapped, channel = placement(move.kind, arch)
@@ -163,12 +208,13 @@ def window_start(steps: dict[int, Step]) -> int:
 
 
 def stepped_cycles(steps: dict[int, Step]) -> int:
-    """Loop iterations the run of ``steps`` costs: every lane advanced every cycle of its slowest lane, every job
-    port every cycle the job lasts."""
+    """Loop iterations the run of ``steps`` costs, at most: every lane advanced every cycle its PE takes in lock
+    step (each block pair as long as the PE's slowest lane on it: the longest a FIFO can make it), every job port
+    every cycle the job lasts."""
     total = 0
     for step in steps.values():
-        work = step.lanes or []
-        total += (max((sum(lane) for lane in work), default=0) + step.drain) * len(work)
+        for pe in step.lanes or []:
+            total += (sum(max(pair) for pair in zip(*pe)) + step.drain) * len(pe)
         jobs = [j for _, glb, aqu in step.serial for j in (glb, aqu) if j is not None]
         jobs += [j for queue in step.queues.values() for j in queue]
         total += sum(job.cycles() * len(job.ports) for job in jobs)
@@ -201,26 +247,17 @@ def run_step(step: Step, busy: dict[str, int]) -> tuple[dict[str, int], int]:
         cycles, cause = _serial(channel, glb, aqu, busy)
         spent[cause] += cycles
         free += cycles if channel != "dram" else 0
-    work = step.lanes or []
-    # [block-pair cycles left in order, cycles left of the current, pipeline drain cycles left after the last]
-    lanes = [[list(lane), 0, step.drain] for lane in work]
+    pes = [PE(lanes, step.depth, step.drain) for lanes in step.lanes or []]
+    work = [lane for lanes in step.lanes or [] for lane in lanes]
     queues = {ch: list(jobs) for ch, jobs in step.queues.items()}
     slowest, last = 0, dict.fromkeys(CHANNELS, 0)
     cycle = 0
-    while any(pairs or left or drain for pairs, left, drain in lanes) or any(queues.values()):
+    while not all(pe.done for pe in pes) or any(queues.values()):
         cycle += 1
         free += not queues["dram"]
-        for lane in lanes:
-            if lane[1] == 0 and lane[0]:
-                lane[1] = lane[0].pop(0)
-            if lane[1]:
-                lane[1] -= 1
-                if lane[1] == 0 and not lane[0] and not lane[2]:
-                    slowest = cycle
-            elif not lane[0] and lane[2]:
-                lane[2] -= 1
-                if lane[2] == 0:
-                    slowest = cycle
+        for pe in pes:
+            if pe.tick():
+                slowest = cycle
         for channel, queue in queues.items():
             if queue:
                 queue[0].tick()

@@ -21,7 +21,8 @@ Per tile, in the order the hardware needs them (bits = data bits, metadata bits 
   to every active PE), the X tile (every tile; WS: a copy to every active PE; OS: row ``m`` to PE ``m``) and, WS in
   a chunk of more than one m-tile with more than one k-tile, the tile's partial sums before every k-tile but the
   first. Ends: the GLB at ``glb.read`` (each bit read once, multicast), each receiving PE buffer at its ``write``.
-* **compute**: every lane's block pairs. Each lane reads its weight block per block pair (``rows`` reads of every
+* **compute**: every lane's block pairs, in the order its PE broadcasts their input blocks (the order the lane
+  walks them above; PE ``j // lanes_per_pe`` holds WS lanes ``j``, an OS PE the lanes of its row). Each lane reads its weight block per block pair (``rows`` reads of every
   weight block), each active PE reads each of its input blocks once, each output's partial sum is written every
   tile and read on every k-tile but the first.
 * **collectors** (spec: :mod:`fgmpsim.sim.hw.collectors`; WS with ``weight_collector_blocks = dw >= 1`` only): the
@@ -148,7 +149,7 @@ class OpBuilder:
         self.k_tiles = -(-kb // d.tile_k_blocks)
         self.counts: dict[str, int] = defaultdict(int)
         self.moves: list[Movement] = []
-        self.lanes: list[list[list[int]]] = []
+        self.lanes: list[list[list[list[int]]]] = []   # tile -> PE -> lane -> block-pair cycles in order
         self.bits = {level: level_block_bits(arch, level) for level in ("dram", "glb", "pe_buffers")}
         self.held: dict[int, tuple] = {}      # lane (position in the n-tile) -> (channel, blocks) its collector holds
 
@@ -247,7 +248,8 @@ class OpBuilder:
                 self.counts[f"macs_fp{8 if w[n][k] else 4}xfp{8 if a[m][k] else 4}"] += vw
                 self.counts["block_pairs"] += 1
             work.append(cycles)
-        self.lanes.append(work)
+        per_pe = self.arch.pe_array.lanes_per_pe if self.d.ws else len(t.cols)
+        self.lanes.append([work[p:p + per_pe] for p in range(0, len(work), per_pe)])
         psums = len(t.rows) * len(t.cols) * self.arch.storage.psum_bits
         weight_reads = (0, 0) if self.d.ws and dw else (len(t.rows) * w_tile[0], len(t.rows) * w_tile[1])
         for level, direction, data, meta in (
