@@ -98,17 +98,18 @@ def test_output_fp8_share_rounds_half_up(engine):
 
 
 def test_the_stepped_cycle_estimate_counts_every_lane_and_port_cycle():
-    """The guard's work estimate, by hand. Step 0: lanes of 3 + 2 and 4 block-pair cycles, pipeline drain 2: the
-    slowest lane's 5 + 2 cycles for each of the 2 lanes = 14; a serialized drain, GLB part 10 bits at 4 per cycle
+    """The guard's work estimate, by hand. Step 0: one PE whose 2 lanes take 3, 2 and 4, 1 block-pair cycles,
+    pipeline drain 2: in lock step each pair lasts its slowest lane's, max(3, 4) + max(2, 1) = 6, plus the drain 2,
+    for each of the 2 lanes = 16; a serialized drain, GLB part 10 bits at 4 per cycle
     (3 cycles, 1 port) and AQU part 6 outputs at 2 per cycle after a 3-cycle latency (6 cycles, 1 port); a queued
     DRAM fill through 2 ports, 7 bits at 2 and 5 at 5 per cycle: max(4, 1) = 4 cycles x 2 ports = 8. Step 1 (no
-    tile): a queued GLB fill of 9 bits at 3 per cycle, 3. In all 14 + 3 + 6 + 8 + 3 = 34."""
-    first = Step(lanes=[[3, 2], [4]], drain=2,
+    tile): a queued GLB fill of 9 bits at 3 per cycle, 3. In all 16 + 3 + 6 + 8 + 3 = 36."""
+    first = Step(lanes=[[[3, 2], [4, 1]]], drain=2,
                  serial=[("glb", Job("writer", [Port(10, 4)]), Job("aqu", [Port(6, 2, 3)]))])
     first.queues["dram"].append(Job("loader", [Port(7, 2), Port(5, 5)]))
     second = Step()
     second.queues["glb"].append(Job("distributor", [Port(9, 3)]))
-    assert stepped_cycles({0: first, 1: second}) == 34
+    assert stepped_cycles({0: first, 1: second}) == 36
 
 
 def test_the_stepped_cycle_guard_takes_exactly_its_limit(monkeypatch):
@@ -119,7 +120,7 @@ def test_the_stepped_cycle_guard_takes_exactly_its_limit(monkeypatch):
     builder = OpBuilder(arch, decision, stored_map(op.weight_map, arch), stored_map(op.act_map, arch),
                         output_of(trace, op, arch), op.m, op.n, 3, op.repeat)
     builder.build()
-    work = stepped_cycles(build_steps(builder.lanes, builder.moves, arch))
+    work = stepped_cycles(build_steps(builder.lanes, builder.moves, arch)[0])
     monkeypatch.setattr(reference, "MAX_STEPPED_CYCLES", work)
     reference_op(trace, op, arch, decision)
     monkeypatch.setattr(reference, "MAX_STEPPED_CYCLES", work - 1)
