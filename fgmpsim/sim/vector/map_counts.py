@@ -41,23 +41,28 @@ def group_reduce(values: np.ndarray, size: int, axis: int, ufunc: np.ufunc = np.
                  dtype: type | None = None) -> np.ndarray:
     """``ufunc`` (``np.add`` or ``np.maximum``) over consecutive groups of ``size`` along ``axis``; the last group
     may be short. Groups along a middle axis of a large array are combined one slab at a time, an order of
-    magnitude faster than ``ufunc.reduceat`` there. ``dtype``: accumulator type (default: that of ``values``)."""
+    magnitude faster than ``ufunc.reduceat`` there. ``dtype``: accumulator type (default: that of ``values``).
+    The groups are a reshape of ``axis`` in place (no axis moves: on the small arrays of most ops the call
+    overhead is the cost)."""
     dtype = dtype or values.dtype
-    moved = np.moveaxis(values, axis, 0)
-    full = moved.shape[0] // size
+    before = (slice(None),) * axis
+    length = values.shape[axis]
+    full = length // size
     parts = []
     if full:
-        main = moved[:full * size].reshape((full, size) + moved.shape[1:])
+        main = values[(*before, slice(0, full * size))].reshape(
+            values.shape[:axis] + (full, size) + values.shape[axis + 1:])
         if axis == values.ndim - 1 or size > 64 or main.size < _SLAB_MIN:
-            parts.append(ufunc.reduce(main, axis=1, dtype=dtype))
+            parts.append(ufunc.reduce(main, axis=axis + 1, dtype=dtype))
         else:
-            acc = main[:, 0].astype(dtype)
+            acc = main[(*before, slice(None), 0)].astype(dtype)
             for j in range(1, size):
-                ufunc(acc, main[:, j], out=acc)
+                ufunc(acc, main[(*before, slice(None), j)], out=acc)
             parts.append(acc)
-    if full * size < moved.shape[0]:
-        parts.append(ufunc.reduce(moved[full * size:], axis=0, dtype=dtype, keepdims=True))
-    return np.moveaxis(parts[0] if len(parts) == 1 else np.concatenate(parts), 0, axis)
+    if full * size < length:
+        parts.append(ufunc.reduce(values[(*before, slice(full * size, None))], axis=axis, dtype=dtype,
+                                  keepdims=True))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
 
 
 def group_sum(values: np.ndarray, size: int, axis: int) -> np.ndarray:
