@@ -253,41 +253,72 @@ def case_reference_vs_tile() -> Measurement:
     return m
 
 
+def _cpu_s(who: int = resource.RUSAGE_SELF) -> float:
+    """User + system CPU seconds of this process (``RUSAGE_SELF``) or of its reaped children."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def case_sweep_smollm2_48() -> Measurement:
     """48 design points (lanes x GLB size x clock on ``fgmp``) of the shipped SmolLM2 trace through
     :func:`fgmpsim.sweep.run`, into a fresh store each time: 1 worker, 2 workers, and a Dask LocalCluster of 2
     workers. Rates are points / wall time of the whole ``run`` call (pool or cluster start-up and each worker's
     trace load included); the Dask target is checked on a cluster that is already up (``--dask tcp://...``), the
     LocalCluster rate with its start-up is shown beside it. Not pinned to one core: the case measures parallel
-    workers."""
+    workers.
+
+    CPU seconds per point, for a machine shared with other jobs (where wall rates say little): the workers' (local
+    pool processes, reaped at the end of ``run``; the running cluster's workers, read before and after) plus this
+    coordinating process's, and the coordinator's alone; beside them the floor, the same 48 points simulated one
+    after another in this process after the sweeps (so the sweeps' workers never inherit its warm caches)."""
     import logging
     import tempfile
 
-    from dask.distributed import LocalCluster
+    from dask.distributed import Client, LocalCluster
 
     import fgmpsim
+    from fgmpsim.sim import simulate
+    from fgmpsim.trace import load_trace
 
-    spec = {"name": "bench-48", "traces": [str(ROOT / "traces" / "smollm2-135m-fgmp70")], "archs": ["fgmp"],
+    trace_dir = ROOT / "traces" / "smollm2-135m-fgmp70"
+    spec = {"name": "bench-48", "traces": [str(trace_dir)], "archs": ["fgmp"],
             "grid": {"pe_array.lanes_per_pe": [4, 8, 16, 32], "memory.glb.size_bytes": [2**19, 2**20, 2**21, 2**22],
                      "clock_hz": [0.8e9, 1.0e9, 1.2e9]}}
-    rates, macs = {}, 0
+    rates, cpu, parent_cpu, macs = {}, {}, {}, 0
     with tempfile.TemporaryDirectory() as scratch:
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.CRITICAL) as cluster:
+                          silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
             for name, workers, dask in (("1 worker", 1, None), ("2 workers", 2, None),
                                         ("Dask LocalCluster 2", 2, "local"), ("Dask running 2", 2,
                                                                              cluster.scheduler_address)):
                 out = Path(scratch) / name.replace(" ", "_")
+                running = name == "Dask running 2"
+                before = (_cpu_s(), _cpu_s(resource.RUSAGE_CHILDREN),
+                          sum(client.run(time.process_time).values()) if running else 0.0)
                 start = time.perf_counter()
                 report = fgmpsim.sweep.run(spec, out, workers=workers, dask=dask)
                 seconds = time.perf_counter() - start
                 assert report.ran == report.points == 48 and report.failed == 0, report.line()
                 rates[name] = 48 / seconds
+                parent_cpu[name] = (_cpu_s() - before[0]) / 48
+                workers_cpu = (sum(client.run(time.process_time).values()) - before[2] if running
+                               else _cpu_s(resource.RUSAGE_CHILDREN) - before[1])
+                cpu[name] = parent_cpu[name] + workers_cpu / 48
                 macs = int(fgmpsim.sweep.load(out)["macs"].sum())
+    trace = load_trace(trace_dir)
+    simulate(trace, fgmpsim.load_arch("fgmp"))  # the maps read once, as each worker's first point does
+    start = _cpu_s()
+    for point in fgmpsim.sweep.expand(fgmpsim.sweep.load_spec(spec)):
+        simulate(trace, point.arch, engine=point.engine)
+    floor = (_cpu_s() - start) / 48
     m = Measurement("sweep_smollm2_48", "48-point sweep (lanes x GLB x clock) of the shipped SmolLM2 trace on fgmp",
                     48 / rates["2 workers"], sum(48 / r for r in rates.values()), _peak_rss_bytes(), 0, macs)
     m.info.append(("points/s 1 worker", rates["1 worker"]))
     m.info.append(("points/s Dask LocalCluster 2 workers incl. start-up", rates["Dask LocalCluster 2"]))
+    m.info.append(("CPU s/point bare simulate", floor))
+    for name in ("1 worker", "2 workers", "Dask running 2"):
+        m.info.append((f"CPU s/point {name}", cpu[name]))
+        m.info.append((f"coordinator CPU s/point {name}", parent_cpu[name]))
     m.check("points/s 2 workers", rates["2 workers"], ">=", 10.0)
     m.check("2 workers / 1 worker x", rates["2 workers"] / rates["1 worker"], ">=", 1.7)
     m.check("points/s Dask (running cluster, 2 workers)", rates["Dask running 2"], ">=", 0.8 * rates["2 workers"])
