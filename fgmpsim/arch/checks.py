@@ -69,9 +69,11 @@ def _check_storage_formats(arch: Arch) -> None:
                               "remove the entry (accept mixed: map only)")
         element = UNIFORM_FORMATS[fmt].element if fmt != MIXED_NAME else None
         if route == "native" and element not in pe.datapath_precisions:
-            what = "no integer datapath" if element == "int" else f"datapath {'+'.join(pe.datapath_precisions)}"
-            raise ConfigError(f"{fmt} elements cannot run natively on this array ({what})", field,
-                              "remove the entry, or add the element's precision to pe_array.datapath_precisions")
+            integer = element == "int"
+            raise ConfigError(f"{fmt} elements cannot run natively on this array "
+                              f"({'no integer datapath' if integer else 'datapath ' + '+'.join(pe.datapath_precisions)})",
+                              field, "remove the entry (fgmpsim models FP4/FP8 lanes only)" if integer else
+                              f"remove the entry, or add {element} to pe_array.datapath_precisions")
         if route == CAST_FP8 and (fmt != "fp4_pow2" or "fp8" not in pe.datapath_precisions):
             raise ConfigError(f"the FP4 -> FP8 cast is exact for fp4_pow2 onto FP8 lanes only, not {fmt} onto "
                               f"{'+'.join(pe.datapath_precisions)}", field,

@@ -119,12 +119,14 @@ def _show(args: argparse.Namespace) -> int:
     frame = trace_summary(trace, arch.storage)
     table = Table(title=f"trace {trace.name} ({args.dir}), block {trace.block_size}, weight bits priced with "
                         f"{arch.name} storage")
-    for column in ("op", "kind", "M", "K", "N", "repeat", "MMAC", "weight FP4", "act FP4", "weight KiB"):
-        table.add_column(column, justify="left" if column in ("op", "kind") else "right")
+    for column in ("op", "kind", "M", "K", "N", "repeat", "MMAC", "weight format", "weight FP4", "act format",
+                   "act FP4", "weight KiB"):
+        table.add_column(column, justify="left" if column in ("op", "kind", "weight format", "act format") else "right")
     for row in frame.itertuples(index=False):
         kib = "-" if pd.isna(row.weight_bits) else f"{row.weight_bits / 8192:,.1f}"
         table.add_row(row.op, row.kind, str(row.M), str(row.K), str(row.N), str(row.repeat), f"{row.macs / 1e6:,.1f}",
-                      f"{row.weight_fp4_fraction:.4f}", f"{row.act_fp4_fraction:.4f}", kib)
+                      row.weight_format, f"{row.weight_fp4_fraction:.4f}", row.act_format,
+                      f"{row.act_fp4_fraction:.4f}", kib)
     totals = summary_totals(frame)
     console = Console(soft_wrap=True)
     if not console.is_terminal:  # piped or redirected: print the whole table, not 80 columns of it

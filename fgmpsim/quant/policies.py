@@ -94,11 +94,6 @@ class Policy:
         """Whether the target FP4 fraction changes this policy (it mixes precisions)."""
         return self.weights in MIXED_CHOICES or self.activations in MIXED_CHOICES
 
-    @property
-    def floating_point(self) -> bool:
-        """Whether every operand is FP4/FP8 (what today's traces can record); INT formats are not."""
-        return self.act_format != "int8"
-
 
 @dataclass(frozen=True)
 class _Family:
