@@ -152,15 +152,16 @@ def lorc_storage_bits(n: int, k: int, rank: int, element_bits: int = 8) -> int:
 def format_from_manifest(entry: Any, where: str, field: str) -> OperandFormat:
     """The :class:`OperandFormat` of a manifest entry (checked for keys and types; sizes by :meth:`~OperandFormat.check`)."""
     if not isinstance(entry, dict):
-        raise TraceError(f"{where}: {field} must be a mapping {{name: ..., group_size: ...}}, got {excerpt(entry)}",
-                         field, _FIX)
+        raise TraceError(f"{where}: {field.rsplit('.', 1)[-1]} must be a mapping {{name: ..., group_size: ...}}, "
+                         f"got {excerpt(entry)}", field, _FIX)
     for key in entry:
         if key not in _KEYS:
-            raise TraceError(f"{where}: unknown key {excerpt(str(key))} in {field}", f"{field}.{str(key)[:60]}",
+            raise TraceError(f"{where}: unknown key {excerpt(str(key))} in {field.rsplit('.', 1)[-1]}",
+                             f"{field}.{str(key)[:60]}",
                              closest_hint(str(key), _KEYS))
     name = entry.get("name")
-    if not isinstance(name, str) or name not in UNIFORM_FORMATS:
-        raise TraceError(f"{where}: unknown {field} name {excerpt(name)}", f"{field}.name",
-                         closest_hint(str(name), tuple(UNIFORM_FORMATS)))
+    if not isinstance(name, str) or name not in FORMAT_NAMES:
+        raise TraceError(f"{where}: unknown {field.rsplit('.', 1)[-1]} name {excerpt(name)}", f"{field}.name",
+                         closest_hint(str(name), FORMAT_NAMES))
     return OperandFormat(name=name, group_size=entry.get("group_size"), channel_scale=entry.get("channel_scale", False),
                          lorc_rank=entry.get("lorc_rank", 0))
