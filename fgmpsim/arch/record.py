@@ -76,7 +76,7 @@ class PEArray:
     rows: int | None = None
     cols: int | None = None
     storage_formats: tuple[tuple[str, str], ...] = (("mixed", "map"),)
-    """(trace operand format, route to the datapath) for every storage format the array accepts
+    """(trace operand format, route to the datapath) for every storage format the array accepts, sorted by format
     (:data:`STORAGE_ROUTES`; formats: :mod:`fgmpsim.trace.formats`). An operand in a format not listed is refused."""
 
     def route(self, fmt: str) -> str | None:

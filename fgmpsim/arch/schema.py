@@ -333,7 +333,7 @@ def to_record(model: ArchModel, source: str) -> Arch:
                          dataflow=pe.dataflow, datapath_precisions=tuple(pe.datapath_precisions), rows=pe.rows,
                          cols=pe.cols, weight_collector_blocks=pe.weight_collector_blocks,
                          psum_collector_entries=pe.psum_collector_entries, pipeline_depth=pe.pipeline_depth,
-                         storage_formats=tuple(pe.storage_formats.items())),
+                         storage_formats=tuple(sorted(pe.storage_formats.items()))),
         aqu=AQU(**model.aqu.model_dump()),
         memory=Memory(**{name: _level(name, getattr(model.memory, name)) for name in MemoryModel.model_fields
                          if name != "ideal"}, ideal=model.memory.ideal),
