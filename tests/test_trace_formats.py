@@ -111,3 +111,22 @@ def test_trace_show_prints_each_operand_format(monkeypatch, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "fp4_pow2 g64 +channel +lorc4" in out and "fp8 per-row" in out and "mixed" in out
     assert "weight format" in out and "act format" in out
+
+
+def test_synthetic_traces_take_a_policys_uniform_formats():
+    from fgmpsim.quant.policies import get_policy
+    from fgmpsim.trace import synth_trace
+
+    weight, act = get_policy("zqfp_w4a8:m2+gptq+g64+lorc8").trace_formats()
+    trace = synth_trace("smollm2-135m", tokens=32, formats=(weight, act))
+    row = OperandFormat("fp8")
+    kinds = {op.kind: (op.weight_format, op.act_format) for op in trace.ops}
+    assert kinds == {"linear": (weight, act), "attn_qk": (row, row), "attn_pv": (row, MIXED),
+                     "lm_head": (MIXED, MIXED)}
+    for op in trace.ops:
+        if op.kind == "linear":
+            assert not op.weight_map_array().any() and op.act_map_array().all()
+    assert trace.meta["fp4_fraction_achieved"]["weight"] == 1.0
+    with pytest.raises(TraceError, match="divides K=576") as err:  # ZeroQuant-FP's default group of 256
+        synth_trace("smollm2-135m", tokens=32, formats=get_policy("zqfp_w4a8").trace_formats()).check()
+    assert err.value.field == "weight_format.group_size"

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--fp4-fraction", type=float, default=0.7, help="target NVFP4 fraction (default 0.7)")
     synth.add_argument("--act-fp4-fraction", type=float, default=None,
                        help="target NVFP4 fraction of activations (default: --fp4-fraction)")
+    synth.add_argument("--policy", default=None,
+                       help="store the linears in a ZeroQuant-FP family policy's uniform formats instead of "
+                            "FP8/NVFP4 maps, e.g. zqfp_w4a8:m2+gptq+g64 (--fp4-fraction is then unused)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--params", default=None, help="fitted map model YAML (default: the shipped fit)")
     synth.add_argument("--out", required=True, help="trace directory to write")
@@ -84,15 +87,29 @@ def _fractions(by_class: dict[str, float | None]) -> str:
     return ", ".join(f"{cls} {'-' if value is None else format(value, '.4f')}" for cls, value in by_class.items())
 
 
+def _policy_formats(name: str) -> tuple:
+    """The uniform (weight, activation) formats of a ZeroQuant-FP family policy; :class:`PolicyError` otherwise."""
+    from fgmpsim.errors import PolicyError
+    from fgmpsim.quant.policies import get_policy
+
+    formats = get_policy(name).trace_formats()
+    if not formats[0].uniform:
+        raise PolicyError(f"policy {name!r} chooses FP8/NVFP4 blocks, it has no uniform formats", "--policy",
+                          "give a ZeroQuant-FP family policy (zqfp_w4a8:..., int_w4a8, w8a8_fp8, w8a8_int8) or use "
+                          "--fp4-fraction for FP8/NVFP4 maps")
+    return formats
+
+
 def _synth(args: argparse.Namespace) -> int:
     from fgmpsim.trace.synth import synth_trace
     from fgmpsim.trace.synth_model import load_synth_params
 
     _check_out_dir(args.out)
     params = load_synth_params(args.params) if args.params else None
+    formats = _policy_formats(args.policy) if args.policy else None
     trace = synth_trace(args.model or args.config, tokens=args.tokens, batch=args.batch, phase=args.phase,
                         kv_len=args.kv_len, fp4_fraction=args.fp4_fraction, act_fp4_fraction=args.act_fp4_fraction,
-                        seed=args.seed, params=params, max_op_map_blocks=args.max_op_map_blocks)
+                        seed=args.seed, params=params, max_op_map_blocks=args.max_op_map_blocks, formats=formats)
     return _written(trace, args.out)
 
 

@@ -17,7 +17,7 @@ Hugging Face module names without the leading ``model.`` (``layers.3.self_attn.q
   evaluation and is recorded with all-FP8 maps (the highest precision of the FGMP datapath), a fixed role.
 * Operand formats (:mod:`fgmpsim.trace.formats`, trace format version 4 when any is uniform): the block-choice
   policies (``fgmp``, ``fp8``, ``nvfp4``, ...) record ``mixed`` FP8/NVFP4 maps. The ZeroQuant-FP family records the
-  format its recipe stores (:func:`policy_formats`): weights ``fp4_pow2`` (M1; M2 adds the channel scale),
+  format its recipe stores (:meth:`~fgmpsim.quant.policies.Policy.trace_formats`): weights ``fp4_pow2`` (M1; M2 adds the channel scale),
   ``fp4_fp32`` (no constraint), ``int4`` (group size as the policy's), ``fp8``/``int8`` (per output channel), with
   the LoRC rank; linear inputs and the Q, K, V^T attention operands in the 8-bit per-token activation format
   (``fp8`` or ``int8``, one scale per row of the operand as the matmul reads it). The softmax output P and an
@@ -57,24 +57,6 @@ def _check_tokens(tokens: Any) -> int:
         raise PolicyError(f"tokens must be a positive multiple of the block size {BLOCK_SIZE}, got {tokens!r}",
                           "tokens", "use e.g. --tokens 256 (attn_pv reduces over the tokens in 16-key blocks)")
     return int(tokens)
-
-
-_WEIGHT_FORMATS = {("fp4", "m1"): "fp4_pow2", ("fp4", "m2"): "fp4_pow2", ("fp4", "none"): "fp4_fp32",
-                   ("int4", "none"): "int4", ("fp8", "none"): "fp8", ("int8", "none"): "int8"}
-"""The trace format of each (recipe element, scale constraint) of :mod:`fgmpsim.quant.groupwise`."""
-_ACT_FORMATS = {"fp8_e4m3_block": "fp8", "int8": "int8"}
-"""The trace format of each per-token activation format of the ZeroQuant-FP family."""
-
-
-def policy_formats(policy: Policy) -> tuple[OperandFormat, OperandFormat]:
-    """(weight, activation) operand formats ``policy`` stores its linears' operands in (module docstring)."""
-    recipe = policy.recipe
-    if recipe is None:
-        return MIXED, MIXED
-    q = recipe.quantizer
-    weight = OperandFormat(_WEIGHT_FORMATS[(q.element, q.constraint)], q.group_size, q.constraint == "m2",
-                           recipe.lorc_rank)
-    return weight, OperandFormat(_ACT_FORMATS[policy.act_format])
 
 
 def _linear_names(cal: Calibrated, layers: int) -> list[dict[str, str]]:
@@ -179,7 +161,7 @@ def export_trace(cal: Calibrated, policy: str | Policy, fp4_fraction: float, tok
     head_maps = ((traced.weight_plan.fp8_maps[head], act_maps[head]) if head_quantized else
                  (np.ones((shape.vocab, -(-shape.hidden // BLOCK_SIZE)), bool),
                   np.ones((t, -(-shape.hidden // BLOCK_SIZE)), bool)))   # any hidden size: last block padded
-    formats = policy_formats(policy)
+    formats = policy.trace_formats()
     ops = _ops(shape, t, names, traced.weight_plan.fp8_maps, act_maps, attn, head_maps, cal.linears, formats,
                head_quantized)
     linear_inputs = [op.act_map for op in ops if op.kind == "linear"] + ([head_maps[1]] if head_quantized else [])
@@ -226,8 +208,10 @@ def _targets(policy: Policy, fraction: float) -> dict[str, float]:
 
 
 def _trace_name(model_name: str, policy: Policy, fraction: float) -> str:
-    return f"{model_name}-{policy.name}{round(fraction * 100)}" if policy.uses_fraction else \
-        f"{model_name}-{policy.name}"
+    """``<model>-<policy>[<percent FP4>]``; a family policy's options joined by ``-`` (``zqfp_w4a8-m2-gptq-g64``),
+    so the name is also a plain directory name."""
+    label = policy.name.replace(":", "-").replace("+", "-")
+    return f"{model_name}-{label}{round(fraction * 100)}" if policy.uses_fraction else f"{model_name}-{label}"
 
 
 def export_many(model: str = "smollm2-135m", policies: Sequence[str] = ("fgmp",),
