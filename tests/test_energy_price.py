@@ -18,8 +18,9 @@ def test_actions_are_exactly_the_names_the_simulator_counts() -> None:
     expected = {f"{lvl}_{d}{m}_bits" for lvl in (*LEVELS, *COLLECTORS) for d in ("read", "write")
                 for m in ("", "_metadata")}
     expected |= {"macs_fp4xfp4", "macs_fp4xfp8", "macs_fp8xfp4", "macs_fp8xfp8", "block_pairs", "aqu_blocks",
-                 "aqu_sensitivity_read_bits", "macs_fgmp_extra", "align_blocks", "leakage_cycles", "clock_cycles"}
-    assert set(ACTIONS) == expected and len(ACTIONS) == len(expected) == 39
+                 "aqu_sensitivity_read_bits", "macs_fgmp_extra", "align_blocks", "cast_blocks", "leakage_cycles",
+                 "clock_cycles"}
+    assert set(ACTIONS) == expected and len(ACTIONS) == len(expected) == 40
 
 
 def test_entries_are_exactly_the_energy_table_names() -> None:
@@ -27,8 +28,10 @@ def test_entries_are_exactly_the_energy_table_names() -> None:
     expected = {f"{lvl}_{d}_bit" for lvl in LEVELS for d in ("read", "write")}
     expected |= {"mac_fp4xfp4", "mac_fp4xfp8", "mac_fp8xfp4", "mac_fp8xfp8", "scale_accumulate", "aqu_block",
                  "aqu_sensitivity_read_bit", "mac_fgmp_extra", "align_block"}
-    assert set(ENTRIES) == expected | collectors and len(ENTRIES) == 23
+    assert set(ENTRIES) == expected | collectors | {"cast_block"} and len(ENTRIES) == 24
     assert set(required_entries(("fp4", "fp8"), True, collectors=True)) == expected | collectors
+    assert set(required_entries(("fp8",), False, casts=True)) - set(required_entries(("fp8",), False)) == \
+        {"cast_block"}
     assert set(required_entries(("fp4", "fp8"), True)) == expected
     mixed_only = {"mac_fgmp_extra", "align_block"}
     assert set(required_entries(("fp8",), False)) == expected - mixed_only - {

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 from fgmpsim.errors import PolicyError  # noqa: E402
 from fgmpsim.quant.pipeline import calibrate_model  # noqa: E402
 from fgmpsim.trace.export import export_trace  # noqa: E402
+from fgmpsim.trace.formats import MIXED, OperandFormat  # noqa: E402
 from fgmpsim.trace.io import load_trace  # noqa: E402
 
 pytestmark = pytest.mark.model
@@ -127,3 +128,49 @@ def test_export_many_calibrates_once_and_traces_every_policy_and_fraction(calibr
     for ours, theirs in zip(traces[1].ops, direct.ops):
         assert np.array_equal(ours.weight_map, theirs.weight_map) and np.array_equal(ours.act_map, theirs.act_map)
     assert traces[1].meta["perplexity"] == direct.meta["perplexity"]
+
+
+@pytest.mark.parametrize(("policy", "weight", "act"), [
+    ("zqfp_w4a8:m2+rtn+g32+lorc4", OperandFormat("fp4_pow2", 32, channel_scale=True, lorc_rank=4), "fp8"),
+    ("zqfp_w4a8:m1+rtn+g32", OperandFormat("fp4_pow2", 32), "fp8"),
+    ("zqfp_w4a8:none+rtn+g64", OperandFormat("fp4_fp32", 64), "fp8"),
+    ("int_w4a8:rtn+g32", OperandFormat("int4", 32), "int8"),
+    ("w8a8_fp8", OperandFormat("fp8"), "fp8"),
+    ("w8a8_int8", OperandFormat("int8"), "int8"),
+])
+def test_zeroquant_family_traces_record_their_operand_formats(calibrated, tiny_tokens, tmp_path, policy, weight, act):
+    trace = export_trace(calibrated, policy, 0.7, tiny_tokens[6], model_name="tiny", progress=False)
+    per_row = OperandFormat(act)
+    for op in trace.ops:
+        expected = {"linear": (weight, per_row), "attn_qk": (per_row, per_row), "attn_pv": (per_row, MIXED),
+                    "lm_head": (MIXED, MIXED)}[op.kind]  # P and the unquantized lm_head stay all-FP8 maps
+        assert (op.weight_format, op.act_format) == expected, op.name
+    loaded = load_trace(trace.save(tmp_path / "t"))
+    assert [(op.weight_format, op.act_format) for op in loaded.ops] == \
+        [(op.weight_format, op.act_format) for op in trace.ops]
+    assert trace.meta["formats"]["weight"] == weight.label()
+
+
+def test_simulated_zqfp_footprint_equals_the_quantizers_storage_report(calibrated, tiny_tokens):
+    """Two independent counts of the same bits: the quantizer's storage report (elements, E8M0 group exponents, M2
+    channel scales, LoRC factors) and the simulator's footprint of the traced linears on the W4A8 arch."""
+    from fgmpsim.arch import load_arch
+    from fgmpsim.sim import simulate
+
+    trace = export_trace(calibrated, "zqfp_w4a8:m2+rtn+g32+lorc4", 0.7, tiny_tokens[6], model_name="tiny",
+                         progress=False)
+    frame = simulate(trace, load_arch("zqfp_w4a8")).to_frame()
+    storage = trace.meta["formats"]["weight_storage"]
+    assert frame[frame.kind == "linear"].weight_bits.sum() == \
+        storage["element_bits"] + storage["scale_bits"] + storage["lorc_bits"]
+    assert frame.macs_fp8xfp8.sum() == frame.macs.sum() and frame.cast_blocks.sum() > 0
+
+
+def test_an_int_trace_is_refused_by_the_w4a8_arch(calibrated, tiny_tokens):
+    from fgmpsim.arch import load_arch
+    from fgmpsim.errors import ConfigError
+    from fgmpsim.sim import simulate
+
+    trace = export_trace(calibrated, "int_w4a8:rtn+g32", 0.7, tiny_tokens[6], model_name="tiny", progress=False)
+    with pytest.raises(ConfigError, match="no integer datapath"):
+        simulate(trace, load_arch("zqfp_w4a8"))

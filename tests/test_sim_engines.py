@@ -9,6 +9,8 @@ level, energy, ``bound_cycles``, ``macs``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ from fgmpsim.sim import Mapping, simulate
 from fgmpsim.sim.engines.reference import TIMING
 from fgmpsim.sim.engines.reference.tiles import action_names
 from fgmpsim.trace import GemmOp, Trace
+from fgmpsim.trace.formats import MIXED, OperandFormat
 
 BLOCK = 4
 LEVELS = ("glb", "weight_buffer", "input_buffer", "accum_buffer")
@@ -29,9 +32,11 @@ OWN = (*TIMING, *action_names(), *OPERAND_COLUMNS, "start_cycle", "end_cycle")
 sequence, the reference's from its own cycles)."""
 
 
-def random_arch(rng: np.random.Generator, dataflow: str, base: str, layout: tuple[str, str, str] = ("packed",) * 3):
+def random_arch(rng: np.random.Generator, dataflow: str, base: str, layout: tuple[str, str, str] = ("packed",) * 3,
+                extra: dict | None = None):
     """A tiny arch: 1-3 PEs x 1-3 lanes, 4-wide blocks, random mode cycles (1-3), rates and buffer sizes, random
-    double buffering per level; ``layout``: storage layout of DRAM, the GLB and the PE buffers."""
+    double buffering per level; ``layout``: storage layout of DRAM, the GLB and the PE buffers; ``extra``: more
+    overrides."""
     cycles = rng.integers(1, 4, 4)
     overrides = {
         "pe_array.pes": int(rng.integers(1, 4)), "pe_array.lanes_per_pe": int(rng.integers(1, 4)),
@@ -53,7 +58,7 @@ def random_arch(rng: np.random.Generator, dataflow: str, base: str, layout: tupl
     if base == "fgmp":
         overrides["aqu.blocks_per_cycle"] = int(rng.integers(1, 3))
         overrides["aqu.latency_cycles"] = int(rng.integers(0, 4))
-    return load_arch(base, overrides)
+    return load_arch(base, {**overrides, **(extra or {})})
 
 
 def random_trace(rng: np.random.Generator, n_ops: int) -> Trace:
@@ -93,9 +98,9 @@ def _case(seed: int):
 
 
 def test_reference_counts_every_action_and_fills_every_row_column():
-    # simulate derives these four from every engine's own counts and cycles (MACs on a mixed lane, alignment blocks
-    # from the flags moved, the op's cycles for static energy)
-    derived = {"macs_fgmp_extra", "align_blocks", "leakage_cycles", "clock_cycles"}
+    # simulate derives these five from every engine's own counts and cycles (MACs on a mixed lane, alignment blocks
+    # from the flags moved, cast blocks from the block pairs and input reads, the op's cycles for static energy)
+    derived = {"macs_fgmp_extra", "align_blocks", "cast_blocks", "leakage_cycles", "clock_cycles"}
     assert set(action_names()) == set(ACTIONS) - derived
     arch, trace, mapping = _case(3)
     tile = simulate(trace, arch, mapping=mapping).to_frame()
@@ -168,3 +173,56 @@ def test_unknown_engine_is_a_config_error():
     with pytest.raises(ConfigError) as err:
         simulate(Trace("t", (op,)), arch, engine="fast")
     assert err.value.field == "engine"
+
+
+def random_format(rng: np.random.Generator, kb: int, rows: int, weight: bool, accepted: tuple[str, ...]):
+    """A random operand format the arch accepts (``mixed`` included when listed): ``fp4_pow2`` with a group of a
+    whole number of blocks dividing K (and, for a weight, a random M2 channel scale and LoRC rank), or ``fp8`` with
+    one scale per row."""
+    name = accepted[int(rng.integers(0, len(accepted)))]
+    if name == "fp4_pow2":
+        groups = [d for d in range(1, kb + 1) if kb % d == 0]
+        rank = int(rng.integers(0, min(rows, kb * BLOCK) + 1)) if weight and rng.random() < 0.5 else 0
+        return OperandFormat(name, BLOCK * groups[int(rng.integers(0, len(groups)))],
+                             weight and bool(rng.random() < 0.5), rank)
+    return OperandFormat(name) if name == "fp8" else MIXED
+
+
+def format_case(seed: int):
+    """A random case on an array that accepts uniform formats: ``zqfp_w4a8`` (FP4 cast to FP8 lanes, FP8 native) or
+    ``fgmp`` with FP8 and FP4 formats native; every operand in a random accepted format, uniform maps constant."""
+    rng = np.random.default_rng([seed, 13])
+    dataflow = ("weight_stationary", "output_stationary")[seed % 2]
+    base = ("zqfp_w4a8", "fgmp")[seed % 3 == 0]
+    native = {"pe_array.storage_formats": {"mixed": "map", "fp8": "native", "fp4_pow2": "native"}}
+    arch = random_arch(rng, dataflow, base, extra=native if base == "fgmp" else None)
+    accepted = tuple(fmt for fmt, _ in arch.pe_array.storage_formats)
+    trace = random_trace(rng, int(rng.integers(1, 4)))
+    ops = []
+    for op in trace.ops:
+        kb = op.k // BLOCK
+        wf = random_format(rng, kb, op.n, True, accepted)
+        af = random_format(rng, kb, op.m, False, accepted)
+        w = np.full(op.weight_map.shape, wf.spec.wide) if wf.uniform else op.weight_map
+        a = np.full(op.act_map.shape, af.spec.wide) if af.uniform else op.act_map
+        ops.append(replace(op, weight_map=w, act_map=a, weight_format=wf, act_format=af))
+    mapping = random_mapping(rng, arch) if rng.random() < 0.6 else None
+    return arch, Trace("random-formats", tuple(ops), block_size=BLOCK), mapping
+
+
+@pytest.mark.parametrize("block", range(2))
+def test_tile_engine_equals_reference_with_uniform_operand_formats(block):
+    checked, casts, formats = 0, 0, set()
+    for seed in range(block * 60, block * 60 + 60):
+        arch, trace, mapping = format_case(seed)
+        try:
+            tile = simulate(trace, arch, mapping=mapping).to_frame()
+        except MappingError:
+            continue
+        reference = simulate(trace, arch, engine="reference", mapping=mapping).to_frame()
+        differing = [c for c in (*OWN, "cast_blocks") if not tile[c].equals(reference[c])]
+        assert not differing, f"seed {seed}: {differing}\n{tile[differing]}\n{reference[differing]}"
+        casts += int(tile.cast_blocks.sum() > 0)
+        formats.update(f.name for op in trace.ops for f in (op.weight_format, op.act_format))
+        checked += 1
+    assert checked >= 40 and casts >= 10 and formats == {"mixed", "fp8", "fp4_pow2"}

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_sim_engines import BLOCK, LEVELS, _case, random_arch
+from test_sim_engines import BLOCK, LEVELS, _case, format_case, random_arch
 
 import fgmpsim.cli as cli
 from fgmpsim.arch import load_arch
@@ -64,6 +64,21 @@ def test_event_engine_equals_tile_engine_in_every_column_but_simpy_events(runs):
     failures = [(seed, cols, tile[cols].to_dict("list"), event[cols].to_dict("list"))
                 for seed, _, _, _, tile, event in runs if (cols := differing(tile, event))]
     assert not failures, failures[:3]
+
+
+def test_event_engine_equals_tile_engine_with_uniform_operand_formats():
+    checked = 0
+    for seed in range(60):
+        arch, trace, mapping = format_case(seed)
+        arch = rebuffered(arch, DOUBLE_BUFFERING[seed // 2 % 16], LOOSE if seed % 3 == 0 else 1)
+        try:
+            tile = simulate(trace, arch, mapping=mapping).to_frame()
+        except MappingError:
+            continue
+        event = simulate(trace, arch, engine="event", mapping=mapping).to_frame()
+        assert not differing(tile, event), (seed, differing(tile, event))
+        checked += 1
+    assert checked >= 40
 
 
 def test_ops_run_back_to_back_for_exactly_their_cycles_on_both_engines(runs):

@@ -5,16 +5,18 @@ Each raises :class:`ConfigError` naming the dotted field to change.
 
 from __future__ import annotations
 
-from fgmpsim.arch.record import Arch, MemoryLevel
+from fgmpsim.arch.record import CAST_FP8, Arch, MemoryLevel
 from fgmpsim.energy.actions import required_entries
 from fgmpsim.energy.area import check_area
 from fgmpsim.energy.footprint import block_bits
-from fgmpsim.errors import ConfigError
+from fgmpsim.errors import ConfigError, closest_hint
+from fgmpsim.trace.formats import FORMAT_NAMES, MIXED_NAME, UNIFORM_FORMATS
 
 
 def check_arch(arch: Arch) -> None:
     """Raise :class:`ConfigError` for the first cross-field inconsistency of ``arch``."""
     _check_systolic(arch)
+    _check_storage_formats(arch)
     _check_aqu(arch)
     _check_metadata(arch)
     _check_energy_entries(arch)
@@ -60,6 +62,32 @@ def _check_systolic(arch: Arch) -> None:
                           f"mapping.{fixed[0]}", f"set mapping.{fixed[0]} to null")
 
 
+def _check_storage_formats(arch: Arch) -> None:
+    """Every accepted format is a trace format, and its route can reach this datapath (:data:`STORAGE_ROUTES`)."""
+    pe = arch.pe_array
+    for fmt, route in pe.storage_formats:
+        field = f"pe_array.storage_formats.{fmt[:60]}"
+        if fmt not in FORMAT_NAMES:
+            raise ConfigError(f"unknown storage format {fmt[:60]!r}", field, closest_hint(fmt, FORMAT_NAMES))
+        if (fmt == MIXED_NAME) != (route == "map"):
+            raise ConfigError(f"storage format {fmt} cannot take route {route!r}", field,
+                              "mixed FP8/NVFP4 maps take route 'map'; uniform formats 'native' or 'cast_fp8'")
+        if fmt != MIXED_NAME and pe.systolic:
+            raise ConfigError(f"a systolic_ws array computes the trace's FP8/NVFP4 blocks only, not {fmt}", field,
+                              "remove the entry (accept mixed: map only)")
+        element = UNIFORM_FORMATS[fmt].element if fmt != MIXED_NAME else None
+        if route == "native" and element not in pe.datapath_precisions:
+            integer = element == "int"
+            raise ConfigError(f"{fmt} elements cannot run natively on this array "
+                              f"({'no integer datapath' if integer else 'datapath ' + '+'.join(pe.datapath_precisions)})",
+                              field, "remove the entry (fgmpsim models FP4/FP8 lanes only)" if integer else
+                              f"remove the entry, or add {element} to pe_array.datapath_precisions")
+        if route == CAST_FP8 and (fmt != "fp4_pow2" or "fp8" not in pe.datapath_precisions):
+            raise ConfigError(f"the FP4 -> FP8 cast is exact for fp4_pow2 onto FP8 lanes only, not {fmt} onto "
+                              f"{'+'.join(pe.datapath_precisions)}", field,
+                              "use cast_fp8 for fp4_pow2 on an array with fp8 in datapath_precisions")
+
+
 def _check_aqu(arch: Arch) -> None:
     aqu = arch.aqu
     if not aqu.enabled:
@@ -85,7 +113,7 @@ def _check_metadata(arch: Arch) -> None:
 def _check_energy_entries(arch: Arch) -> None:
     present = {name for name, _ in arch.energy.entries}
     for entry in required_entries(arch.pe_array.datapath_precisions, arch.aqu.enabled,
-                                  arch.pe_array.weight_collector_blocks > 0):
+                                  arch.pe_array.weight_collector_blocks > 0, arch.pe_array.casts):
         if entry not in present:
             raise ConfigError(f"no energy for {entry!r}, an action the simulator counts on this arch",
                               f"energy.actions.{entry}", "add '{pj: <pJ>, source: <where it comes from>}'")

@@ -92,6 +92,11 @@ def arch_to_dict(arch: Arch) -> dict[str, Any]:
     for key in ("rows", "cols"):  # systolic_ws only: absent otherwise, so other archs keep their hashes
         if data["pe_array"][key] is None:
             del data["pe_array"][key]
+    formats = dict(arch.pe_array.storage_formats)
+    if formats == {"mixed": "map"}:  # the default: left out, so archs without uniform formats keep their hashes
+        del data["pe_array"]["storage_formats"]
+    else:
+        data["pe_array"]["storage_formats"] = formats
     for flag in ("ideal", "prefetch_next_weights"):  # left out when off (hashes stay as they were)
         if not data["memory"][flag]:
             del data["memory"][flag]

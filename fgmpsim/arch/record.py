@@ -29,6 +29,16 @@ DATAFLOWS: tuple[str, ...] = ("weight_stationary", "output_stationary", "systoli
 SYSTOLIC = "systolic_ws"
 
 
+CAST_FP8 = "cast_fp8"
+STORAGE_ROUTES: tuple[str, ...] = ("map", "native", CAST_FP8)
+"""How a stored operand reaches the lanes: ``map`` (``mixed`` only): each block of the FP8/NVFP4 map as the datapath
+adjusts it (an unsupported precision stored and computed in the supported one); ``native``: a uniform format whose
+elements the datapath computes as they are (``fp8`` on FP8 lanes, ``fp4_pow2``/``fp4_fp32`` on FP4 lanes, the group
+scale applied by the lane's scale-accumulate); ``cast_fp8`` (``fp4_pow2`` only): stored as FP4, each block expanded
+to E4M3 by a cast unit on its way from the PE buffer into the lane (exact: ``E2M1 x 2^e`` is an E4M3 value for
+``e`` in [-8, 6]) and computed on FP8 lanes."""
+
+
 @dataclass(frozen=True)
 class ModeCycles:
     """Cycles one lane needs for one block pair, per weight x activation precision pair."""
@@ -68,6 +78,18 @@ class PEArray:
     lane_fifo_depth: int | None = None
     rows: int | None = None
     cols: int | None = None
+    storage_formats: tuple[tuple[str, str], ...] = (("mixed", "map"),)
+    """(trace operand format, route to the datapath) for every storage format the array accepts, sorted by format
+    (:data:`STORAGE_ROUTES`; formats: :mod:`fgmpsim.trace.formats`). An operand in a format not listed is refused."""
+
+    def route(self, fmt: str) -> str | None:
+        """How operands stored in format ``fmt`` reach the lanes (``None``: the array does not accept it)."""
+        return dict(self.storage_formats).get(fmt)
+
+    @property
+    def casts(self) -> bool:
+        """Some accepted format is expanded by a cast unit in front of the lanes."""
+        return any(route == CAST_FP8 for _, route in self.storage_formats)
 
     @property
     def lanes(self) -> int:

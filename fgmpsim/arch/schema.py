@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from fgmpsim.arch.record import (AQU, DATAFLOWS, LAYOUTS, Arch, AreaEntry, AreaTable, BlockStorage, EnergyEntry,
+from fgmpsim.arch.record import (AQU, DATAFLOWS, LAYOUTS, STORAGE_ROUTES, Arch, AreaEntry, AreaTable, BlockStorage, EnergyEntry,
                                  EnergyTable, FixedMapping, Memory, MemoryLevel, ModeCycles, PEArray, StaticPower,
                                  StorageLayout)
 from fgmpsim.energy.actions import ENTRIES
@@ -72,6 +72,7 @@ class PEArrayModel(_Strict):
     lane_fifo_depth: PositiveInt | None = None   # block pairs per lane FIFO; null = unbounded (lanes skew freely)
     rows: PositiveInt | None = None   # systolic_ws only: array rows (K elements per fold)
     cols: PositiveInt | None = None   # systolic_ws only: array columns (N channels per fold)
+    storage_formats: dict[str, Literal[STORAGE_ROUTES]] = {"mixed": "map"}  # type: ignore[valid-type]
 
     @field_validator("vector_width")
     @classmethod
@@ -334,7 +335,8 @@ def to_record(model: ArchModel, source: str) -> Arch:
                          dataflow=pe.dataflow, datapath_precisions=tuple(pe.datapath_precisions), rows=pe.rows,
                          cols=pe.cols, weight_collector_blocks=pe.weight_collector_blocks,
                          psum_collector_entries=pe.psum_collector_entries, pipeline_depth=pe.pipeline_depth,
-                         lane_fifo_depth=pe.lane_fifo_depth),
+                         lane_fifo_depth=pe.lane_fifo_depth,
+                         storage_formats=tuple(sorted(pe.storage_formats.items()))),
         aqu=AQU(**model.aqu.model_dump()),
         memory=Memory(**{name: _level(name, getattr(model.memory, name)) for name in MemoryModel.model_fields
                          if name not in ("ideal", "prefetch_next_weights")}, ideal=model.memory.ideal,

@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="override a field of every arch, baseline included (repeatable)")
     parser.add_argument("--engine", default="tile", choices=("tile", "event", "reference", "analytic"),
                         help="simulation engine (default tile)")
+    parser.add_argument("--attention", default="causal", choices=("causal", "dense"),
+                        help="causal (default): skip the masked part of causal attention ops; dense: count every "
+                             "op as the full product (traces exported before masking was recorded are dense)")
     parser.add_argument("--plot", default=None, metavar="FILE.png",
                         help="draw the stacked energy breakdown side by side (.png or .svg)")
     parser.add_argument("--out", default=None, metavar="FILE",
@@ -66,7 +69,8 @@ def _compare(args: argparse.Namespace) -> int:
     if args.plot:
         plot_path(args.plot)
     run = compare(args.trace, args.arch, args.baseline, designs=designs, name=args.name,
-                  baseline_trace=args.baseline_trace, overrides=args.set, engine=args.engine)
+                  baseline_trace=args.baseline_trace, overrides=args.set, engine=args.engine,
+                  attention=args.attention)
     c = run.comparison
     names = (c.baseline, *c.designs)
     total = c.total()

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--fp4-fraction", type=float, default=0.7, help="target NVFP4 fraction (default 0.7)")
     synth.add_argument("--act-fp4-fraction", type=float, default=None,
                        help="target NVFP4 fraction of activations (default: --fp4-fraction)")
+    synth.add_argument("--policy", default=None,
+                       help="store the linears in a ZeroQuant-FP family policy's uniform formats instead of "
+                            "FP8/NVFP4 maps, e.g. zqfp_w4a8:m2+gptq+g64 (--fp4-fraction is then unused)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--params", default=None, help="fitted map model YAML (default: the shipped fit)")
     synth.add_argument("--out", required=True, help="trace directory to write")
@@ -84,15 +87,29 @@ def _fractions(by_class: dict[str, float | None]) -> str:
     return ", ".join(f"{cls} {'-' if value is None else format(value, '.4f')}" for cls, value in by_class.items())
 
 
+def _policy_formats(name: str) -> tuple:
+    """The uniform (weight, activation) formats of a ZeroQuant-FP family policy; :class:`PolicyError` otherwise."""
+    from fgmpsim.errors import PolicyError
+    from fgmpsim.quant.policies import get_policy
+
+    formats = get_policy(name).trace_formats()
+    if not formats[0].uniform:
+        raise PolicyError(f"policy {name!r} chooses FP8/NVFP4 blocks, it has no uniform formats", "--policy",
+                          "give a ZeroQuant-FP family policy (zqfp_w4a8:..., int_w4a8, w8a8_fp8, w8a8_int8) or use "
+                          "--fp4-fraction for FP8/NVFP4 maps")
+    return formats
+
+
 def _synth(args: argparse.Namespace) -> int:
     from fgmpsim.trace.synth import synth_trace
     from fgmpsim.trace.synth_model import load_synth_params
 
     _check_out_dir(args.out)
     params = load_synth_params(args.params) if args.params else None
+    formats = _policy_formats(args.policy) if args.policy else None
     trace = synth_trace(args.model or args.config, tokens=args.tokens, batch=args.batch, phase=args.phase,
                         kv_len=args.kv_len, fp4_fraction=args.fp4_fraction, act_fp4_fraction=args.act_fp4_fraction,
-                        seed=args.seed, params=params, max_op_map_blocks=args.max_op_map_blocks)
+                        seed=args.seed, params=params, max_op_map_blocks=args.max_op_map_blocks, formats=formats)
     return _written(trace, args.out)
 
 
@@ -119,12 +136,14 @@ def _show(args: argparse.Namespace) -> int:
     frame = trace_summary(trace, arch.storage)
     table = Table(title=f"trace {trace.name} ({args.dir}), block {trace.block_size}, weight bits priced with "
                         f"{arch.name} storage")
-    for column in ("op", "kind", "M", "K", "N", "repeat", "MMAC", "weight FP4", "act FP4", "weight KiB"):
-        table.add_column(column, justify="left" if column in ("op", "kind") else "right")
+    for column in ("op", "kind", "M", "K", "N", "repeat", "MMAC", "weight format", "weight FP4", "act format",
+                   "act FP4", "weight KiB"):
+        table.add_column(column, justify="left" if column in ("op", "kind", "weight format", "act format") else "right")
     for row in frame.itertuples(index=False):
         kib = "-" if pd.isna(row.weight_bits) else f"{row.weight_bits / 8192:,.1f}"
         table.add_row(row.op, row.kind, str(row.M), str(row.K), str(row.N), str(row.repeat), f"{row.macs / 1e6:,.1f}",
-                      f"{row.weight_fp4_fraction:.4f}", f"{row.act_fp4_fraction:.4f}", kib)
+                      row.weight_format, f"{row.weight_fp4_fraction:.4f}", row.act_format,
+                      f"{row.act_fp4_fraction:.4f}", kib)
     totals = summary_totals(frame)
     console = Console(soft_wrap=True)
     if not console.is_terminal:  # piped or redirected: print the whole table, not 80 columns of it

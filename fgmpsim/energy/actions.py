@@ -13,6 +13,8 @@ mode muxes on top of its mode's ``mac_<pair>``); ``align_blocks`` counts blocks 
 between a packed level and a fixed-width port (:mod:`fgmpsim.sim.hw.layout`); ``leakage_cycles`` and
 ``clock_cycles`` count the op's cycles, priced at the static pJ per cycle the loader derives from the area model
 (:mod:`fgmpsim.energy.static`, :data:`DERIVED_ENTRIES`: not written in the YAML).
+``cast_blocks`` counts blocks a cast unit expands from FP4 (power-of-two group scale) to E4M3 on their way into
+a lane (:data:`fgmpsim.arch.record.STORAGE_ROUTES`).
 ``weight_collector_*`` / ``psum_collector_*`` count bits written into and read out of the lanes' register files
 (:mod:`fgmpsim.sim.hw.collectors`).
 """
@@ -30,8 +32,8 @@ COLLECTORS: tuple[str, ...] = ("weight_collector", "psum_collector")
 """The lanes' register files (:mod:`fgmpsim.sim.hw.collectors`), priced like a memory level, per bit."""
 
 COMPONENTS: tuple[str, ...] = ("dram", "glb", "pe_buffers", "collectors", *(f"mac_{p}" for p in PRECISION_PAIRS),
-                               "fgmp_mode_logic", "scale_accumulate", "aqu", "metadata", "alignment", "leakage",
-                               "clock")
+                               "fgmp_mode_logic", "scale_accumulate", "aqu", "metadata", "alignment", "cast",
+                               "leakage", "clock")
 """Components of an :class:`~fgmpsim.energy.EnergyBreakdown`, each in pJ."""
 
 
@@ -54,6 +56,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     ("aqu_blocks", "aqu_block", "aqu"),
     ("aqu_sensitivity_read_bits", "aqu_sensitivity_read_bit", "aqu"),
     ("align_blocks", "align_block", "alignment"),
+    ("cast_blocks", "cast_block", "cast"),
     ("leakage_cycles", "leakage_cycle", "leakage"),
     ("clock_cycles", "clock_cycle", "clock"),
 )
@@ -78,12 +81,13 @@ def reachable_pairs(datapath_precisions: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def required_entries(datapath_precisions: tuple[str, ...], aqu_enabled: bool,
-                     collectors: bool = False) -> tuple[str, ...]:
+                     collectors: bool = False, casts: bool = False) -> tuple[str, ...]:
     """Entries an architecture's table must price: every entry whose action the simulator can count on it
     (MAC modes the datapath can execute, AQU entries only with the AQU enabled, the mixed lane's extra logic and the
     alignment network only on a mixed FP4/FP8 datapath, whose blocks come in two sizes, collector entries only with
-    a weight collector)."""
+    a weight collector, the cast unit only on an array that accepts a format through one)."""
     macs = {f"mac_{p}" for p in PRECISION_PAIRS} - {f"mac_{p}" for p in reachable_pairs(datapath_precisions)}
     skip = macs | (set() if aqu_enabled else set(_AQU_ENTRIES)) | (set() if collectors else set(_COLLECTOR_ENTRIES))
+    skip |= set() if casts else {"cast_block"}
     skip |= set() if set(datapath_precisions) == {"fp4", "fp8"} else set(_MIXED_ENTRIES)
     return tuple(entry for entry in ENTRIES if entry not in skip)

@@ -14,6 +14,8 @@ with its source (derivations: ``docs/energy_model.md``, "Area"). Per component:
 * ``block_scale`` = lanes x ``block_scale``, only where some executable block precision carries a block scale
   (NVFP4's E4M3 scale); ``accumulators`` = lanes x ``accumulator`` (normalize + FP32 add), on every array.
 * ``aqu`` = AQU blocks per cycle x ``aqu_block_per_cycle`` (AQU enabled only).
+* ``cast_units`` = lanes x ``cast_unit``, only on an array that accepts a format through a cast unit (one FP4 ->
+  FP8 cast of a whole block per lane, in front of its weight operand).
 
 :data:`FGMP_OVERHEAD_COMPONENTS` are the components an FP8-only array does not have: with the same array and
 memories, ``fgmp`` minus ``fp8_baseline`` is exactly their sum.
@@ -34,9 +36,9 @@ SRAM_ENTRIES: dict[str, str] = {"glb": "glb_per_kib", "weight_buffers": "weight_
 """SRAM component -> its mm²-per-KiB entry."""
 
 AREA_ENTRIES: tuple[str, ...] = (*SRAM_ENTRIES.values(), "mac_fp8", "mac_fp4", "mac_fgmp_extra", "block_scale",
-                                 "accumulator", "aqu_block_per_cycle")
+                                 "accumulator", "aqu_block_per_cycle", "cast_unit")
 """Every area-table entry: mm² per KiB (``*_per_kib``), per scalar MAC (``mac_*``), per lane (``block_scale``,
-``accumulator``) or per block per cycle of AQU throughput (``aqu_block_per_cycle``)."""
+``accumulator``, ``cast_unit``) or per block per cycle of AQU throughput (``aqu_block_per_cycle``)."""
 
 FGMP_OVERHEAD_COMPONENTS: tuple[str, ...] = ("fgmp_mode_logic", "block_scale", "aqu", "aqu_sensitivity_table")
 """Components an FP8-only array lacks: FGMP's mixed-precision lane logic, NVFP4 block scaling and the AQU."""
@@ -58,6 +60,7 @@ class AreaBreakdown:
     accumulators: float
     aqu: float
     aqu_sensitivity_table: float
+    cast_units: float
 
     @property
     def total_mm2(self) -> float:
@@ -92,6 +95,8 @@ def required_area_entries(arch: Arch) -> tuple[str, ...]:
         names.append("block_scale")
     if arch.aqu.enabled:
         names += ["aqu_block_per_cycle", SRAM_ENTRIES["aqu_sensitivity_table"]]
+    if arch.pe_array.casts:
+        names.append("cast_unit")
     return tuple(names)
 
 
@@ -134,6 +139,7 @@ def area_breakdown(arch: Arch) -> AreaBreakdown:
         accumulators=pe.lanes * mm2["accumulator"],
         aqu=aqu.blocks_per_cycle * mm2["aqu_block_per_cycle"] if aqu.enabled else 0.0,
         aqu_sensitivity_table=sram("aqu_sensitivity_table", aqu.sensitivity_table_bytes),
+        cast_units=pe.lanes * mm2["cast_unit"] if pe.casts else 0.0,
     )
 
 

@@ -8,14 +8,21 @@ Layout (``storage.layout``, per level): a ``packed`` level stores each block in 
 stores every block in a slot of :func:`slot_bits` (the widest block the datapath stores), so on a mixed datapath an
 NVFP4 block takes an FP8 block's 128 bits. On a one-precision datapath every block is slot-wide: the layout changes
 nothing there. :func:`level_bits` is the one formula the footprint, the simulator's traffic and its output bits use.
+
+An operand in a uniform format (:mod:`fgmpsim.trace.formats`) is stored as its elements and group scales instead:
+:func:`uniform_storage` gives the block widths the simulator moves it with, :func:`operand_footprint_bits` its exact
+weight-memory footprint (values + every group scale once + M2 channel scales + LoRC factors + metadata per block).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import replace
+
 from fgmpsim.arch.record import BlockStorage
 from fgmpsim.errors import TraceError
+from fgmpsim.trace.formats import OperandFormat, lorc_storage_bits
 
 
 def block_bits(is_fp8: bool | np.ndarray, storage: BlockStorage, vector_width: int) -> int | np.ndarray:
@@ -89,3 +96,32 @@ def bits_per_element(weight_map: np.ndarray, storage: BlockStorage, vector_width
     if not include_tensor_scale:
         bits -= _tensors(weight_map) * storage.tensor_scale_bits
     return bits / (weight_map.size * vector_width)
+
+
+def uniform_storage(fmt: OperandFormat, storage: BlockStorage, vector_width: int) -> BlockStorage:
+    """The block widths an operand in uniform format ``fmt`` moves with: every block (both precision classes, so
+    the map no longer matters) ``vector_width * element_bits`` value bits plus the share of its group scale,
+    ``ceil(scale_bits * vector_width / group_size)`` bits (a scale is read with each block of its group: exact when
+    it divides, e.g. 2 bits for an 8-bit exponent per 64 elements, an upper estimate otherwise: 1 bit at 256).
+    Per-row scales (``group_size`` null, M2's channel scale) travel like the per-tensor scale: in the footprint,
+    not in block traffic. No tensor scale; metadata bits per block as ``storage`` has them."""
+    spec = fmt.spec
+    share = -(-spec.scale_bits * vector_width // fmt.group_size) if fmt.group_size else 0
+    return replace(storage, fp4_value_bits=spec.element_bits, fp8_value_bits=spec.element_bits,
+                   fp4_scale_bits=share, fp8_scale_bits=share, tensor_scale_bits=0)
+
+
+def operand_footprint_bits(weight_map: np.ndarray, fmt: OperandFormat, k: int, storage: BlockStorage,
+                           vector_width: int, datapath_precisions: tuple[str, ...] = ("fp4", "fp8")) -> int:
+    """Stored bits of a weight tensor in format ``fmt`` with reduction length ``k``: a ``mixed`` map as
+    :func:`weight_footprint_bits`; a uniform format per tensor (a 3-D map holds ``repeat`` of them) its
+    ``rows * KB * vector_width`` stored elements, every group scale once (:meth:`OperandFormat.scale_bits`, with M2's
+    channel scales), the LoRC factors (:func:`~fgmpsim.trace.formats.lorc_storage_bits`) and
+    ``metadata_bits_per_block`` per block."""
+    if not fmt.uniform:
+        return weight_footprint_bits(weight_map, storage, vector_width, datapath_precisions)
+    weight_map = _checked(weight_map)
+    rows = weight_map.shape[-2]
+    per_tensor = fmt.scale_bits(rows, k) + lorc_storage_bits(rows, k, fmt.lorc_rank)
+    return (weight_map.size * (vector_width * fmt.spec.element_bits + storage.metadata_bits_per_block)
+            + _tensors(weight_map) * per_tensor)

@@ -23,8 +23,8 @@ class EnergyBreakdown:
     """Energy per component in pJ. ``pe_buffers`` sums the weight, input and accumulation buffers; ``collectors``
     the lanes' weight and partial-sum register files; ``metadata`` is the energy of moving per-block precision flags
     at every level, priced at that level's per-bit cost; ``fgmp_mode_logic`` the mixed lane's decode and mode muxes;
-    ``alignment`` the alignment networks of packed levels; ``leakage`` and ``clock`` the static energy of the op's
-    cycles (:mod:`fgmpsim.energy.static`)."""
+    ``alignment`` the alignment networks of packed levels; ``cast`` the FP4 -> FP8 cast units; ``leakage`` and
+    ``clock`` the static energy of the op's cycles (:mod:`fgmpsim.energy.static`)."""
 
     dram: float
     glb: float
@@ -39,6 +39,7 @@ class EnergyBreakdown:
     aqu: float
     metadata: float
     alignment: float
+    cast: float
     leakage: float
     clock: float
 

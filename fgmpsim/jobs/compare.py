@@ -81,12 +81,13 @@ def _check_same_shapes(reference: Trace, other: Trace, who: str) -> None:
 
 def compare(trace: TraceLike, arch: ArchLike = "fgmp", baseline: ArchLike = "fp8_baseline", *,
             designs: Sequence[Design] = (), name: str | None = None, baseline_trace: TraceLike | None = None,
-            overrides: Sequence[str] = (), engine: str = "tile") -> CompareRun:
+            overrides: Sequence[str] = (), engine: str = "tile", attention: str = "causal") -> CompareRun:
     """Simulate ``trace`` on ``arch`` (named ``name``, default the arch's name) and every extra design, and the
     baseline arch on the same shapes; compare them (:func:`fgmpsim.analysis.compare_results`). ``overrides``
     (``--set`` strings) apply to every arch given by name or path, the baseline included. Raises
     :class:`~fgmpsim.errors.TraceError` for traces with other GEMMs, :class:`~fgmpsim.errors.ConfigError` for a
-    repeated design name."""
+    repeated design name. ``attention`` (``causal`` or ``dense``) as :func:`fgmpsim.sim.simulate` takes it, for every
+    run (``dense`` puts traces exported before causal masking was recorded on the same footing as newer ones)."""
     first = _trace(trace)
     first_arch = _arch(arch, overrides)
     runs: list[tuple[str, Trace, Arch]] = [(name or first_arch.name, first, first_arch)]
@@ -103,8 +104,8 @@ def compare(trace: TraceLike, arch: ArchLike = "fgmp", baseline: ArchLike = "fp8
     base_trace = first if baseline_trace is None else _trace(baseline_trace)
     if baseline_trace is not None:
         _check_same_shapes(first, base_trace, "the baseline")
-    base_run = simulate(base_trace, base_arch, engine=engine)
-    results = {n: simulate(t, a, engine=engine) for n, t, a in runs}
+    base_run = simulate(base_trace, base_arch, engine=engine, attention=attention)
+    results = {n: simulate(t, a, engine=engine, attention=attention) for n, t, a in runs}
     perplexities = {n: manifest_perplexity(t.meta) for n, t, _ in runs}
     perplexities[base_arch.name] = manifest_perplexity(base_trace.meta) if baseline_trace is not None else None
     comparison = compare_results(base_run, results, baseline_name=base_arch.name, perplexities=perplexities)

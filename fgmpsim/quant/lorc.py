@@ -12,6 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from fgmpsim.formats import fake_quant
+from fgmpsim.trace.formats import lorc_storage_bits
+
+__all__ = ["lorc_factors", "lorc_storage_bits"]
 
 
 def lorc_factors(error: np.ndarray, rank: int, factor_format: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -24,9 +27,3 @@ def lorc_factors(error: np.ndarray, rank: int, factor_format: str | None = None)
     if factor_format is None:
         return a, b
     return fake_quant(a, factor_format, rank), fake_quant(b, factor_format, b.shape[1])
-
-
-def lorc_storage_bits(n: int, k: int, rank: int, element_bits: int = 8) -> int:
-    """Bits of the LoRC factors of an ``[n, k]`` weight: ``rank * (n + k)`` elements plus one FP32 scale per factor
-    row (``n`` rows of A, ``rank`` rows of B)."""
-    return rank * (n + k) * element_bits + (n + rank) * 32

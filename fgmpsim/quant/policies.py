@@ -32,6 +32,7 @@ from fgmpsim.quant.clipping import clipped_block_scales
 from fgmpsim.quant.gptq import gptq
 from fgmpsim.quant.groupwise import CONSTRAINTS, GroupQuantizer
 from fgmpsim.quant.lorc import lorc_factors, lorc_storage_bits
+from fgmpsim.trace.formats import MIXED, OperandFormat
 from fgmpsim.quant.scores import (BLOCK_SIZE, FP4_FORMAT, FP8_FORMAT, check_fraction, merge_blocks,
                                   random_fp8_blocks, select_fp8_blocks, weighted_block_error)
 
@@ -94,10 +95,25 @@ class Policy:
         """Whether the target FP4 fraction changes this policy (it mixes precisions)."""
         return self.weights in MIXED_CHOICES or self.activations in MIXED_CHOICES
 
-    @property
-    def floating_point(self) -> bool:
-        """Whether every operand is FP4/FP8 (what today's traces can record); INT formats are not."""
-        return self.act_format != "int8"
+    def trace_formats(self) -> tuple[OperandFormat, OperandFormat]:
+        """(weight, activation) trace formats (:mod:`fgmpsim.trace.formats`) of this policy's linears: ``mixed``
+        FP8/NVFP4 maps for the block-choice policies; for the ZeroQuant-FP family the format its recipe stores
+        (M1 ``fp4_pow2``, M2 ``fp4_pow2`` with the channel scale, no constraint ``fp4_fp32``, ``int4``, per-channel
+        ``fp8``/``int8``; its group size and LoRC rank) and its per-token activation format."""
+        recipe = self.recipe
+        if recipe is None:
+            return MIXED, MIXED
+        q = recipe.quantizer
+        weight = OperandFormat(_TRACE_WEIGHT_FORMATS[(q.element, q.constraint)], q.group_size, q.constraint == "m2",
+                               recipe.lorc_rank)
+        return weight, OperandFormat(_TRACE_ACT_FORMATS[self.act_format])
+
+
+_TRACE_WEIGHT_FORMATS = {("fp4", "m1"): "fp4_pow2", ("fp4", "m2"): "fp4_pow2", ("fp4", "none"): "fp4_fp32",
+                         ("int4", "none"): "int4", ("fp8", "none"): "fp8", ("int8", "none"): "int8"}
+"""The trace format of each (recipe element, scale constraint) of :mod:`fgmpsim.quant.groupwise`."""
+_TRACE_ACT_FORMATS = {"fp8_e4m3_block": "fp8", "int8": "int8"}
+"""The trace format of each per-token activation format of the ZeroQuant-FP family."""
 
 
 @dataclass(frozen=True)

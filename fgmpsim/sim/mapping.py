@@ -404,10 +404,12 @@ def check_mapping(arch: Arch, shape: OpShape, mapping: Mapping) -> Tiling:
 def static_weight_bits(arch: Arch, op: GemmOp) -> int | None:
     """Bits of all of ``op``'s weights (data + metadata) in a packed GLB, when the mapper may reserve them exactly:
     output-stationary (the dataflow with a whole-W residency), static weights with one map for every repeat, a
-    packed GLB and a mixed datapath (elsewhere every block is slot-wide); ``None`` otherwise (worst case)."""
+    packed GLB, a mixed datapath (elsewhere every block is slot-wide) and a mixed-format weight; ``None`` otherwise
+    (worst case)."""
     pe, storage = arch.pe_array, arch.storage
     if (pe.dataflow != "output_stationary" or not op.static_weight or len(op.weight_map.shape) != 2
-            or storage.layout.glb != "packed" or set(pe.datapath_precisions) != {"fp4", "fp8"}):
+            or storage.layout.glb != "packed" or set(pe.datapath_precisions) != {"fp4", "fp8"}
+            or op.weight_format.uniform):
         return None
     known = None if isinstance(op.weight_map, np.ndarray) else getattr(op.weight_map, "fp8_blocks", None)
     fp8 = int(known) if isinstance(known, (int, np.integer)) else int(np.count_nonzero(materialize_map(op.weight_map)))

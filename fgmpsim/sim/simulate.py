@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from fgmpsim.arch.record import PRECISION_PAIRS, Arch
-from fgmpsim.energy import ACTIONS, area_breakdown, price, weight_footprint_bits
+from fgmpsim.arch.record import CAST_FP8, PRECISION_PAIRS, Arch
+from fgmpsim.energy import ACTIONS, area_breakdown, block_bits, operand_footprint_bits, price
 from fgmpsim.errors import ConfigError, MappingError
 from fgmpsim.sim.engines.analytic import Bound, bound_timing, op_bound
 from fgmpsim.sim.engines.tile import OpSpan, run_ops
@@ -47,7 +47,8 @@ from fgmpsim.sim.engines.event import MAX_STEPS, check_steps, event_op
 from fgmpsim.sim.limits import MAX_TILES, check_tiles
 from fgmpsim.sim.mapping import Mapping, Tiling, plan_op
 from fgmpsim.sim.hw.layout import align_blocks
-from fgmpsim.sim.hw.operands import OperandCache, Operands, OutputFormat, precision_adjustment
+from fgmpsim.sim.hw.operands import (OperandCache, Operands, OutputFormat, check_formats, operand_storage,
+                                     precision_adjustment, route_of)
 from fgmpsim.sim.hw.systolic import systolic_op
 from fgmpsim.sim.engines.reference import Decision, check_size, operand_columns, reference_bands, reference_op
 from fgmpsim.sim.hw.dram import KV_KINDS, dram_footprint
@@ -89,6 +90,7 @@ def _check_inputs(trace: Trace, arch: Arch, engine: str, mapping: Any, attention
     elif mapping is not None and not isinstance(mapping, Mapping):
         raise MappingError(f"mapping must be a Mapping or a dict of op name -> Mapping, got "
                            f"{type(mapping).__name__}", "mapping", "pass fgmpsim.sim.Mapping(...)")
+    check_formats(trace, arch)
     if engine == "reference":
         check_size(trace)
 
@@ -151,13 +153,27 @@ def _live_bits(residency: list[Residency], outputs: list[OutputFormat]) -> list[
             for i, keep in enumerate(residency)]
 
 
-def _derived_counts(counts: dict[str, int], timing: OpTiming, arch: Arch) -> dict[str, int]:
+def _cast_blocks(op: GemmOp, counts: dict[str, int], arch: Arch) -> int:
+    """Blocks through the FP4 -> FP8 cast units: a weight in a ``cast_fp8`` format is cast on every lane read of
+    it, one per block pair; an activation on every input-buffer block read (a PE reads each input block once and
+    broadcasts the cast block to its lanes)."""
+    cast = 0
+    if route_of(op.weight_format, arch) == CAST_FP8:
+        cast += counts["block_pairs"]
+    if route_of(op.act_format, arch) == CAST_FP8:
+        bits = int(block_bits(True, operand_storage(op.act_format, arch), arch.pe_array.vector_width))
+        cast += counts["input_buffer_read_bits"] // bits
+    return cast
+
+
+def _derived_counts(op: GemmOp, counts: dict[str, int], timing: OpTiming, arch: Arch) -> dict[str, int]:
     """Counts every engine's counts imply: MACs on a mixed FP4/FP8 lane (each pays its decode and mode muxes),
-    blocks through alignment networks (:func:`~fgmpsim.sim.hw.layout.align_blocks`) and the op's cycles for static
-    energy (priced 0 when ``static`` is off)."""
+    blocks through alignment networks (:func:`~fgmpsim.sim.hw.layout.align_blocks`) and cast units
+    (:func:`_cast_blocks`), and the op's cycles for static energy (priced 0 when ``static`` is off)."""
     mixed = set(arch.pe_array.datapath_precisions) == {"fp4", "fp8"}
     return {"macs_fgmp_extra": sum(counts[f"macs_{pair}"] for pair in PRECISION_PAIRS) if mixed else 0,
-            "align_blocks": align_blocks(counts, arch), "leakage_cycles": timing.cycles, "clock_cycles": timing.cycles}
+            "align_blocks": align_blocks(counts, arch), "cast_blocks": _cast_blocks(op, counts, arch),
+            "leakage_cycles": timing.cycles, "clock_cycles": timing.cycles}
 
 
 def _reference(trace: Trace, op: GemmOp, tiling: Tiling, arch: Arch, residency: Residency = NONE,
@@ -179,10 +195,11 @@ def _operand_columns(ops: Operands, arch: Arch) -> dict[str, Any]:
     op = ops.op
     weights = ops.w if len(op.weight_map.shape) == 3 else ops.w[0]
     kv = op.kind in KV_KINDS and not op.static_weight
-    return {"weight_bits": (weight_footprint_bits(weights, arch.storage, ops.vw, arch.pe_array.datapath_precisions)
+    dp = arch.pe_array.datapath_precisions
+    return {"weight_bits": (operand_footprint_bits(weights, op.weight_format, op.k, arch.storage, ops.vw, dp)
                            if op.static_weight else 0),
             "weight_elements": weights.size * ops.vw if op.static_weight else 0,
-            "kv_cache_bits": (weight_footprint_bits(ops.w, arch.storage, ops.vw, arch.pe_array.datapath_precisions)
+            "kv_cache_bits": (operand_footprint_bits(ops.w, op.weight_format, op.k, arch.storage, ops.vw, dp)
                               if kv else 0),
             "weight_fp8_fraction": ops.w_fp8_blocks / ops.w.size, "act_fp8_fraction": ops.a_fp8_blocks / ops.a.size,
             "output_blocks": ops.out.blocks, "output_fp8_blocks": ops.out.fp8_blocks}
@@ -198,7 +215,7 @@ def _columns(op: GemmOp, tiling: Tiling, timing: OpTiming, counts: dict[str, int
     """The row of one op, less its identity (op, layer, kind) and its place on the timeline; ``operands``: the
     columns of :func:`_operand_columns`."""
     m = tiling.mapping
-    counts = {**counts, **_derived_counts(counts, timing, arch)}
+    counts = {**counts, **_derived_counts(op, counts, timing, arch)}
     macs = sum(counts[f"macs_{pair}"] for pair in PRECISION_PAIRS)
     energy = price(counts, arch.energy).as_dict()
     total_pj = energy.pop("energy_total_pj")
@@ -291,8 +308,8 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
                 simpy_events = 0
             else:
                 out = cache.output_format(op)
-                key = (id(op.weight_map), id(op.act_map), op.m, op.k, op.n, op.repeat, op.static_weight, out,
-                       tiling, keep)
+                key = (id(op.weight_map), id(op.act_map), op.weight_format, op.act_format, op.m, op.k, op.n,
+                       op.repeat, op.static_weight, out, tiling, keep)
                 if engine == "event" or key not in memo:  # the event engine processes every op's events
                     ops = cache.operands(op, out)
                     memo[key] = (_run(ops, tiling, arch, engine, keep, link.window), _operand_columns(ops, arch))

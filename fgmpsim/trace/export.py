@@ -15,6 +15,13 @@ Hugging Face module names without the leading ``model.`` (``layers.3.self_attn.q
   keys ``0..i``; the simulator skips the masked part (:mod:`fgmpsim.sim.hw.causal`).
 * ``lm_head``: quantized by the policy with ``include_lm_head``; otherwise it runs unquantized in the perplexity
   evaluation and is recorded with all-FP8 maps (the highest precision of the FGMP datapath), a fixed role.
+* Operand formats (:mod:`fgmpsim.trace.formats`, trace format version 4 when any is uniform): the block-choice
+  policies (``fgmp``, ``fp8``, ``nvfp4``, ...) record ``mixed`` FP8/NVFP4 maps. The ZeroQuant-FP family records the
+  format its recipe stores (:meth:`~fgmpsim.quant.policies.Policy.trace_formats`): weights ``fp4_pow2`` (M1; M2 adds the channel scale),
+  ``fp4_fp32`` (no constraint), ``int4`` (group size as the policy's), ``fp8``/``int8`` (per output channel), with
+  the LoRC rank; linear inputs and the Q, K, V^T attention operands in the 8-bit per-token activation format
+  (``fp8`` or ``int8``, one scale per row of the operand as the matmul reads it). The softmax output P and an
+  unquantized ``lm_head`` stay ``mixed`` (all FP8).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from fgmpsim.quant.defaults import DEFAULT_EVAL_TOKENS
 from fgmpsim.quant.pipeline import ACT_CALIB_SEQUENCES, Calibrated, calibrate, evaluate_policy
 from fgmpsim.quant.policies import Policy, activation_rules, activation_threshold, get_policy
 from fgmpsim.quant.scores import BLOCK_SIZE, FP4_FORMAT, FP8_FORMAT, check_fraction
+from fgmpsim.trace.formats import MIXED, OperandFormat
 from fgmpsim.trace.models import ModelShape, from_config
 from fgmpsim.trace.record import GemmOp, Trace
 
@@ -49,12 +57,6 @@ def _check_tokens(tokens: Any) -> int:
         raise PolicyError(f"tokens must be a positive multiple of the block size {BLOCK_SIZE}, got {tokens!r}",
                           "tokens", "use e.g. --tokens 256 (attn_pv reduces over the tokens in 16-key blocks)")
     return int(tokens)
-
-
-def _check_traceable(policy: Policy) -> None:
-    if not policy.floating_point:
-        raise PolicyError(f"policy {policy.name} uses INT formats, which traces cannot record yet (their maps are "
-                          "FP8/NVFP4 only)", "policy", "export a floating-point policy (fgmp, zqfp_w4a8, w8a8_fp8, ...)")
 
 
 def _linear_names(cal: Calibrated, layers: int) -> list[dict[str, str]]:
@@ -95,17 +97,21 @@ def _linear_k(name: str, weight_map: np.ndarray, linears: dict[str, object]) -> 
 
 def _ops(shape: ModelShape, t: int, names: list[dict[str, str]], weight_maps: dict[str, np.ndarray],
          act_maps: dict[str, np.ndarray], attn: dict[int, dict[str, np.ndarray]],
-         head_maps: tuple[np.ndarray, np.ndarray], linears: dict[str, object] | None = None) -> list[GemmOp]:
+         head_maps: tuple[np.ndarray, np.ndarray], linears: dict[str, object] | None = None,
+         formats: tuple[OperandFormat, OperandFormat] = (MIXED, MIXED), head_quantized: bool = False) -> list[GemmOp]:
     ops, linears = [], linears or {}
+    wf, af = formats
+    operand = OperandFormat(af.name) if af.uniform else MIXED  # attention operands: one scale per row
     for i, layer in enumerate(names):
         at, mlp = f"layers.{i}.self_attn", f"layers.{i}.mlp"
         nxt = f"layers.{i + 1}.self_attn.q_proj" if i + 1 < shape.layers else "lm_head"
 
-        def linear(proj: str, consumer: str | None, operand: str = "act") -> GemmOp:
+        def linear(proj: str, consumer: str | None, operand_of: str = "act") -> GemmOp:
             w = weight_maps[layer[proj]]
             return GemmOp(name=layer[proj].removeprefix("model."), layer=i, kind="linear", m=t,
                           k=_linear_k(layer[proj], w, linears), n=w.shape[0], repeat=1, weight_map=w,
-                          act_map=act_maps[layer[proj]], consumer=consumer, consumer_operand=operand)
+                          act_map=act_maps[layer[proj]], consumer=consumer, consumer_operand=operand_of,
+                          weight_format=wf, act_format=af)
 
         ops += [
             linear("q_proj", f"{at}.attn_qk"),
@@ -113,17 +119,19 @@ def _ops(shape: ModelShape, t: int, names: list[dict[str, str]], weight_maps: di
             linear("v_proj", f"{at}.attn_pv", "weight"),
             GemmOp(name=f"{at}.attn_qk", layer=i, kind="attn_qk", m=t, k=shape.head_dim, n=t, repeat=shape.heads,
                    weight_map=attn[i]["k"], act_map=attn[i]["q"], static_weight=False, consumer=f"{at}.attn_pv",
-                   causal=True),
+                   causal=True, weight_format=operand, act_format=operand),
             GemmOp(name=f"{at}.attn_pv", layer=i, kind="attn_pv", m=t, k=t, n=shape.head_dim, repeat=shape.heads,
                    weight_map=attn[i]["v"], act_map=np.ones((shape.heads, t, t // BLOCK_SIZE), dtype=bool),
-                   static_weight=False, consumer=f"{at}.o_proj", causal=True),
+                   static_weight=False, consumer=f"{at}.o_proj", causal=True, weight_format=operand),
             linear("o_proj", f"{mlp}.gate_proj"),
             linear("gate_proj", None),
             linear("up_proj", f"{mlp}.down_proj"),
             linear("down_proj", nxt),
         ]
+    head = formats if head_quantized else (MIXED, MIXED)
     ops.append(GemmOp(name="lm_head", layer=shape.layers, kind="lm_head", m=t, k=shape.hidden, n=shape.vocab,
-                      repeat=1, weight_map=head_maps[0], act_map=head_maps[1]))
+                      repeat=1, weight_map=head_maps[0], act_map=head_maps[1], weight_format=head[0],
+                      act_format=head[1]))
     return ops
 
 
@@ -138,7 +146,6 @@ def export_trace(cal: Calibrated, policy: str | Policy, fp4_fraction: float, tok
     ``meta.perplexity`` is the same configuration's perplexity on ``cal.eval_windows``.
     """
     policy = get_policy(policy) if isinstance(policy, str) else policy
-    _check_traceable(policy)
     fraction = check_fraction(fp4_fraction)
     t = _check_tokens(len(tokens))
     shape = from_config(cal.model.config.to_dict(), f"{model_name} config", model_name)
@@ -154,7 +161,9 @@ def export_trace(cal: Calibrated, policy: str | Policy, fp4_fraction: float, tok
     head_maps = ((traced.weight_plan.fp8_maps[head], act_maps[head]) if head_quantized else
                  (np.ones((shape.vocab, -(-shape.hidden // BLOCK_SIZE)), bool),
                   np.ones((t, -(-shape.hidden // BLOCK_SIZE)), bool)))   # any hidden size: last block padded
-    ops = _ops(shape, t, names, traced.weight_plan.fp8_maps, act_maps, attn, head_maps, cal.linears)
+    formats = policy.trace_formats()
+    ops = _ops(shape, t, names, traced.weight_plan.fp8_maps, act_maps, attn, head_maps, cal.linears, formats,
+               head_quantized)
     linear_inputs = [op.act_map for op in ops if op.kind == "linear"] + ([head_maps[1]] if head_quantized else [])
     operands = [op.act_map for op in ops if op.kind == "attn_qk"]
     operands += [op.weight_map for op in ops if op.kind in ("attn_qk", "attn_pv")]
@@ -164,7 +173,9 @@ def export_trace(cal: Calibrated, policy: str | Policy, fp4_fraction: float, tok
         "provenance": cal.settings.get("provenance", "a torch model passed to export_trace"),
         "policy": {"name": policy.name, "summary": policy.summary, "seed": seed},
         "settings": {**{k: v for k, v in cal.settings.items() if k != "provenance"}, "tokens": t},
-        "formats": {"low": FP4_FORMAT, "high": FP8_FORMAT, "block_size": BLOCK_SIZE},
+        "formats": ({"low": FP4_FORMAT, "high": FP8_FORMAT, "block_size": BLOCK_SIZE} if policy.recipe is None else
+                    {"weight": formats[0].label(), "act": formats[1].label(), "block_size": BLOCK_SIZE,
+                     "weight_storage": dict(traced.weight_plan.storage)}),
         "fp4_fraction_target": _targets(policy, fraction),
         "fp4_fraction_achieved": {"weight": traced.weight_plan.fp4_fraction,
                                   "act": _fp4_share(linear_inputs + operands)},
@@ -197,8 +208,10 @@ def _targets(policy: Policy, fraction: float) -> dict[str, float]:
 
 
 def _trace_name(model_name: str, policy: Policy, fraction: float) -> str:
-    return f"{model_name}-{policy.name}{round(fraction * 100)}" if policy.uses_fraction else \
-        f"{model_name}-{policy.name}"
+    """``<model>-<policy>[<percent FP4>]``; a family policy's options joined by ``-`` (``zqfp_w4a8-m2-gptq-g64``),
+    so the name is also a plain directory name."""
+    label = policy.name.replace(":", "-").replace("+", "-")
+    return f"{model_name}-{label}{round(fraction * 100)}" if policy.uses_fraction else f"{model_name}-{label}"
 
 
 def export_many(model: str = "smollm2-135m", policies: Sequence[str] = ("fgmp",),
@@ -208,8 +221,6 @@ def export_many(model: str = "smollm2-135m", policies: Sequence[str] = ("fgmp",)
     """Calibrate ``model`` once (Fisher, activation scores), then trace its forward pass over the first ``tokens``
     evaluation tokens under every policy x FP4 fraction (a policy without a fraction, e.g. ``fp8``, once)."""
     chosen = [get_policy(name) for name in policies]
-    for policy in chosen:
-        _check_traceable(policy)
     fractions = [check_fraction(f) for f in fp4_fractions]
     t = _check_tokens(tokens)
     cal = calibrate(model, text, calib_sequences=calib_sequences, seq_len=seq_len, eval_tokens=eval_tokens,

@@ -1,10 +1,13 @@
 """On-disk form of a :class:`~fgmpsim.trace.record.Trace`: ``<dir>/manifest.yaml`` + ``<dir>/maps.npz``.
 
 ``manifest.yaml`` (human-readable head first): ``format_version`` (1: every K a multiple of ``block_size``; 2: any
-K, a zero-padded partial last block; 3: ops carry ``causal``; a trace is written with the lowest that holds it),
+K, a zero-padded partial last block; 3: ops carry ``causal``; 4: operands may carry a uniform format; a trace is
+written with the lowest that holds it),
 ``name``, ``block_size``, ``maps_sha256``, ``meta`` (the exporter's descriptive head, carried verbatim), then
 ``ops``: one dict per GEMM with ``name, layer, kind, m, k, n, repeat, static_weight, consumer, consumer_operand``,
-``causal`` (version 3 only; versions 1 and 2 load as dense) and, per map, either
+``causal`` (versions 3 and 4; versions 1 and 2 load as dense), ``weight_format`` / ``act_format`` (version 4 only,
+written for uniform operands: ``{name, group_size, channel_scale, lorc_rank}``, :mod:`fgmpsim.trace.formats`; a
+missing key, and every operand of versions 1-3, is ``mixed``) and, per map, either
 ``{npz: KEY, shape: [...]}`` (bits in ``maps.npz``) or ``{lazy: {generator: NAME, ...}}`` (a generator spec from
 ``LazyMap.to_manifest()``).
 
@@ -40,8 +43,10 @@ from fgmpsim.io.atomic import atomic_write, check_output_dir
 from fgmpsim.io.safe_yaml import MAX_YAML_BYTES, read_bounded, read_yaml_file
 from fgmpsim.resources import resolve_trace_dir, shipped_traces
 from fgmpsim.trace.budget import MAX_OP_MAP_BLOCKS, check_op_size
-from fgmpsim.trace.record import (ANY_K_FORMAT_VERSION, CAUSAL_FORMAT_VERSION, READABLE_FORMAT_VERSIONS,
-                                  WHOLE_BLOCKS_FORMAT_VERSION, GemmOp, LazyMap, PrecisionMap, Trace)
+from fgmpsim.trace.formats import MIXED, format_from_manifest
+from fgmpsim.trace.record import (ANY_K_FORMAT_VERSION, CAUSAL_FORMAT_VERSION, OPERAND_FORMAT_VERSION,
+                                  READABLE_FORMAT_VERSIONS, WHOLE_BLOCKS_FORMAT_VERSION, GemmOp, LazyMap,
+                                  PrecisionMap, Trace)
 from fgmpsim.trace.synthetic_map import GENERATOR as SYNTHETIC_GENERATOR
 from fgmpsim.trace.synthetic_map import SyntheticMap
 
@@ -58,7 +63,8 @@ _OP_FIELDS: dict[str, type | tuple[type, ...]] = {
     "name": str, "layer": int, "kind": str, "m": int, "k": int, "n": int, "repeat": int, "static_weight": bool,
 }
 _MANIFEST_KEYS = ("format_version", "name", "block_size", "maps_sha256", "meta", "ops")
-_OP_KEYS = (*_OP_FIELDS, "consumer", "consumer_operand", "causal", *_MAP_FIELDS)
+_FORMAT_FIELDS = ("weight_format", "act_format")
+_OP_KEYS = (*_OP_FIELDS, "consumer", "consumer_operand", "causal", *_MAP_FIELDS, *_FORMAT_FIELDS)
 _MAP_KEYS = {"npz": ("npz", "shape"), "lazy": ("lazy",)}
 _FRACTION_META = ("fp4_fraction_target", "fp4_fraction_achieved")
 MAX_MAPS_BYTES = 2**31
@@ -79,21 +85,25 @@ def save_trace(trace: Trace, path: str | os.PathLike[str]) -> Path:
     arrays: dict[str, np.ndarray] = {}
     keys_by_digest: dict[bytes, str] = {}
     ops = []
-    causal = any(op.causal for op in trace.ops)
+    partial = any(op.k % trace.block_size for op in trace.ops)
+    uniform = any(op.uniform for op in trace.ops)
+    version = (OPERAND_FORMAT_VERSION if uniform else CAUSAL_FORMAT_VERSION if any(op.causal for op in trace.ops)
+               else ANY_K_FORMAT_VERSION if partial else WHOLE_BLOCKS_FORMAT_VERSION)
     for op in trace.ops:
         entry: dict[str, Any] = {"name": op.name, "layer": int(op.layer), "kind": op.kind, "m": int(op.m),
                                  "k": int(op.k), "n": int(op.n), "repeat": int(op.repeat),
                                  "static_weight": bool(op.static_weight), "consumer": op.consumer,
                                  "consumer_operand": op.consumer_operand}
-        if causal:
+        if version >= CAUSAL_FORMAT_VERSION:
             entry["causal"] = bool(op.causal)
+        for field in _FORMAT_FIELDS:
+            if getattr(op, field).uniform:
+                entry[field] = getattr(op, field).to_manifest()
         for field in _MAP_FIELDS:
             entry[field] = _map_entry(getattr(op, field), f"op {op.name!r}", field, arrays, keys_by_digest)
         ops.append(entry)
     packed = io.BytesIO()
     np.savez_compressed(packed, **arrays)
-    partial = any(op.k % trace.block_size for op in trace.ops)
-    version = CAUSAL_FORMAT_VERSION if causal else ANY_K_FORMAT_VERSION if partial else WHOLE_BLOCKS_FORMAT_VERSION
     manifest = {"format_version": version,
                 "name": trace.name, "block_size": trace.block_size,
                 "maps_sha256": hashlib.sha256(packed.getvalue()).hexdigest(),
@@ -249,8 +259,11 @@ def _read_op(entry: Any, index: int, store: _MapStore, block_size: int, max_op_m
         raise TraceError(f"op table entry {index} is not a mapping", f"ops[{index}]", _REEXPORT)
     name = _field(entry, "name", str, f"op table entry {index}")
     where = f"op {excerpt(name)}"
-    known = _OP_KEYS if version >= CAUSAL_FORMAT_VERSION else tuple(k for k in _OP_KEYS if k != "causal")
+    known = tuple(k for k in _OP_KEYS if (k != "causal" or version >= CAUSAL_FORMAT_VERSION)
+                  and (k not in _FORMAT_FIELDS or version >= OPERAND_FORMAT_VERSION))
     _known_keys(entry, known, where, f"ops[{index}].")
+    formats = {field: format_from_manifest(entry[field], where, f"ops[{index}].{field}") if field in entry else MIXED
+               for field in _FORMAT_FIELDS}
     causal = _field(entry, "causal", bool, where) if version >= CAUSAL_FORMAT_VERSION else False
     values = {key: _field(entry, key, kind, where) for key, kind in _OP_FIELDS.items()}
     for dim in ("m", "k", "n", "repeat"):
@@ -265,7 +278,7 @@ def _read_op(entry: Any, index: int, store: _MapStore, block_size: int, max_op_m
                          _REEXPORT)
     maps = {field: store.get(entry.get(field), where, field) for field in _MAP_FIELDS}
     return GemmOp(**values, **maps, consumer=consumer, consumer_operand=entry.get("consumer_operand", "act"),
-                  causal=causal)
+                  causal=causal, **formats)
 
 
 def _slices(spec: Any, repeat: int) -> int:

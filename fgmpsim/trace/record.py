@@ -18,6 +18,10 @@ Conventions (see DESIGN.md, "Contracts"):
   ``keys - M + i + 1`` keys (``keys``: ``attn_qk``'s ``N``; for ``attn_pv`` the ``N`` of the ``attn_qk`` that
   feeds it, else its ``K``), the later ones are masked. Prefill traces set it; a trace of format version 1 or 2 has
   no such field and loads as dense (``causal=False``). How the simulator exploits it: :mod:`fgmpsim.sim.hw.causal`.
+* ``weight_format`` / ``act_format`` (:mod:`fgmpsim.trace.formats`): how each operand is stored, ``mixed`` (the
+  precision map above, versions 1-3) or a uniform format (``int4``, ``int8``, ``fp8``, ``fp4_pow2``, ``fp4_fp32``
+  with a group size, format version 4) whose map is then constant (all True for 8-bit elements, all False for
+  4-bit ones).
 * A map may be *lazy* (a :class:`LazyMap`, e.g. a synthetic map stored as generator parameters and a seed) so that
   full-size traces (Llama-2-70B) never hold every map in memory at once; ``GemmOp.weight_map_array()`` materializes.
 """
@@ -32,17 +36,21 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from fgmpsim.errors import TraceError
+from fgmpsim.trace.formats import MIXED, OperandFormat
 
 OpKind = Literal["linear", "attn_qk", "attn_pv", "lm_head"]
 OP_KINDS: tuple[str, ...] = ("linear", "attn_qk", "attn_pv", "lm_head")
-TRACE_FORMAT_VERSION = 3
-"""The newest trace format: version 3 records ``GemmOp.causal``; version 2 allows any K (a zero-padded partial last
-block); version 1 has whole blocks only. Each is still read, and a trace is written with the lowest that holds it."""
+TRACE_FORMAT_VERSION = 4
+"""The newest trace format: version 4 records uniform operand formats (``weight_format``/``act_format``); version 3
+records ``GemmOp.causal``; version 2 allows any K (a zero-padded partial last block); version 1 has whole blocks only.
+Each is still read, and a trace is written with the lowest that holds it."""
 WHOLE_BLOCKS_FORMAT_VERSION = 1
 ANY_K_FORMAT_VERSION = 2
 CAUSAL_FORMAT_VERSION = 3
-READABLE_FORMAT_VERSIONS = (1, 2, 3)
-"""Trace format versions the loader reads (1 and 2 have no ``causal`` field: every op loads dense)."""
+OPERAND_FORMAT_VERSION = 4
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4)
+"""Trace format versions the loader reads (1 and 2 have no ``causal`` field: every op loads dense; 1-3 have no
+operand formats: every operand loads ``mixed``)."""
 CAUSAL_KINDS = ("attn_qk", "attn_pv")
 
 
@@ -87,6 +95,13 @@ class GemmOp:
     consumer: str | None = None
     consumer_operand: str = "act"
     causal: bool = False
+    weight_format: OperandFormat = MIXED
+    act_format: OperandFormat = MIXED
+
+    @property
+    def uniform(self) -> bool:
+        """Either operand is in a uniform format (the trace needs format version 4)."""
+        return self.weight_format.uniform or self.act_format.uniform
 
     @property
     def macs(self) -> int:
@@ -141,6 +156,26 @@ class GemmOp:
             if isinstance(pmap, np.ndarray) and pmap.dtype != np.bool_:
                 raise TraceError(f"{where}: {label} has dtype {pmap.dtype}, expected bool", label,
                                  "store maps as boolean arrays (True = FP8)")
+        for label, fmt, rows, static in (("weight_format", self.weight_format, self.n, self.static_weight),
+                                         ("act_format", self.act_format, self.m, False)):
+            if not isinstance(fmt, OperandFormat):
+                raise TraceError(f"{where}: {label} must be an OperandFormat, got {type(fmt).__name__}", label,
+                                 "use fgmpsim.trace.formats.OperandFormat")
+            fmt.check(where, label, self.k, rows, block_size, static)
+            pmap = self.weight_map if label == "weight_format" else self.act_map
+            if fmt.uniform and not _constant(pmap, fmt.spec.wide):
+                raise TraceError(f"{where}: a {fmt.name} operand has a constant map (all "
+                                 f"{fmt.spec.wide}: {fmt.spec.element_bits}-bit elements), this one is not",
+                                 label.replace("format", "map"), "re-export the trace")
+
+
+def _constant(pmap: PrecisionMap, value: bool) -> bool:
+    """Whether every block of ``pmap`` is ``value`` (a lazy map by its exact FP8 count when it has one)."""
+    count = getattr(pmap, "fp8_blocks", None) if isinstance(pmap, LazyMap) else None
+    if isinstance(count, (int, np.integer)):
+        return int(count) == (int(np.prod(pmap.shape)) if value else 0)
+    bits = materialize_map(pmap)
+    return bool(bits.all()) if value else not bits.any()
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,8 +1,10 @@
 """A per-op summary table of a trace: shapes, MACs, FP4 fractions and stored weight bits.
 
-Weight bits use :func:`fgmpsim.energy.weight_footprint_bits` with the block storage of an architecture (values,
-block scales, one metadata bit per block, one tensor scale per weight); attention ops have no stored weight
-(their second operand is a dynamic activation), so their ``weight_bits`` is missing (``<NA>``).
+Weight bits use :func:`fgmpsim.energy.operand_footprint_bits` with the block storage of an architecture (a mixed
+map: values, block scales, one metadata bit per block, one tensor scale per weight; a uniform format: its values,
+group scales, channel scales and LoRC factors); attention ops have no stored weight (their second operand is a
+dynamic activation), so their ``weight_bits`` is missing (``<NA>``). ``weight_format``/``act_format`` are the
+operands' formats (:meth:`fgmpsim.trace.formats.OperandFormat.label`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from fgmpsim.arch.record import BlockStorage
-from fgmpsim.energy import weight_footprint_bits
+from fgmpsim.energy import operand_footprint_bits
 from fgmpsim.trace.record import PrecisionMap, Trace, materialize_map
 from fgmpsim.trace.stats import fp8_blocks
 from fgmpsim.trace.synthetic_map import SyntheticMap
@@ -21,7 +23,7 @@ from fgmpsim.trace.synthetic_map import SyntheticMap
 SUMMARY_COLUMNS = ("op", "layer", "kind", "M", "K", "N", "repeat", "static_weight", "macs", "weight_blocks",
                    "weight_fp8_blocks",
                    "act_blocks", "act_fp8_blocks", "weight_fp4_fraction", "act_fp4_fraction", "weight_elements",
-                   "weight_bits")
+                   "weight_bits", "weight_format", "act_format")
 
 
 def trace_summary(trace: Trace, storage: BlockStorage) -> pd.DataFrame:
@@ -35,10 +37,12 @@ def trace_summary(trace: Trace, storage: BlockStorage) -> pd.DataFrame:
         stored: tuple[object, object] = (pd.NA, pd.NA)
         if op.static_weight:
             stored = (w_blocks * trace.block_size,
-                      weight_footprint_bits(_footprint_map(op.weight_map), storage, trace.block_size))
+                      operand_footprint_bits(_footprint_map(op.weight_map), op.weight_format, op.k, storage,
+                                             trace.block_size))
         rows.append((op.name, op.layer, op.kind, op.m, op.k, op.n, op.repeat, op.static_weight, op.macs, w_blocks,
                      w_fp8, a_blocks,
-                     a_fp8, 1.0 - w_fp8 / w_blocks, 1.0 - a_fp8 / a_blocks, *stored))
+                     a_fp8, 1.0 - w_fp8 / w_blocks, 1.0 - a_fp8 / a_blocks, *stored, op.weight_format.label(),
+                     op.act_format.label()))
     frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     frame[["weight_elements", "weight_bits"]] = frame[["weight_elements", "weight_bits"]].astype("Int64")
     return frame

@@ -33,6 +33,7 @@ from fgmpsim.errors import TraceError
 from fgmpsim.quant.scores import check_fraction
 from fgmpsim.trace.budget import MAX_OP_MAP_BLOCKS, check_op_size
 from fgmpsim.trace.checks import positive_int, seed_value
+from fgmpsim.trace.formats import MIXED, OperandFormat
 from fgmpsim.trace.models import ModelShape, resolve_model
 from fgmpsim.trace.record import GemmOp, Trace
 from fgmpsim.trace.synth_model import ROLE_CLASS, SynthParams, load_synth_params
@@ -65,14 +66,18 @@ class _Slot:
 def synth_trace(model: str | ModelShape, tokens: int | None = None, batch: int = 1, phase: str = "prefill",
                 kv_len: int | None = None, fp4_fraction: float = 0.7, seed: int = 0,
                 params: SynthParams | None = None, block_size: int = 16,
-                act_fp4_fraction: float | None = None, max_op_map_blocks: int = MAX_OP_MAP_BLOCKS) -> Trace:
+                act_fp4_fraction: float | None = None, max_op_map_blocks: int = MAX_OP_MAP_BLOCKS,
+                formats: tuple[OperandFormat, OperandFormat] | None = None) -> Trace:
     """A synthetic trace of ``model`` (known name, ``config.json`` path or :class:`ModelShape`).
 
     ``tokens`` (prefill only; default 2048) per sequence, ``batch`` sequences, ``kv_len`` keys per sequence
     (decode: required; prefill: default ``tokens``), ``fp4_fraction`` the target NVFP4 fraction of the weight
     class and, unless ``act_fp4_fraction`` is given, of the activation class; ``params`` the map model (default:
     the shipped fit). An op larger than ``max_op_map_blocks`` (:mod:`fgmpsim.trace.budget`) is refused before any
-    map is generated.
+    map is generated. ``formats`` (weight, activation; e.g. :meth:`fgmpsim.quant.policies.Policy.trace_formats`)
+    stores every linear's operands in those uniform formats instead of drawing FP8/NVFP4 maps, and the Q, K and V^T
+    attention operands in the activation format with one scale per row, as the real export records a
+    ZeroQuant-FP policy (their maps are constant; P and lm_head keep their fixed all-FP8 maps).
     """
     shape = resolve_model(model)
     rows, queries, keys = _check_sizes(shape, tokens, batch, phase, kv_len, block_size)
@@ -86,8 +91,10 @@ def synth_trace(model: str | ModelShape, tokens: int | None = None, batch: int =
         check_op_size(plan["m"], plan["k"], plan["n"], plan["repeat"], block_size, f"op {plan['name']!r}",
                       max_op_map_blocks, math.prod(plan["weight_map"].shape[:-2]),
                       math.prod(plan["act_map"].shape[:-2]))
+    uniform = _apply_formats(plans, formats) if formats is not None else {}
     slots = list({id(plan[key]): plan[key] for plan in plans for key in _MAP_KEYS}.values())
-    counts = _fp8_counts(slots, params, targets, shape.layers, seed)
+    counts = [(slot.blocks if uniform[id(slot)].spec.wide else 0) if id(slot) in uniform else count
+              for slot, count in zip(slots, _fp8_counts(slots, params, targets, shape.layers, seed))]
     maps = {id(slot): SyntheticMap(slot.shape, count, seed, slot.stream, params.role(slot.role).row_sigma,
                                    params.role(slot.role).col_sigma, slot.group)
             for slot, count in zip(slots, counts)}
@@ -107,12 +114,30 @@ def synth_trace(model: str | ModelShape, tokens: int | None = None, batch: int =
         "attention": {"masking": MASKING[phase], "kv_len": keys, "attn_pv_k": padded,
                       "padding": "none" if padded == keys else f"attn_pv K padded from {keys} to {padded} keys "
                                                                "(zero keys the array still computes)"},
-        "formats": {"low": "nvfp4", "high": "fp8_e4m3", "block_size": block_size},
+        "formats": ({"low": "nvfp4", "high": "fp8_e4m3", "block_size": block_size} if formats is None else
+                    {"weight": formats[0].label(), "act": formats[1].label(), "block_size": block_size}),
     }
     size = f"b{batch}-kv{keys}" if phase == "decode" else f"t{queries}-b{batch}" + (f"-kv{keys}" * (keys != queries))
     fractions = f"fp4_{targets['weight']:g}" + ("" if act_fp4_fraction is None else f"-act{targets['act']:g}")
+    if formats is not None:
+        fractions = "-".join(f.label().replace(" +", "-").replace(" ", "-") for f in formats)
     return Trace(name=f"{shape.name}-{phase}-{size}-{fractions}-s{seed}", ops=ops, block_size=block_size,
                  meta=meta)
+
+
+def _apply_formats(plans: list[dict[str, Any]], formats: tuple[OperandFormat, OperandFormat]) -> dict[int, OperandFormat]:
+    """Set the operand formats of every plan (``synth_trace``'s ``formats``); the uniform format of each map slot
+    by its id."""
+    weight, act = formats
+    row = OperandFormat(act.name) if act.uniform else MIXED
+    by_kind = {"linear": (weight, act), "attn_qk": (row, row), "attn_pv": (row, MIXED), "lm_head": (MIXED, MIXED)}
+    uniform = {}
+    for plan in plans:
+        plan["weight_format"], plan["act_format"] = by_kind[plan["kind"]]
+        for key, fmt in zip(_MAP_KEYS, by_kind[plan["kind"]]):
+            if fmt.uniform:
+                uniform[id(plan[key])] = fmt
+    return uniform
 
 
 def _achieved_fp4(slots: list[_Slot], counts: list[int], params: SynthParams, cls: str) -> float | None:

@@ -2,9 +2,19 @@
 
 This is input semantics shared by every engine (tile, reference, analytic), not a cost model:
 
-* **Datapath precisions** are applied before anything else (:func:`fgmpsim.energy.storage_precision_map`): an
-  FP8-only array stores and computes every block as FP8 (all-True maps), an FP4-only array every block as NVFP4
-  (all-False maps). :func:`precision_adjustment` says which happened.
+* **Storage formats** (:mod:`fgmpsim.trace.formats`, ``pe_array.storage_formats``): every operand's format must be
+  one the array accepts (:func:`check_formats`, else :class:`ConfigError`: an INT trace on an array without an
+  integer datapath is refused rather than silently converted, since no route of INT elements into FP lanes is exact).
+  Its route (:data:`fgmpsim.arch.record.STORAGE_ROUTES`) sets the map the lanes see and the block widths it moves:
+
+  - ``mixed`` (route ``map``): **datapath precisions** are applied before anything else
+    (:func:`fgmpsim.energy.storage_precision_map`): an FP8-only array stores and computes every block as FP8
+    (all-True maps), an FP4-only array every block as NVFP4 (all-False maps); blocks move at ``storage``'s widths.
+    :func:`precision_adjustment` says which happened.
+  - a uniform format: every block moves at :func:`fgmpsim.energy.uniform_storage` widths (its elements and its
+    group-scale share) and computes as FP8 (route ``native`` of ``fp8``, or ``cast_fp8``: the cast unit expands
+    each block from the PE buffer into the lane, one ``cast_blocks`` per block pair) or as FP4 (``native`` FP4).
+    Its block may not be wider than the widest block the datapath holds (the buffers are sized for that).
 * **Output format** of an op (``M * N * repeat`` elements). Blocks run along the consumer's K axis. For every
   consumer operand but ``attn_pv``'s V that axis is this op's output channels (N), so each of the ``repeat * M``
   output rows pads to whole blocks: ``repeat * M * ceil(N / vector_width)`` blocks. V's blocks run along tokens,
@@ -18,6 +28,8 @@ This is input semantics shared by every engine (tile, reference, analytic), not 
     (half rounds up); each block carries ``metadata_bits_per_block``;
   - consumer and AQU disabled: every block in the datapath's highest precision (FP8, or NVFP4 on an FP4-only
     array), each with ``metadata_bits_per_block`` (0 on the shipped baselines).
+  - a consumer operand in a uniform format: its blocks are written at that format's widths (the FP8 split above no
+    longer changes the bits).
 
   For every block it quantizes the AQU reads the Fisher sensitivity of each of the block's ``vector_width``
   channels from its table: ``aqu_sensitivity_read_bits = aqu_blocks * vector_width *
@@ -31,8 +43,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fgmpsim.arch.record import Arch
-from fgmpsim.energy import level_bits, storage_precision_map
+from fgmpsim.arch.record import CAST_FP8, Arch, BlockStorage
+from fgmpsim.energy import block_bits, level_bits, storage_precision_map, uniform_storage
+from fgmpsim.errors import ConfigError
+from fgmpsim.trace.formats import OperandFormat
 from fgmpsim.trace.record import GemmOp, PrecisionMap, Trace, materialize_map
 
 
@@ -59,7 +73,8 @@ class OutputFormat:
 class Operands:
     """An op's datapath-adjusted maps, each 3-D: ``w`` ``[Rw, N, KB]`` and ``a`` ``[Ra, M, KB]`` where ``Rw``/``Ra``
     is 1 (one map shared by every repeat) or ``repeat``; ``vw`` elements per block; ``w_fp8_blocks`` and
-    ``a_fp8_blocks``: the FP8 blocks of ``w`` and ``a``."""
+    ``a_fp8_blocks``: the FP8 blocks of ``w`` and ``a``; ``w_storage``/``a_storage``: the block widths each moves
+    with; ``routes``: (weight, act) route to the datapath."""
 
     op: GemmOp
     w: np.ndarray
@@ -68,6 +83,9 @@ class Operands:
     out: OutputFormat
     w_fp8_blocks: int
     a_fp8_blocks: int
+    w_storage: BlockStorage
+    a_storage: BlockStorage
+    routes: tuple[str, str]
 
     @property
     def kb(self) -> int:
@@ -76,13 +94,57 @@ class Operands:
 
 
 def precision_adjustment(arch: Arch) -> str:
-    """What the datapath does to the trace's maps, in words."""
+    """What the datapath does to the trace's maps and formats, in words."""
     dp = arch.pe_array.datapath_precisions
     if "fp4" not in dp:
-        return "every NVFP4 block promoted to FP8 (FP8-only datapath)"
-    if "fp8" not in dp:
-        return "every FP8 block demoted to NVFP4 (FP4-only datapath)"
-    return "none (mixed FP4/FP8 datapath: maps used as traced)"
+        text = "every NVFP4 block promoted to FP8 (FP8-only datapath)"
+    elif "fp8" not in dp:
+        text = "every FP8 block demoted to NVFP4 (FP4-only datapath)"
+    else:
+        text = "none (mixed FP4/FP8 datapath: maps used as traced)"
+    uniform = [f"{fmt} {'cast to FP8 at the lane input' if route == CAST_FP8 else 'computed as stored'}"
+               for fmt, route in arch.pe_array.storage_formats if route != "map"]
+    return "; ".join([text, *uniform])
+
+
+def route_of(fmt: OperandFormat, arch: Arch) -> str | None:
+    """The route of an operand stored in ``fmt`` on ``arch`` (``None``: not accepted)."""
+    return arch.pe_array.route(fmt.name)
+
+
+def operand_storage(fmt: OperandFormat, arch: Arch) -> BlockStorage:
+    """The block widths an operand in ``fmt`` moves with on ``arch``."""
+    return uniform_storage(fmt, arch.storage, arch.pe_array.vector_width) if fmt.uniform else arch.storage
+
+
+def computes_fp8(fmt: OperandFormat, arch: Arch) -> bool:
+    """Whether the lanes compute a uniform operand in ``fmt`` as FP8 (cast or native FP8) rather than FP4."""
+    return route_of(fmt, arch) == CAST_FP8 or fmt.spec.element == "fp8"
+
+
+def check_formats(trace: Trace, arch: Arch) -> None:
+    """:class:`ConfigError` for the first operand whose format ``arch`` does not accept, or whose blocks are wider
+    than the widest block its buffers are sized for."""
+    pe = arch.pe_array
+    accepted = ", ".join(f"{fmt} ({route})" for fmt, route in pe.storage_formats)
+    widest = max(int(block_bits(p == "fp8", arch.storage, pe.vector_width)) for p in pe.datapath_precisions)
+    for op in trace.ops:
+        for operand, fmt in (("weight", op.weight_format), ("act", op.act_format)):
+            if route_of(fmt, arch) is None:
+                integer = fmt.uniform and fmt.spec.element == "int"
+                why = "it has no integer datapath and no exact route of INT elements into FP lanes" if integer else \
+                    "it lists no route for it"
+                raise ConfigError(f"op {op.name!r}: arch {arch.name} does not accept {operand} format "
+                                  f"{fmt.label()} ({why}; accepted: {accepted})", "pe_array.storage_formats",
+                                  "simulate a floating-point policy's trace (zqfp_w4a8, w8a8_fp8, fgmp) or an arch "
+                                  "that lists the format" if integer else
+                                  f"add '{fmt.name}: native' or '{fmt.name}: cast_fp8' to "
+                                  "pe_array.storage_formats (arch_configs/zqfp_w4a8.yaml is an example)")
+            bits = int(block_bits(True, operand_storage(fmt, arch), pe.vector_width))
+            if fmt.uniform and bits > widest:
+                raise ConfigError(f"op {op.name!r}: {operand} blocks in {fmt.label()} take {bits} bits, more than "
+                                  f"the {widest}-bit blocks arch {arch.name}'s buffers are sized for",
+                                  f"ops.{op.name}.{operand}_format.group_size", "use a larger group size")
 
 
 def _bits_of(pmap: PrecisionMap) -> np.ndarray:
@@ -111,13 +173,16 @@ class OperandCache:
         self._fp8_counts: dict[int, tuple[int, int]] = {}
         self._recent: OrderedDict[int, tuple[PrecisionMap, np.ndarray]] = OrderedDict()
 
-    def adjusted(self, pmap: PrecisionMap) -> np.ndarray:
-        """A map (array or lazy) materialized and datapath-adjusted, as ``bool``."""
+    def adjusted(self, pmap: PrecisionMap, fmt: OperandFormat) -> np.ndarray:
+        """A map (array or lazy) of an operand in ``fmt`` as the lanes see it, as ``bool``: a uniform format's is
+        constant (:func:`computes_fp8`), a mixed one materialized and datapath-adjusted."""
+        if fmt.uniform:
+            return np.broadcast_to(np.bool_(computes_fp8(fmt, self.arch)), tuple(pmap.shape))
         key = id(pmap)
         if key in self._recent:
             self._recent.move_to_end(key)
             return self._recent[key][1]
-        fp8, size = self._fp8_count(pmap)
+        fp8, size = self._fp8_count(pmap, fmt)
         if fp8 in (0, size):
             array = np.broadcast_to(np.bool_(fp8 == size), tuple(pmap.shape))
         else:
@@ -127,7 +192,10 @@ class OperandCache:
             self._recent.popitem(last=False)
         return array
 
-    def _fp8_count(self, pmap: PrecisionMap) -> tuple[int, int]:
+    def _fp8_count(self, pmap: PrecisionMap, fmt: OperandFormat) -> tuple[int, int]:
+        if fmt.uniform:
+            size = int(np.prod(pmap.shape))
+            return (size if computes_fp8(fmt, self.arch) else 0), size
         key = id(pmap)
         if key not in self._fp8_counts:
             size = int(np.prod(pmap.shape))
@@ -154,20 +222,23 @@ class OperandCache:
         consumer = self._by_name[op.consumer]
         if op.consumer_operand == "act" or consumer.kind != "attn_pv":
             blocks = op.repeat * op.m * -(-op.n // vw)
+        act = op.consumer_operand == "act"
+        fmt = consumer.act_format if act else consumer.weight_format
         if arch.aqu.enabled:
-            target = consumer.act_map if op.consumer_operand == "act" else consumer.weight_map
-            fp8, size = self._fp8_count(target)
+            fp8, size = self._fp8_count(consumer.act_map if act else consumer.weight_map, fmt)
             fp8_blocks = (2 * blocks * fp8 + size) // (2 * size)
         else:
             fp8_blocks = blocks if "fp8" in arch.pe_array.datapath_precisions else 0
         dp = arch.pe_array.datapath_precisions
-        data, slotted = (int(level_bits(fp8_blocks, blocks, storage, vw, layout, dp))
+        data, slotted = (int(level_bits(fp8_blocks, blocks, operand_storage(fmt, arch), vw, layout, dp))
                          for layout in ("packed", "slotted"))
         return OutputFormat(blocks, fp8_blocks, data, blocks * storage.metadata_bits_per_block,
                             blocks if arch.aqu.enabled else 0, slotted)
 
     def operands(self, op: GemmOp, out: OutputFormat | None = None) -> Operands:
         """The op's adjusted maps and output format (``out``, when already computed)."""
-        return Operands(op, _as3d(self.adjusted(op.weight_map)), _as3d(self.adjusted(op.act_map)),
-                        self.arch.pe_array.vector_width, out or self.output_format(op),
-                        self._fp8_count(op.weight_map)[0], self._fp8_count(op.act_map)[0])
+        wf, af, arch = op.weight_format, op.act_format, self.arch
+        return Operands(op, _as3d(self.adjusted(op.weight_map, wf)), _as3d(self.adjusted(op.act_map, af)),
+                        arch.pe_array.vector_width, out or self.output_format(op),
+                        self._fp8_count(op.weight_map, wf)[0], self._fp8_count(op.act_map, af)[0],
+                        operand_storage(wf, arch), operand_storage(af, arch), (route_of(wf, arch), route_of(af, arch)))

@@ -1,7 +1,8 @@
 """Data movement of one op: what moves between DRAM, the GLB and the PE buffers for every tile, how many cycles
 each transfer takes, and the op's action counts.
 
-Block bits come from :func:`fgmpsim.energy.block_bits` (values + block scale); every block also moves its
+Block bits come from :func:`fgmpsim.energy.block_bits` (values + block scale) at each operand's widths
+(``Operands.w_storage``/``a_storage``: the arch's, or a uniform format's); every block also moves its
 ``metadata_bits_per_block``, counted separately (``*_metadata_bits``) but taking bandwidth. Partial sums are
 ``psum_bits`` each; outputs follow :class:`fgmpsim.sim.hw.operands.OutputFormat`. WS = weight stationary, OS = output
 stationary; a tile has ``rows x cols`` outputs.
@@ -41,7 +42,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from fgmpsim.arch.record import PRECISION_PAIRS, Arch
+from fgmpsim.arch.record import PRECISION_PAIRS, Arch, BlockStorage
 from fgmpsim.energy import level_bits
 from fgmpsim.sim.vector.grid import Grid, Term, crop
 from fgmpsim.sim.vector.map_counts import MapCounts, mode_pairs, op_counts, tile_sizes, tile_starts
@@ -98,10 +99,11 @@ class OpTiles:
         return out
 
 
-def _bits(fp8: np.ndarray, blocks: np.ndarray, arch: Arch, level: str) -> np.ndarray:
-    """Data bits (values + scales) of ``blocks`` blocks of which ``fp8`` are FP8, as stored at ``level`` (``dram``,
-    ``glb`` or ``pe``: its ``storage.layout``, :func:`fgmpsim.energy.level_bits`)."""
-    bits = level_bits(fp8, blocks, arch.storage, arch.pe_array.vector_width, arch.storage.layout.at(level),
+def _bits(fp8: np.ndarray, blocks: np.ndarray, arch: Arch, level: str, storage: BlockStorage) -> np.ndarray:
+    """Data bits (values + scales) of ``blocks`` blocks of which ``fp8`` are FP8 at ``storage``'s widths (the
+    operand's, :class:`~fgmpsim.sim.hw.operands.Operands`), as stored at ``level`` (``dram``, ``glb`` or ``pe``: its
+    ``storage.layout``, :func:`fgmpsim.energy.level_bits`)."""
+    bits = level_bits(fp8, blocks, storage, arch.pe_array.vector_width, arch.storage.layout.at(level),
                       arch.pe_array.datapath_precisions)
     return np.broadcast_to(bits, np.broadcast_shapes(np.shape(fp8), np.shape(blocks)))  # slotted: map-independent
 
@@ -245,21 +247,25 @@ class MapFactors:
 LEVELS = ("dram", "glb", "pe")
 
 
-def map_factors(t: Tiling, plan: TilePlan, mc: MapCounts, arch: Arch) -> MapFactors:
-    """The map-dependent factors of an op with tiling ``t`` and map counts ``mc``."""
+def map_factors(t: Tiling, plan: TilePlan, mc: MapCounts, arch: Arch, ops: Operands) -> MapFactors:
+    """The map-dependent factors of an op with tiling ``t`` and map counts ``mc`` (its operands' block widths from
+    ``ops``)."""
+    ws, xs = ops.w_storage, ops.a_storage
     g, meta, kblocks = plan.grid, arch.storage.metadata_bits_per_block, plan.kblocks
     rows, cols = tile_sizes(t.shape.m, t.mapping.tile_m), tile_sizes(t.shape.n, t.mapping.tile_n)
     w_bits, x_bits = {}, {}
     for lv in LEVELS:  # levels with the same layout share one factor
         same = next((other for other in w_bits if arch.storage.layout.at(other) == arch.storage.layout.at(lv)), None)
-        w_bits[lv] = w_bits[same] if same else g.place(_bits(mc.w_tiles, cols[:, None] * kblocks, arch, lv), "r nt kt")
-        x_bits[lv] = x_bits[same] if same else g.place(_bits(mc.x_tiles, rows[:, None] * kblocks, arch, lv), "r mt kt")
+        w_bits[lv] = w_bits[same] if same else g.place(_bits(mc.w_tiles, cols[:, None] * kblocks, arch, lv, ws),
+                                                       "r nt kt")
+        x_bits[lv] = x_bits[same] if same else g.place(_bits(mc.x_tiles, rows[:, None] * kblocks, arch, lv, xs),
+                                                       "r mt kt")
     if t.ws:
         pe_blocks = mc.pe_lanes[:, None] * kblocks
-        pe_bits = _bits(mc.w_pe_kt, pe_blocks, arch, "pe") + pe_blocks * meta
+        pe_bits = _bits(mc.w_pe_kt, pe_blocks, arch, "pe", ws) + pe_blocks * meta
         return MapFactors(w_bits, x_bits, g.place(np.maximum.reduceat(pe_bits, mc.pe_first, axis=1), "r nt kt"),
                           x_bits["pe"] + plan.x_blocks * meta)
-    row_bits = _bits(mc.a_rows_kt, kblocks, arch, "pe") + kblocks * meta
+    row_bits = _bits(mc.a_rows_kt, kblocks, arch, "pe", xs) + kblocks * meta
     return MapFactors(w_bits, x_bits, w_bits["pe"] + plan.w_blocks * meta,
                       g.place(np.maximum.reduceat(row_bits, tile_starts(t.shape.m, t.mapping.tile_m), axis=1),
                               "r mt kt"))
@@ -323,7 +329,7 @@ def op_tiles(ops: Operands, t: Tiling, arch: Arch, residency: Residency = NONE) 
     """The per-tile cycles and the action counts of one op (see the module docstring)."""
     mc = op_counts(ops, t, arch.pe_array.lanes_per_pe, arch.pe_array.datapath_precisions)
     p = tile_plan(t, arch, residency.fed)
-    f = map_factors(t, p, mc, arch)
+    f = map_factors(t, p, mc, arch, ops)
     g, mem = p.grid, arch.memory
     meta = arch.storage.metadata_bits_per_block
     layout = arch.storage.layout

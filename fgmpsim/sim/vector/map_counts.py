@@ -147,11 +147,13 @@ def _immutable(pmap: PrecisionMap) -> bool:
 
 def op_counts(ops: Operands, tiling: Tiling, lanes_per_pe: int, datapath_precisions: tuple[str, ...]) -> MapCounts:
     """:func:`count_maps` of an op's operands, cached across simulations by the trace's map objects (held by the
-    cache, so their identity stays unique), the datapath precisions, the tiling and the lanes per PE."""
+    cache, so their identity stays unique), the operand formats and their routes, the datapath precisions, the
+    tiling and the lanes per PE."""
     op = ops.op
     if not (_immutable(op.weight_map) and _immutable(op.act_map)):
         return count_maps(ops.w, ops.a, tiling, lanes_per_pe)
-    key = (id(op.weight_map), id(op.act_map), datapath_precisions, tiling, lanes_per_pe)
+    key = (id(op.weight_map), id(op.act_map), op.weight_format, op.act_format, ops.routes, datapath_precisions,
+           tiling, lanes_per_pe)
     hit = _COUNTS.get(key)
     if hit is not None:
         return hit[2]

@@ -76,9 +76,9 @@ def reference_op(trace: Trace, op: GemmOp, arch: Arch, decision: Decision, windo
     :data:`MAX_STEPPED_CYCLES` before stepping it."""
     vw = arch.pe_array.vector_width
     kb = blocks_along_k(op.k, vw)
-    w, a = stored_map(op.weight_map, arch), stored_map(op.act_map, arch)
+    w, a = stored_map(op.weight_map, arch, op.weight_format), stored_map(op.act_map, arch, op.act_format)
     out = output_of(trace, op, arch)
-    builder = OpBuilder(arch, decision, w, a, out, op.m, op.n, kb, op.repeat)
+    builder = OpBuilder(arch, decision, w, a, out, op.m, op.n, kb, op.repeat, (op.weight_format, op.act_format))
     builder.build()
     steps, ahead = build_steps(builder.lanes, builder.moves, arch, window)
     first_fill = next((max(-(-bits // rate) for bits, rate in move.ends) for move in builder.moves
@@ -112,9 +112,9 @@ def _operands(op: GemmOp, w: list, a: list, out: Any, arch: Arch) -> dict[str, A
     w_fp8, w_blocks = fp8_share(w)
     a_fp8, a_blocks = fp8_share(a)
     vw = arch.pe_array.vector_width
-    return {"weight_bits": footprint_bits(w, arch) if op.static_weight else 0,
+    return {"weight_bits": footprint_bits(w, arch, op) if op.static_weight else 0,
             "weight_elements": w_blocks * vw if op.static_weight else 0,
-            "kv_cache_bits": footprint_bits(w, arch) if op.kind in ("attn_qk", "attn_pv") and not op.static_weight
+            "kv_cache_bits": footprint_bits(w, arch, op) if op.kind in ("attn_qk", "attn_pv") and not op.static_weight
             else 0,
             "weight_fp8_fraction": w_fp8 / w_blocks, "act_fp8_fraction": a_fp8 / a_blocks,
             "output_blocks": out.blocks, "output_fp8_blocks": out.fp8_blocks}
@@ -123,5 +123,5 @@ def _operands(op: GemmOp, w: list, a: list, out: Any, arch: Arch) -> dict[str, A
 def operand_columns(trace: Trace, op: GemmOp, arch: Arch) -> dict[str, Any]:
     """The operand columns of ``op`` as a whole (those :class:`ReferenceOp` holds), without simulating it: a causal
     op's row takes its weight and FP8-fraction columns from them."""
-    return _operands(op, stored_map(op.weight_map, arch), stored_map(op.act_map, arch), output_of(trace, op, arch),
-                     arch)
+    return _operands(op, stored_map(op.weight_map, arch, op.weight_format), stored_map(op.act_map, arch, op.act_format),
+                     output_of(trace, op, arch), arch)

@@ -40,11 +40,13 @@ def _band_list(trace: Trace, op: GemmOp, band_rows: int, feeds_bands: bool) -> l
         if op.kind == "attn_qk":
             n = min(op.n, seen)
             band = GemmOp(name, op.layer, op.kind, m1 - m0, op.k, n, op.repeat, w[..., :n, :].copy(),
-                          a[..., m0:m1, :].copy(), op.static_weight, consumer, op.consumer_operand)
+                          a[..., m0:m1, :].copy(), op.static_weight, consumer, op.consumer_operand,
+                          weight_format=op.weight_format, act_format=op.act_format)
         else:
             kb = min((op.k + block - 1) // block, (seen + block - 1) // block)
             band = GemmOp(name, op.layer, op.kind, m1 - m0, min(op.k, kb * block), op.n, op.repeat, w[..., :kb].copy(),
-                          a[..., m0:m1, :kb].copy(), op.static_weight, consumer, op.consumer_operand)
+                          a[..., m0:m1, :kb].copy(), op.static_weight, consumer, op.consumer_operand,
+                          weight_format=op.weight_format, act_format=op.act_format)
         bands.append(band)
         m0 = m1
     return bands

@@ -41,8 +41,8 @@ Per tile, in the order the hardware needs them (bits = data bits, metadata bits 
 An op that keeps its output in the GLB for the next op (the decision's ``keeps_output``) has no write-back; an op
 whose X (``fed = "act"``) or W (``fed = "weight"``) is that kept output never fetches it from DRAM.
 
-Bits at each level follow that level's ``storage.layout`` (:func:`.operands.level_block_bits`): a transfer
-reads its source level's bits and writes its destination level's, each end at its own rate.
+Bits at each level follow that level's ``storage.layout`` and the operand's format (:func:`.operands.level_block_bits`):
+a transfer reads its source level's bits and writes its destination level's, each end at its own rate.
 
 The op's output data bits (at the GLB's and at DRAM's layout) and metadata bits are each spread over its output
 tiles (the last k-tile of every output tile, in execution order) by running count: the tile that brings the
@@ -58,6 +58,7 @@ from dataclasses import dataclass
 
 from fgmpsim.arch.record import Arch
 from fgmpsim.sim.engines.reference.operands import Output, level_block_bits
+from fgmpsim.trace.formats import OperandFormat
 
 LEVELS = ("dram", "glb", "weight_buffer", "input_buffer", "accum_buffer")
 COLLECTORS = ("weight_collector", "psum_collector")
@@ -143,14 +144,15 @@ class OpBuilder:
     """Walks one op's tiles and collects its :class:`Movement` s, every tile's lanes and its action counts."""
 
     def __init__(self, arch: Arch, d: Decision, w: list, a: list, out: Output, m: int, n: int, kb: int,
-                 repeat: int) -> None:
+                 repeat: int, formats: tuple[OperandFormat, OperandFormat]) -> None:
         self.arch, self.d, self.w, self.a, self.out = arch, d, w, a, out
         self.tiles = enumerate_tiles(m, n, kb, repeat, d)
         self.k_tiles = -(-kb // d.tile_k_blocks)
         self.counts: dict[str, int] = defaultdict(int)
         self.moves: list[Movement] = []
         self.lanes: list[list[list[list[int]]]] = []   # tile -> PE -> lane -> block-pair cycles in order
-        self.bits = {level: level_block_bits(arch, level) for level in ("dram", "glb", "pe_buffers")}
+        self.bits = {side: {level: level_block_bits(arch, level, fmt) for level in ("dram", "glb", "pe_buffers")}
+                     for side, fmt in zip("wa", formats)}  # each operand's block bits
         self.held: dict[int, tuple] = {}      # lane (position in the n-tile) -> (channel, blocks) its collector holds
 
     def _move(self, kind: str, j: int, src: str, dst: str, read: tuple[int, int], written: tuple[int, int],
@@ -165,10 +167,11 @@ class OpBuilder:
                      + [(b, getattr(mem, dst).write_bits_per_cycle) for b in dst_ends])
         self.moves.append(Movement(kind, j, ends, aqu))
 
-    def _blocks(self, pmap: list, rows: tuple[int, ...], blocks: tuple[int, ...],
+    def _blocks(self, side: str, pmap: list, rows: tuple[int, ...], blocks: tuple[int, ...],
                 level: str = "pe_buffers") -> tuple[int, int]:
-        """(data bits, metadata bits) of the blocks ``blocks`` of rows ``rows`` of one repeat's map at ``level``."""
-        data = sum(self.bits[level][pmap[i][k]] for i in rows for k in blocks)
+        """(data bits, metadata bits) of the blocks ``blocks`` of rows ``rows`` of one repeat's map of operand
+        ``side`` (``"w"`` or ``"a"``) at ``level``."""
+        data = sum(self.bits[side][level][pmap[i][k]] for i in rows for k in blocks)
         return data, len(rows) * len(blocks) * self.arch.storage.metadata_bits_per_block
 
     def build(self) -> None:
@@ -179,20 +182,21 @@ class OpBuilder:
         given = {"glb": (0, 0), "dram": (0, 0)}
         for j, t in enumerate(self.tiles):
             w, a = self.w[min(t.r, len(self.w) - 1)], self.a[min(t.r, len(self.a) - 1)]
-            w_tile, x_tile = self._blocks(w, t.cols, t.blocks), self._blocks(a, t.rows, t.blocks)
-            w_dram, x_dram = self._blocks(w, t.cols, t.blocks, "dram"), self._blocks(a, t.rows, t.blocks, "dram")
-            w_glb, x_glb = self._blocks(w, t.cols, t.blocks, "glb"), self._blocks(a, t.rows, t.blocks, "glb")
+            w_tile, x_tile = self._blocks("w", w, t.cols, t.blocks), self._blocks("a", a, t.rows, t.blocks)
+            w_dram = self._blocks("w", w, t.cols, t.blocks, "dram")
+            x_dram = self._blocks("a", a, t.rows, t.blocks, "dram")
+            w_glb, x_glb = self._blocks("w", w, t.cols, t.blocks, "glb"), self._blocks("a", a, t.rows, t.blocks, "glb")
             if d.ws:
                 groups = [t.cols[p:p + pe.lanes_per_pe] for p in range(0, len(t.cols), pe.lanes_per_pe)]
                 w_from_dram = w_to_pe = t.first_of_chunk
-                w_pe = [sum(self._blocks(w, g, t.blocks)) for g in groups]
+                w_pe = [sum(self._blocks("w", w, g, t.blocks)) for g in groups]
                 x_pe = [sum(x_tile)] * len(groups)
                 psum_pe = [len(t.rows) * len(g) * ps for g in groups]
                 w_copies, x_copies = 1, len(groups)
             else:
                 w_from_dram, w_to_pe = t.mt == 0 or not d.w_resident, True
                 w_pe = [sum(w_tile)] * len(t.rows)
-                x_pe = [sum(self._blocks(a, (m,), t.blocks)) for m in t.rows]
+                x_pe = [sum(self._blocks("a", a, (m,), t.blocks)) for m in t.rows]
                 psum_pe = [len(t.cols) * ps] * len(t.rows)
                 w_copies, x_copies = len(t.rows), 1
             psums = len(t.rows) * len(t.cols) * ps
@@ -273,14 +277,14 @@ class OpBuilder:
                     self.held[j] = (n, chunk)
                     for k in chunk:
                         for name in ("weight_buffer_read", "weight_collector_write"):
-                            self.counts[f"{name}_bits"] += self.bits["pe_buffers"][w[n][k]]
+                            self.counts[f"{name}_bits"] += self.bits["w"]["pe_buffers"][w[n][k]]
                             self.counts[f"{name}_metadata_bits"] += meta
                 for m in group:
                     if c > 0 and len(group) > 1:
                         self.counts["psum_collector_read_bits"] += ps
                     for k in chunk:
                         pairs.append((n, m, k))
-                        self.counts["weight_collector_read_bits"] += self.bits["pe_buffers"][w[n][k]]
+                        self.counts["weight_collector_read_bits"] += self.bits["w"]["pe_buffers"][w[n][k]]
                         self.counts["weight_collector_read_metadata_bits"] += meta
                     if c < len(chunks) - 1 and len(group) > 1:
                         self.counts["psum_collector_write_bits"] += ps
