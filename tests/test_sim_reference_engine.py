@@ -117,8 +117,9 @@ def test_the_stepped_cycle_guard_takes_exactly_its_limit(monkeypatch):
     op = _op(12)
     trace, arch = Trace("guard", (op,), block_size=4), hand_arch(pes=2)
     decision = Decision("weight_stationary", 2, 2, 2, 2, False, False)
-    builder = OpBuilder(arch, decision, stored_map(op.weight_map, arch), stored_map(op.act_map, arch),
-                        output_of(trace, op, arch), op.m, op.n, 3, op.repeat)
+    builder = OpBuilder(arch, decision, stored_map(op.weight_map, arch, op.weight_format),
+                        stored_map(op.act_map, arch, op.act_format), output_of(trace, op, arch), op.m, op.n, 3,
+                        op.repeat, (op.weight_format, op.act_format))
     builder.build()
     work = stepped_cycles(build_steps(builder.lanes, builder.moves, arch)[0])
     monkeypatch.setattr(reference, "MAX_STEPPED_CYCLES", work)
