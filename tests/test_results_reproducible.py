@@ -3,7 +3,7 @@ version of that command (fewer tokens and policies, committed under ``tests/data
 must give the committed small table exactly, and quantizing twice with the same seed gives identical tables.
 
 Fake-quantized perplexities amplify last-bit float32 differences (one flipped FP8/FP4 rounding changes every later
-rounding), so "exactly" holds for the torch version and CPU kernel level recorded in the table; elsewhere the
+rounding), so "exactly" holds for the torch version, CPU model and kernel level recorded in the table; elsewhere the
 comparison is skipped with the reason.
 """
 
@@ -38,7 +38,7 @@ def _command(md: Path) -> list[str]:
 
 def _recorded_environment(md: Path) -> dict[str, str]:
     items = (line[2:].split(": ", 1) for line in md.read_text(encoding="utf-8").splitlines() if line.startswith("- "))
-    return {key: value for key, value in (i for i in items if len(i) == 2) if key in ("torch", "cpu_capability")}
+    return {key: value for key, value in (i for i in items if len(i) == 2) if key in ("torch", "cpu_model", "cpu_capability")}
 
 
 @pytest.mark.parametrize("table", TABLES)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,14 +84,24 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere): two CPUs of the same kernel
+    level (e.g. AVX512 on Intel and on AMD) still run different float32 kernel paths."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            return next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
+    except OSError:
+        return platform.processor()
+
+
 def environment() -> dict[str, Any]:
-    """What fake-quantized perplexities depend on beyond the command: float32 kernels (torch version, CPU kernel
-    level, threads). Any last-bit change of a float32 result can flip an FP8/FP4 rounding, which flips later ones:
-    the table is bit-identical only where these match."""
+    """What fake-quantized perplexities depend on beyond the command: float32 kernels (torch version, CPU model and
+    kernel level, threads). Any last-bit change of a float32 result can flip an FP8/FP4 rounding, which flips later
+    ones: the table is bit-identical only where these match."""
     import torch
 
-    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch_threads": torch.get_num_threads()}
+    return {"torch": torch.__version__, "cpu_model": _cpu_model(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch_threads": torch.get_num_threads()}
 
 
 def _recipe_note(policy: Policy, plan: WeightPlan) -> str:
