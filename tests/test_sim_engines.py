@@ -28,6 +28,20 @@ LEVELS = ("glb", "weight_buffer", "input_buffer", "accum_buffer")
 OPERAND_COLUMNS = ("weight_bits", "weight_elements", "weight_fp8_fraction", "act_fp8_fraction", "output_blocks",
                    "output_fp8_blocks")
 OWN = (*TIMING, *action_names(), *OPERAND_COLUMNS, "start_cycle", "end_cycle")
+
+
+def tile_matching_reference(trace: Trace, arch, mapping, what: str):
+    """The tile engine's frame of ``trace`` on ``arch``, after asserting that the reference engine gives every one
+    of its own columns (:data:`OWN`) equal; None when random explicit tiles do not fit (the reference refuses them
+    identically). ``what`` names the case in a failure."""
+    try:
+        tile = simulate(trace, arch, mapping=mapping).to_frame()
+    except MappingError:
+        return None
+    reference = simulate(trace, arch, engine="reference", mapping=mapping).to_frame()
+    differing = [c for c in OWN if not tile[c].equals(reference[c])]
+    assert not differing, f"{what}: {differing}\n{tile[differing]}\n{reference[differing]}"
+    return tile
 """Row columns the reference engine derives itself (start/end cycles: the tile engine's come from its SimPy op
 sequence, the reference's from its own cycles)."""
 
@@ -113,13 +127,8 @@ def test_tile_engine_equals_reference_cycle_for_cycle_and_count_for_count(block)
     checked = 0
     for seed in range(block * 50, block * 50 + 50):
         arch, trace, mapping = _case(seed)
-        try:
-            tile = simulate(trace, arch, mapping=mapping).to_frame()
-        except MappingError:
-            continue  # random explicit tiles that do not fit; the reference refuses them identically
-        reference = simulate(trace, arch, engine="reference", mapping=mapping).to_frame()
-        differing = [c for c in OWN if not tile[c].equals(reference[c])]
-        assert not differing, f"seed {seed}: {differing}\n{tile[differing]}\n{reference[differing]}"
+        if (tile := tile_matching_reference(trace, arch, mapping, f"seed {seed}")) is None:
+            continue
         analytic = simulate(trace, arch, engine="analytic", mapping=mapping).to_frame()
         assert (tile.cycles >= analytic.cycles).all(), f"seed {seed}"
         checked += 1
