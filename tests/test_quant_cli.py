@@ -13,7 +13,6 @@ from fgmpsim.cli.quantize import command_line
     (["quantize", "--fp4-fraction", "0.5", "1.5"], "(fp4_fraction)"),
     (["quantize", "--policies", "zqfp_w4a8:m3"], "(policy)"),
     (["quantize", "--policies", "zqfp_w4a8:m2+lorc8+gptq+lorc4"], "(policy)"),
-    (["export", "--out", "unused", "--policy", "int_w4a8"], "(policy)"),
     (["quantize", "--model", "/no/such/model"], "(model)"),
     (["quantize", "--text", "/no/such/text.txt"], "(text)"),
     (["quantize", "--calib-sequences", "0"], "(calib_sequences)"),
