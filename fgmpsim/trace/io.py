@@ -360,7 +360,9 @@ class _MapStore:
                              "the manifest and maps.npz are from different traces: re-export")
         want = shape[:-1] + ((shape[-1] + 7) // 8,)
         packed = self._guarded(lambda: self._read_member(member, want, where, field), where, field)
-        return np.unpackbits(packed, axis=-1, count=shape[-1]).astype(np.bool_)
+        pmap = np.unpackbits(packed, axis=-1, count=shape[-1]).astype(np.bool_)
+        pmap.flags.writeable = False  # a trace's maps are its record: simulations may cache what they count
+        return pmap
 
     def _read_member(self, member: str, want: tuple[int, ...], where: str, field: str) -> np.ndarray:
         """The ``uint8`` array ``want`` stored as npy in ``member``: the header is read and compared first, then
