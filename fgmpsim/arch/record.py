@@ -19,7 +19,7 @@ precision (:mod:`fgmpsim.sim.hw.systolic`); ``pes``, ``lanes_per_pe``, ``vector_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 from fgmpsim.precision import PRECISION_PAIRS
@@ -296,6 +296,20 @@ class Arch:
     source: str = ""
     area: AreaTable | None = None
     static: StaticPower = StaticPower(enabled=False)
+
+    def __hash__(self) -> int:
+        """The fields' hash, computed once per object: an arch keys the simulator's caches on every op of a run,
+        and hashing the whole record (energy and area tables included) each time cost ~10% of a small op."""
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict:
+        """The fields without the cached hash: string hashes differ between processes, so a pickled arch (sent to
+        a sweep worker) hashes itself again where it lands."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def peak_macs_per_cycle(self) -> int:

@@ -25,11 +25,16 @@ from fgmpsim.errors import TraceError
 from fgmpsim.trace.formats import OperandFormat, lorc_storage_bits
 
 
+def _widths(storage: BlockStorage, vector_width: int) -> tuple[int, int]:
+    """Bits of an NVFP4 and of an FP8 block (values + block scale, no metadata)."""
+    return (vector_width * storage.fp4_value_bits + storage.fp4_scale_bits,
+            vector_width * storage.fp8_value_bits + storage.fp8_scale_bits)
+
+
 def block_bits(is_fp8: bool | np.ndarray, storage: BlockStorage, vector_width: int) -> int | np.ndarray:
     """Bits of one stored block (values + block scale, *without* metadata): an ``int`` for a scalar flag, an
     ``int64`` array of the same shape for an array of flags (``True`` = FP8)."""
-    fp4 = vector_width * storage.fp4_value_bits + storage.fp4_scale_bits
-    fp8 = vector_width * storage.fp8_value_bits + storage.fp8_scale_bits
+    fp4, fp8 = _widths(storage, vector_width)
     if np.ndim(is_fp8) == 0:
         return fp8 if bool(is_fp8) else fp4
     return np.where(np.asarray(is_fp8, dtype=bool), np.int64(fp8), np.int64(fp4))
@@ -46,7 +51,8 @@ def level_bits(fp8: int | np.ndarray, blocks: int | np.ndarray, storage: BlockSt
     with ``layout`` (``packed``: each block its own size; ``slotted``: every block :func:`slot_bits` wide)."""
     if layout == "slotted":
         return blocks * slot_bits(storage, vector_width, datapath_precisions)
-    return fp8 * block_bits(True, storage, vector_width) + (blocks - fp8) * block_bits(False, storage, vector_width)
+    fp4_bits, fp8_bits = _widths(storage, vector_width)
+    return fp8 * fp8_bits + (blocks - fp8) * fp4_bits
 
 
 def storage_precision_map(precision_map: np.ndarray, datapath_precisions: tuple[str, ...]) -> np.ndarray:

@@ -36,7 +36,10 @@ included. Hence ``compute + stalls = cycles`` for every op.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
 
 import numpy as np
 
@@ -56,15 +59,21 @@ class Placement:
     overlapped: bool
 
 
-def placements(arch: Arch) -> dict[str, Placement]:
+def placements(arch: Arch) -> Mapping[str, Placement]:
     """The placement of every transfer kind of :class:`OpTiles` on ``arch`` (the table in the module docstring)."""
     mem = arch.memory
-    gd, wd, xd, ad = (int(level.double_buffered) for level in
-                      (mem.glb, mem.weight_buffer, mem.input_buffer, mem.accum_buffer))
-    return {"dram_w": Placement("dram", -wd - gd, bool(gd)), "dram_x": Placement("dram", -xd - gd, bool(gd)),
+    return _placements(*(int(level.double_buffered) for level in
+                         (mem.glb, mem.weight_buffer, mem.input_buffer, mem.accum_buffer)))
+
+
+@lru_cache(maxsize=16)
+def _placements(gd: int, wd: int, xd: int, ad: int) -> Mapping[str, Placement]:
+    """:func:`placements` for the double-buffering flags of the GLB, weight, input and accumulation buffers (read
+    only: every op of a run shares it)."""
+    return MappingProxyType({"dram_w": Placement("dram", -wd - gd, bool(gd)), "dram_x": Placement("dram", -xd - gd, bool(gd)),
             "pe_w": Placement("glb", -wd, bool(wd)), "pe_x": Placement("glb", -xd, bool(xd)),
             "pe_psum": Placement("glb", -ad, bool(ad)), "drain_glb": Placement("glb", 1, bool(ad)),
-            "drain_aqu": Placement("aqu", 1, bool(ad)), "writeback": Placement("dram", 2, bool(gd))}
+            "drain_aqu": Placement("aqu", 1, bool(ad)), "writeback": Placement("dram", 2, bool(gd))})
 
 
 BUSY = {"loader": ("dram_w", "dram_x"), "distributor": ("pe_w", "pe_x", "pe_psum"),
@@ -72,6 +81,9 @@ BUSY = {"loader": ("dram_w", "dram_x"), "distributor": ("pe_w", "pe_x", "pe_psum
 """The transfer kinds each hardware process (of the SimPy engine) performs."""
 
 CHANNELS = ("dram", "glb", "aqu")
+
+SMALL_OP = 4096
+"""Steps below which :func:`time_op` keeps its step buffers int64 without checking whether int32 would do."""
 
 
 def fill_cycles(arch: Arch) -> int:
@@ -106,10 +118,11 @@ def time_op(tiles: OpTiles, arch: Arch) -> OpTiming:
     transfers add their totals (a serialized drain is split per tile between its GLB and AQU parts)."""
     steps = tiles.tiles + 2 * LEAD
     place = placements(arch)
-    # a step holds at most one tile's share of each kind: int32 buffers (half the memory traffic) when that fits
+    # a step holds at most one tile's share of each kind: int32 buffers (half the memory traffic) when that fits;
+    # below SMALL_OP steps the buffers are a few KB and the peaks would cost more than they save
     fill = fill_cycles(arch)
-    dtype = (np.int32 if sum(tiles.peak(kind) for kind in place) + tiles.peak("compute") + fill < 2**31
-             else np.int64)
+    dtype = (np.int32 if steps >= SMALL_OP and sum(tiles.peak(kind) for kind in place) + tiles.peak("compute") + fill
+             < 2**31 else np.int64)
     serial = dict.fromkeys(CHANNELS, 0)
     overlap: dict[str, np.ndarray] = {}
     for kind, where in place.items():

@@ -88,7 +88,7 @@ def run_task(task: Task) -> Outcome:
     machine-made errors (``OSError``, ``MemoryError``) are transient, everything else would repeat."""
     try:
         result = simulate(_trace(task.trace), task.arch, engine=task.engine)
-        return Outcome(task.key, point_parquet(task.description, result.summary(), result.to_frame()))
+        return Outcome(task.key, point_parquet(task.description, result.summary(), list(result.rows)))
     except Exception as err:  # noqa: BLE001 - recorded with its class and message, see the docstring
         return Outcome(task.key, error_class=type(err).__name__, message=str(err),
                        transient=isinstance(err, (OSError, MemoryError)))

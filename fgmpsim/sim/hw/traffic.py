@@ -44,7 +44,7 @@ import numpy as np
 
 from fgmpsim.arch.record import PRECISION_PAIRS, Arch, BlockStorage
 from fgmpsim.energy import level_bits
-from fgmpsim.sim.vector.grid import Grid, Term, crop
+from fgmpsim.sim.vector.grid import Grid, Mask, Term, crop
 from fgmpsim.sim.vector.map_counts import MapCounts, mode_pairs, op_counts, tile_sizes, tile_starts
 from fgmpsim.sim.mapping import Tiling
 from fgmpsim.sim.hw.collectors import collector_counts
@@ -103,23 +103,35 @@ def _bits(fp8: np.ndarray, blocks: np.ndarray, arch: Arch, level: str, storage: 
     """Data bits (values + scales) of ``blocks`` blocks of which ``fp8`` are FP8 at ``storage``'s widths (the
     operand's, :class:`~fgmpsim.sim.hw.operands.Operands`), as stored at ``level`` (``dram``, ``glb`` or ``pe``: its
     ``storage.layout``, :func:`fgmpsim.energy.level_bits`)."""
-    bits = level_bits(fp8, blocks, storage, arch.pe_array.vector_width, arch.storage.layout.at(level),
-                      arch.pe_array.datapath_precisions)
+    layout = arch.storage.layout.at(level)
+    bits = level_bits(fp8, blocks, storage, arch.pe_array.vector_width, layout, arch.pe_array.datapath_precisions)
+    if layout == "packed":  # a sum of fp8 and blocks terms: already their broadcast shape
+        return bits
     return np.broadcast_to(bits, np.broadcast_shapes(np.shape(fp8), np.shape(blocks)))  # slotted: map-independent
 
 
-def spread(total_bits: int, elements: np.ndarray) -> np.ndarray:
-    """Split ``total_bits`` over tiles in proportion to ``elements`` (cumulative floor; sums to ``total_bits``)."""
-    cum = np.cumsum(elements)
+def spread(total_bits: int, cum: np.ndarray) -> np.ndarray:
+    """Split ``total_bits`` over tiles in proportion to their elements, given as the running count ``cum``
+    (``np.cumsum`` of the elements; cumulative floor, sums to ``total_bits``)."""
     whole = int(cum[-1]) if len(cum) else 1
     q, r = divmod(total_bits, whole)
     if whole >= 3_000_000_000:  # cum * r could overflow int64: exact Python integers instead
         cum = cum.astype(object)
     upto = cum * q + (cum * r) // whole
-    return np.diff(upto, prepend=0).astype(np.int64)
+    share = np.empty(len(upto), dtype=np.int64)  # upto's differences (np.diff with prepend is slower on small ops)
+    share[:1] = upto[:1]
+    np.subtract(upto[1:], upto[:-1], out=share[1:], casting="unsafe")
+    return share
 
 
 _ONE = np.ones((1,) * 5, dtype=np.int64)
+
+W_WEIGHTS = ("dram", "fill", "buffer_write", "buffer_read", "collector_write", "collector_read")
+"""How a weight tile's bits count (the rows of :attr:`TilePlan.w_weights`): DRAM -> GLB fills, GLB -> PE fills,
+weight-buffer writes (one per copy), weight-buffer reads, weight-collector writes and reads."""
+X_WEIGHTS = ("dram", "all", "fanout")
+"""How an X tile's bits count (the rows of :attr:`TilePlan.x_weights`): DRAM -> GLB fills, every tile (GLB reads),
+input-buffer copies."""
 
 PLAN_CACHE_SIZE = 64
 """Tile plans kept by :func:`tile_plan` (least recently used first out). A plan holds small grid factors (at most
@@ -139,22 +151,31 @@ class TilePlan:
     last: np.ndarray         # last k-tile: outputs drain
     w_blocks: np.ndarray
     x_blocks: np.ndarray
-    w_dram: np.ndarray       # the weight tile comes from DRAM
-    w_fill: np.ndarray       # the weight tile is sent to the PEs
-    x_dram: np.ndarray       # the X tile comes from DRAM
-    w_fanout: np.ndarray     # weight-buffer copies of each weight block
-    x_fanout: np.ndarray     # input-buffer copies of each X block
+    w_dram: Mask             # the tiles whose weight tile comes from DRAM
+    w_fill: Mask             # the tiles whose weight tile is sent to the PEs
+    x_dram: Mask             # the tiles whose X tile comes from DRAM
     psum_out: np.ndarray     # cycles to drain the fullest PE's partial sums
+    out_cum: np.ndarray      # outputs of the last k-tile's tiles, running count in execution order (1-D int64;
+                             # 0 on the padding of a short last chunk, so padding points take no output bits)
     last_k: tuple[slice, ...]  # the box of the last k-tile
     terms: dict[str, tuple[Term, ...]]
     totals: dict[str, int]
-    w_weights: dict[str, np.ndarray]  # per weight tile [1, 1, nt, kt, 1]: how often its bits count in a total
-    x_weights: dict[str, np.ndarray]  # per X tile [1, ch, 1, kt, i]: likewise
+    w_weights: np.ndarray    # [W_WEIGHTS, 1, 1, nt, kt, 1]: how often each weight tile's bits count in a total
+    x_weights: np.ndarray    # [X_WEIGHTS, 1, ch, 1, kt, i]: likewise for each X tile
 
-    def weighted(self, weights: np.ndarray, bits: np.ndarray) -> int:
-        """``sum over tiles of bits * weight`` for a bits factor with a repeat axis of 1 or ``repeat``."""
-        total = int((bits * weights).sum(dtype=np.int64))
-        return total * self.grid.repeat if bits.shape[0] == 1 else total
+    def weighted(self, weights: np.ndarray, names: tuple[str, ...],
+                 bits: dict[str, np.ndarray]) -> dict[tuple[str, str], int]:
+        """``sum over tiles of bits[level] * weights[name]`` for every (name, level), for bits factors with a
+        repeat axis of 1 or ``repeat``; levels that share one factor (the same layout) are summed once."""
+        sums: dict[int, list[int]] = {}
+        out = {}
+        for level, factor in bits.items():
+            if id(factor) not in sums:
+                per_name = (weights * factor[None]).reshape(len(names), -1).sum(axis=1, dtype=np.int64)
+                scale = self.grid.repeat if factor.shape[0] == 1 else 1
+                sums[id(factor)] = [int(total) * scale for total in per_name]
+            out.update(((name, level), total) for name, total in zip(names, sums[id(factor)]))
+        return out
 
 
 @lru_cache(maxsize=PLAN_CACHE_SIZE)
@@ -221,14 +242,13 @@ def tile_plan(t: Tiling, arch: Arch, fed: str | None = None) -> TilePlan:
             axis=axes, keepdims=True, dtype=np.int64)
 
     w_axes, x_axes = (1, 4), (2,)
-    w_weights = {"dram": per_tile(w_axes, w_dram), "fill": per_tile(w_axes, w_fill),
-                 "buffer_write": per_tile(w_axes, w_fill, w_fanout), "buffer_read": per_tile(w_axes, cc.buffer_reads),
-                 "collector_write": per_tile(w_axes, cc.collector_writes),
-                 "collector_read": per_tile(w_axes, cc.collector_reads)}
-    x_weights = {"dram": per_tile(x_axes, x_dram), "all": per_tile(x_axes, _ONE),
-                 "fanout": per_tile(x_axes, x_fanout)}
-    return TilePlan(g, kblocks, rows, cols, last, w_blocks, x_blocks, w_dram, w_fill, x_dram, w_fanout, x_fanout,
-                    psum_out, last_k, {kind: tuple(x for x in parts if x is not None) for kind, parts in terms.items()},
+    w_weights = np.stack([per_tile(w_axes, w_dram), per_tile(w_axes, w_fill), per_tile(w_axes, w_fill, w_fanout),
+                          per_tile(w_axes, cc.buffer_reads), per_tile(w_axes, cc.collector_writes),
+                          per_tile(w_axes, cc.collector_reads)])
+    x_weights = np.stack([per_tile(x_axes, x_dram), per_tile(x_axes, _ONE), per_tile(x_axes, x_fanout)])
+    out_cum = np.cumsum(np.broadcast_to(outputs, (g.repeat, g.chunks, g.n_tiles, 1, g.chunk_tiles)), dtype=np.int64)
+    return TilePlan(g, kblocks, rows, cols, last, w_blocks, x_blocks, g.mask(w_dram), g.mask(w_fill), g.mask(x_dram),
+                    psum_out, out_cum, last_k, {kind: tuple(x for x in parts if x is not None) for kind, parts in terms.items()},
                     totals, w_weights, x_weights)
 
 
@@ -279,11 +299,13 @@ def action_counts(p: TilePlan, f: MapFactors, mc: MapCounts, ops: Operands, arch
     back_meta = 0 if keeps_output else out.metadata_bits
     vw = ops.vw
 
+    w_sums, x_sums = p.weighted(p.w_weights, W_WEIGHTS, f.w_bits), p.weighted(p.x_weights, X_WEIGHTS, f.x_bits)
+
     def w(name: str, level: str) -> int:
-        return p.weighted(p.w_weights[name], f.w_bits[level])
+        return w_sums[name, level]
 
     def x(name: str, level: str) -> int:
-        return p.weighted(p.x_weights[name], f.x_bits[level])
+        return x_sums[name, level]
 
     inputs = x("fanout", "pe")
     pairs = mode_pairs(mc, op.n, op.m, op.repeat)
@@ -316,13 +338,12 @@ def action_counts(p: TilePlan, f: MapFactors, mc: MapCounts, ops: Operands, arch
     }
 
 
-def _last_k_outputs(g: Grid, outputs: np.ndarray, out: OutputFormat, layout: str) -> np.ndarray:
+def _last_k_outputs(p: TilePlan, out: OutputFormat, layout: str) -> np.ndarray:
     """Output bits (data at a level with ``layout`` + metadata) of every tile of the last k-tile,
-    ``[r, ch, nt, 1, i]``, spread in execution order; ``outputs`` is the tile's ``rows * cols`` factor (0 on the
-    padding of a short last chunk, so padding points take no bits)."""
-    shape = (g.repeat, g.chunks, g.n_tiles, 1, g.chunk_tiles)
-    elements = np.broadcast_to(outputs, shape).reshape(-1)
-    return (spread(out.data_bits_at(layout), elements) + spread(out.metadata_bits, elements)).reshape(shape)
+    ``[r, ch, nt, 1, i]``, spread in execution order over the outputs counted by ``p.out_cum``."""
+    g = p.grid
+    bits = spread(out.data_bits_at(layout), p.out_cum) + spread(out.metadata_bits, p.out_cum)
+    return bits.reshape(g.repeat, g.chunks, g.n_tiles, 1, g.chunk_tiles)
 
 
 def op_tiles(ops: Operands, t: Tiling, arch: Arch, residency: Residency = NONE) -> OpTiles:
@@ -337,8 +358,8 @@ def op_tiles(ops: Operands, t: Tiling, arch: Arch, residency: Residency = NONE) 
     w_glb, x_glb = f.w_bits["glb"] + p.w_blocks * meta, f.x_bits["glb"] + p.x_blocks * meta
     glb_r, glb_w, dram_r = mem.glb.read_bits_per_cycle, mem.glb.write_bits_per_cycle, mem.dram.read_bits_per_cycle
     slowest, ideal = lane_work(ops.w, ops.a, mc, t, arch, g)
-    out_glb = _last_k_outputs(g, p.rows * p.cols, ops.out, layout.glb)
-    out_dram = out_glb if layout.dram == layout.glb else _last_k_outputs(g, p.rows * p.cols, ops.out, layout.dram)
+    out_glb = _last_k_outputs(p, ops.out, layout.glb)
+    out_dram = out_glb if layout.dram == layout.glb else _last_k_outputs(p, ops.out, layout.dram)
     terms = {
         "compute": (g.term(slowest),),
         "dram_w": (g.term(np.maximum(ceil_div(w_dram, dram_r), ceil_div(w_glb, glb_w)), p.w_dram),),

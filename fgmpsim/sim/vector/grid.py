@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from fgmpsim.sim.mapping import Tiling
 
@@ -32,6 +31,16 @@ class Term:
 
     box: tuple[slice, ...]
     value: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Mask:
+    """Where a 5-D 0/1 flag factor is non-zero: the smallest box holding those points (``None``: the flag is zero
+    everywhere) and the flag cropped to it (``inside``; ``None`` when the flag is 1 on the whole box). Made once per
+    tile plan, applied to every op's values by :meth:`Grid.term`."""
+
+    box: tuple[slice, ...] | None
+    inside: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -124,17 +133,25 @@ class Grid:
             box.append(slice(int(hit[0]), int(hit[-1]) + 1))
         return tuple(box)
 
-    def term(self, value: np.ndarray, flag: np.ndarray | None = None) -> Term | None:
-        """``value * flag`` (5-D factors) as a :class:`Term` on the box of ``flag``'s non-zero points; ``flag``
-        ``None`` means everywhere. ``None`` when the product is zero everywhere."""
-        value = np.asarray(value, dtype=np.int64)
-        if flag is None:
-            return Term(tuple(slice(0, size) for size in self.shape), value)
+    def mask(self, flag: np.ndarray) -> Mask:
+        """The :class:`Mask` of a 5-D 0/1 factor."""
         box = self.box(flag)
         if box is None:
-            return None
+            return Mask(None)
         inside = crop(flag, box)
-        return Term(box, crop(value, box) if inside.all() else crop(value, box) * inside)
+        return Mask(box, None if inside.all() else inside)
+
+    def term(self, value: np.ndarray, where: np.ndarray | Mask | None = None) -> Term | None:
+        """``value * flag`` (5-D factors) as a :class:`Term` on the box of the flag's non-zero points; ``where``:
+        the flag or its :class:`Mask`, ``None`` meaning everywhere. ``None`` when the product is zero everywhere."""
+        value = np.asarray(value, dtype=np.int64)
+        if where is None:
+            return Term(tuple(slice(0, size) for size in self.shape), value)
+        mask = where if isinstance(where, Mask) else self.mask(where)
+        if mask.box is None:
+            return None
+        inside = crop(value, mask.box)
+        return Term(mask.box, inside if mask.inside is None else inside * mask.inside)
 
     @cached_property
     def _regions(self) -> tuple[tuple[tuple[slice, ...], int, tuple[int, ...]], ...]:
@@ -172,14 +189,20 @@ class Grid:
             yield first, strides, [h - low for low, h in zip(lo, hi)], term.value[rel]
 
     def add(self, buffer: np.ndarray, start: int, term: Term) -> None:
-        """Add ``term`` to ``buffer[start + j]`` for every tile ``j`` (execution order) in its box, in place."""
+        """Add ``term`` to ``buffer[start + j]`` for every tile ``j`` (execution order) in its box, in place
+        (``buffer``: 1-D and contiguous, as the step buffers are; numpy refuses a view past its end)."""
         size = buffer.itemsize
         for first, strides, extent, value in self._parts(term):
-            view = as_strided(buffer[start + first:], shape=extent, strides=[s * size for s in strides])
+            view = np.ndarray(extent, buffer.dtype, buffer, (start + first) * size, [s * size for s in strides])
             np.add(view, value, out=view)
 
     def term_total(self, term: Term) -> int:
         """Sum of ``term`` over the tiles of its box."""
+        if not self.ragged:  # one region: the value times the box's extent along its broadcast axes
+            copies = 1
+            for b, n in zip(term.box, term.value.shape):
+                copies *= b.stop - b.start if n == 1 else 1
+            return copies * int(term.value.sum(dtype=np.int64))
         total = 0
         for _, _, extent, value in self._parts(term):
             copies = 1

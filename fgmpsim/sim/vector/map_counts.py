@@ -201,7 +201,12 @@ def count_maps(w: np.ndarray, a: np.ndarray, tiling: Tiling, lanes_per_pe: int) 
 def mode_pairs(counts: MapCounts, n: int, m: int, repeat: int) -> np.ndarray:
     """Block pairs of the op per mode, int64 ``[2, 2]`` indexed ``[w_fp8][a_fp8]``: ``sum_r sum_kb`` (#rows of W
     with precision x at kb) x (#rows of A with precision y at kb)."""
-    wc = np.stack([n - counts.w_cols, counts.w_cols])
-    ac = np.stack([m - counts.a_cols, counts.a_cols])
-    pairs = (wc[:, None] * ac[None, :]).sum(axis=(2, 3))
-    return pairs * (repeat if max(wc.shape[1], ac.shape[1]) == 1 else 1)
+    w, a = counts.w_cols, counts.a_cols  # [1 or R, KB] each, broadcast against each other
+    rows = max(w.shape[0], a.shape[0])
+    both = int((w * a).sum(dtype=np.int64))
+    w_all = int(w.sum(dtype=np.int64)) * (rows // w.shape[0])
+    a_all = int(a.sum(dtype=np.int64)) * (rows // a.shape[0])
+    cells = rows * w.shape[1]
+    pairs = np.array([[n * m * cells - m * w_all - n * a_all + both, n * a_all - both],
+                      [m * w_all - both, both]], dtype=np.int64)
+    return pairs * (repeat if rows == 1 else 1)
