@@ -39,6 +39,22 @@ to E4M3 by a cast unit on its way from the PE buffer into the lane (exact: ``E2M
 ``e`` in [-8, 6]) and computed on FP8 lanes."""
 
 
+def _hash_once(record: object) -> int:
+    """The fields' hash of a frozen record, computed once per object: an arch and its energy table key the
+    simulator's caches on every op of a run, and hashing the whole record each time cost ~10% of a small op."""
+    cached = record.__dict__.get("_hash")
+    if cached is None:
+        cached = hash(tuple(getattr(record, f.name) for f in fields(record)))
+        object.__setattr__(record, "_hash", cached)
+    return cached
+
+
+def _fields_state(record: object) -> dict:
+    """The fields without the cached hash: string hashes differ between processes, so a pickled record (sent to a
+    sweep worker) hashes itself again where it lands."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
 @dataclass(frozen=True)
 class ModeCycles:
     """Cycles one lane needs for one block pair, per weight x activation precision pair."""
@@ -222,6 +238,9 @@ class EnergyTable:
     leakage_pj_per_cycle: float = 0.0
     clock_pj_per_cycle: float = 0.0
 
+    __hash__ = _hash_once
+    __getstate__ = _fields_state
+
     def pj(self, action: str) -> float:
         for name, entry in self.entries:
             if name == action:
@@ -297,19 +316,8 @@ class Arch:
     area: AreaTable | None = None
     static: StaticPower = StaticPower(enabled=False)
 
-    def __hash__(self) -> int:
-        """The fields' hash, computed once per object: an arch keys the simulator's caches on every op of a run,
-        and hashing the whole record (energy and area tables included) each time cost ~10% of a small op."""
-        cached = self.__dict__.get("_hash")
-        if cached is None:
-            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
-            object.__setattr__(self, "_hash", cached)
-        return cached
-
-    def __getstate__(self) -> dict:
-        """The fields without the cached hash: string hashes differ between processes, so a pickled arch (sent to
-        a sweep worker) hashes itself again where it lands."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    __hash__ = _hash_once
+    __getstate__ = _fields_state
 
     @property
     def peak_macs_per_cycle(self) -> int:

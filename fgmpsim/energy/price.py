@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -60,19 +61,25 @@ _FIELDS = tuple(f.name for f in fields(EnergyBreakdown))
 _COLUMNS = tuple(f"energy_{name}_pj" for name in _FIELDS)
 
 
+@lru_cache(maxsize=64)
+def _pricing(table: EnergyTable) -> tuple[tuple[tuple[str, str, float], ...], tuple[tuple[str, str], ...]]:
+    """The table read once for every op priced with it: ``(action, component, pJ)`` of each priced action in
+    :data:`ACTIONS` order, and ``(action, entry)`` of each action the table has no entry for."""
+    pj = table.priced()
+    return (tuple((a, ACTION_COMPONENT[a], pj[ACTION_ENTRY[a]]) for a in ACTIONS if ACTION_ENTRY[a] in pj),
+            tuple((a, ACTION_ENTRY[a]) for a in ACTIONS if ACTION_ENTRY[a] not in pj))
+
+
 def _component_energy(count: Callable[[str], Any], table: EnergyTable) -> dict[str, Any]:
     """pJ per component, where ``count(action)`` is a scalar or an array of counts (0 when not counted)."""
-    pj = table.priced()
+    priced, unpriced = _pricing(table)
+    for action, entry in unpriced:
+        if np.any(np.asarray(count(action)) != 0):
+            raise ConfigError(f"the energy table has no entry {entry!r} but {action} were counted",
+                              f"energy.actions.{entry}", "add the entry (pJ and source) to the arch YAML")
     energy: dict[str, Any] = {component: 0.0 for component in COMPONENTS}
-    for action in ACTIONS:
-        n = count(action)
-        entry = ACTION_ENTRY[action]
-        if entry not in pj:
-            if np.any(np.asarray(n) != 0):
-                raise ConfigError(f"the energy table has no entry {entry!r} but {action} were counted",
-                                  f"energy.actions.{entry}", "add the entry (pJ and source) to the arch YAML")
-            continue
-        energy[ACTION_COMPONENT[action]] = energy[ACTION_COMPONENT[action]] + n * pj[entry]
+    for action, component, pj in priced:
+        energy[component] = energy[component] + count(action) * pj
     return energy
 
 

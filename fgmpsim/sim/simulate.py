@@ -205,9 +205,15 @@ def _operand_columns(ops: Operands, arch: Arch) -> dict[str, Any]:
             "output_blocks": ops.out.blocks, "output_fp8_blocks": ops.out.fp8_blocks}
 
 
-def _level_bytes(counts: dict[str, int], levels: tuple[str, ...]) -> float:
-    return sum(counts[f"{level}_{d}_{kind}bits"] for level in levels for d in ("read", "write")
-               for kind in ("", "metadata_")) / 8
+def _level_actions(*levels: str) -> tuple[str, ...]:
+    """The actions counting the bits read from and written to ``levels`` (data and metadata)."""
+    return tuple(f"{level}_{d}_{kind}bits" for level in levels for d in ("read", "write") for kind in ("", "metadata_"))
+
+
+_LEVEL_BYTES = {"dram_bytes": _level_actions("dram"), "glb_bytes": _level_actions("glb"),
+                "pe_buffer_bytes": _level_actions("weight_buffer", "input_buffer", "accum_buffer")}
+"""Row columns of bytes moved per memory level, and the actions that count them."""
+_TIMING = tuple(f.name for f in fields(OpTiming))
 
 
 def _columns(op: GemmOp, tiling: Tiling, timing: OpTiming, counts: dict[str, int], bound: Bound, arch: Arch,
@@ -223,11 +229,10 @@ def _columns(op: GemmOp, tiling: Tiling, timing: OpTiming, counts: dict[str, int
         "M": op.m, "K": op.k, "N": op.n, "repeat": op.repeat, "static_weight": op.static_weight,
         "dataflow": m.dataflow, "tile_m": m.tile_m, "tile_n": m.tile_n, "tile_k_blocks": m.tile_k_blocks,
         "chunk_m": m.chunk_m or 0, "x_resident": tiling.x_resident, "w_resident": tiling.w_resident,
-        "tiles": tiling.tiles, **{f.name: getattr(timing, f.name) for f in fields(timing)},
+        "tiles": tiling.tiles, **{name: getattr(timing, name) for name in _TIMING},
         "start_cycle": 0, "end_cycle": 0, "simpy_events": 0, "bound_cycles": bound.cycles, "macs": macs,
         "useful_macs": op.macs, **{action: counts[action] for action in ACTIONS},
-        "dram_bytes": _level_bytes(counts, ("dram",)), "glb_bytes": _level_bytes(counts, ("glb",)),
-        "pe_buffer_bytes": _level_bytes(counts, ("weight_buffer", "input_buffer", "accum_buffer")),
+        **{column: sum(counts[action] for action in actions) / 8 for column, actions in _LEVEL_BYTES.items()},
         "energy_pj": total_pj, **energy, "pj_per_mac": total_pj / macs, **operands, "causal_bands": 0,
     }
 
