@@ -108,14 +108,17 @@ def _bits(fp8: np.ndarray, blocks: np.ndarray, arch: Arch, level: str, storage: 
     return np.broadcast_to(bits, np.broadcast_shapes(np.shape(fp8), np.shape(blocks)))  # slotted: map-independent
 
 
-def spread(total_bits: int, elements: np.ndarray) -> np.ndarray:
-    """Split ``total_bits`` over tiles in proportion to ``elements`` (cumulative floor; sums to ``total_bits``)."""
+def spread(totals: tuple[int, ...], elements: np.ndarray) -> np.ndarray:
+    """Split each of ``totals`` (bits) over tiles in proportion to ``elements`` (cumulative floor; each split sums
+    to its total) and add the splits."""
     cum = np.cumsum(elements)
     whole = int(cum[-1]) if len(cum) else 1
-    q, r = divmod(total_bits, whole)
     if whole >= 3_000_000_000:  # cum * r could overflow int64: exact Python integers instead
         cum = cum.astype(object)
-    upto = cum * q + (cum * r) // whole
+    upto = 0
+    for total in totals:
+        q, r = divmod(total, whole)
+        upto = upto + cum * q + (cum * r) // whole
     return np.diff(upto, prepend=0).astype(np.int64)
 
 
@@ -322,7 +325,7 @@ def _last_k_outputs(g: Grid, outputs: np.ndarray, out: OutputFormat, layout: str
     padding of a short last chunk, so padding points take no bits)."""
     shape = (g.repeat, g.chunks, g.n_tiles, 1, g.chunk_tiles)
     elements = np.broadcast_to(outputs, shape).reshape(-1)
-    return (spread(out.data_bits_at(layout), elements) + spread(out.metadata_bits, elements)).reshape(shape)
+    return spread((out.data_bits_at(layout), out.metadata_bits), elements).reshape(shape)
 
 
 def op_tiles(ops: Operands, t: Tiling, arch: Arch, residency: Residency = NONE) -> OpTiles:
