@@ -240,26 +240,29 @@ def _columns(op: GemmOp, tiling: Tiling, timing: OpTiming, counts: dict[str, int
 def _causal(trace: Trace, op: GemmOp, arch: Arch, engine: str, mapping: Mapping | None, bands: CausalBands,
             cache: OperandCache, chain: Sequencer) -> tuple[OpTiming, dict[str, Any], Tiling, int]:
     """Timing, row columns, last band's tiling and SimPy events of causal op ``op``: its bands (:mod:`.hw.causal`;
-    the reference engine builds its own), each mapped and run as a dense op (a unit of ``chain``), merged."""
+    the reference engine builds its own), each mapped and run as a dense op (a unit of ``chain``), merged. A band's
+    operand columns are its op's but for its output blocks (:func:`~fgmpsim.sim.hw.causal.merge_columns` sums
+    those)."""
     if engine == "reference":
         parts = reference_bands(trace, op, bands.band_rows)
         whole = operand_columns(trace, op, arch)
     else:
-        split = bands.of(op)
-        parts = [(band, split.scope) for band in split.ops]
-        whole = _operand_columns(cache.operands(op), arch)
+        ops = cache.operands(op)
+        parts = [(band.op, band) for band in bands.of(op, ops)]
+        whole = _operand_columns(ops, arch)
     timings, columns, events = [], [], 0
-    for band, scope in parts:
+    for band, given in parts:  # given: the band's scope trace (reference engine) or its operands
         tiling = plan_op(arch, band, mapping)
         unit = Unit(band, tiling)
         link = chain.link(unit)
         if engine == "reference":
-            timing, band_columns, tail = _reference(scope, band, tiling, arch, link=link)
+            timing, band_columns, tail = _reference(given, band, tiling, arch, link=link)
         else:
-            ops = OperandCache(scope, arch).operands(band)
-            costed = _run(ops, tiling, arch, engine, window=link.window)
+            costed = _run(given, tiling, arch, engine, window=link.window)
             timing, bound = _linked(costed, link, arch, engine)
-            band_columns = _columns(band, tiling, timing, costed.counts, bound, arch, _operand_columns(ops, arch))
+            band_columns = _columns(band, tiling, timing, costed.counts, bound, arch,
+                                    {**whole, "output_blocks": given.out.blocks,
+                                     "output_fp8_blocks": given.out.fp8_blocks})
             events, tail = events + costed.events, costed.tail
         chain.ran(unit, tail)
         timings.append(timing)
@@ -297,7 +300,7 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
         if arch.memory.glb.keep_outputs else [NONE] * len(trace.ops)
     memo: dict[tuple, tuple[_Costed, dict[str, Any]]] = {}  # scalars only: maps are never all held at once
     rows_memo: dict[tuple, dict[str, Any]] = {}
-    bands = CausalBands(trace, int(causal_band_rows))
+    bands = CausalBands(trace, cache, int(causal_band_rows))
     chain = Sequencer(arch)
     live = (_live_bits(residency, [cache.output_format(op) for op in trace.ops]) if arch.memory.prefetch_next_weights
             else [0] * len(trace.ops))

@@ -24,6 +24,12 @@ re-reads the keys it needs from DRAM. ``attn_qk`` band ``b`` writes the scores o
 that ``attn_pv`` band ``b`` reads (its consumer when the ``attn_pv`` is causal too). The op's row in the result is
 the sum of its bands (:func:`merge_columns`).
 
+The bands are cut from the op's own maps as the lanes see them (:class:`CausalBands`): the op's maps are
+materialized once per simulation, every band's maps are views of them (a constant view where a band's blocks are all in one
+precision) and every band's FP8 blocks come from one running sum over each map's rows and blocks. A band's map
+counts are cached across simulations like a dense op's, keyed by its op's maps and its :class:`Cut` s of them
+(:func:`fgmpsim.sim.vector.map_counts.op_counts`).
+
 ``simulate(..., attention="dense")`` ignores the flag and counts the full ``M x keys`` product, as a dense array
 would.
 """
@@ -35,8 +41,10 @@ from typing import Any
 
 import numpy as np
 
+from fgmpsim.sim.hw.operands import OperandCache, Operands, as_3d
 from fgmpsim.sim.schedule import OpTiming
-from fgmpsim.trace.record import GemmOp, Trace, materialize_map
+from fgmpsim.sim.vector.map_counts import constant_value, group_sum
+from fgmpsim.trace.record import GemmOp, PrecisionMap, Trace
 
 BAND_ROWS = 128
 """Query rows per band: the query block of FlashAttention-2's forward pass (``B_r = 128`` for head dimension 128;
@@ -47,7 +55,8 @@ MODES = ("causal", "dense")
 """``attention`` settings of :func:`fgmpsim.sim.simulate`: honour ``GemmOp.causal`` or count every op dense."""
 DEFAULT = "causal"
 """The default ``attention`` setting: the work the model does. Bands are ops of their own, so a Llama-2-7B prefill
-simulates 1,249 ops instead of 289 (about 2.5x the run time); ``"dense"`` is the fast, pessimistic count."""
+simulates 1,249 ops instead of 289 (about twice the run time of a design point); ``"dense"`` is the fast,
+pessimistic count."""
 
 
 def band_ranges(m: int, keys: int, total: int, per_block: int,
@@ -61,69 +70,98 @@ def band_ranges(m: int, keys: int, total: int, per_block: int,
     return [(int(a), int(b), int(c)) for a, b, c in zip(starts, ends, live)]
 
 
-def _rows(pmap: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    return np.ascontiguousarray(pmap[..., lo:hi, :])
-
-
-def _blocks(pmap: np.ndarray, hi: int) -> np.ndarray:
-    return np.ascontiguousarray(pmap[..., :hi])
-
-
 def band_name(op: str, band: int) -> str:
     """The name of band ``band`` of op ``op``."""
     return f"{op}#band{band}"
 
 
 @dataclass(frozen=True)
-class Bands:
-    """The bands of one causal op (dense :class:`GemmOp` s, in execution order) and ``scope``: a trace holding
-    them, the ops they feed and the original ops, where a band looks up its consumer (for its output format)."""
+class Cut:
+    """A band's part of one map ``[R, rows, KB]`` of its op: rows ``[lo, hi)`` and blocks ``[0, blocks)`` of every
+    repeat."""
 
-    ops: tuple[GemmOp, ...]
-    scope: Trace
+    lo: int
+    hi: int
+    blocks: int
+
+
+class _CutMap:
+    """One map of a causal op as the lanes see it (``[R, rows, KB]``, :class:`~fgmpsim.sim.hw.operands.Operands`)
+    and the FP8 blocks of any :class:`Cut` of it, from one running sum over its rows and blocks (a constant map is
+    never read)."""
+
+    def __init__(self, pmap: np.ndarray) -> None:
+        self.map = pmap
+        self.value = constant_value(pmap)
+        if self.value is None:
+            self.sums = np.zeros((pmap.shape[1] + 1, pmap.shape[2] + 1), dtype=np.int64)
+            self.sums[1:, 1:] = group_sum(pmap, pmap.shape[0], axis=0)[0].cumsum(axis=0).cumsum(axis=1)
+
+    def share(self, cut: Cut) -> tuple[int, int]:
+        """(FP8 blocks, blocks) of ``cut``."""
+        size = self.map.shape[0] * (cut.hi - cut.lo) * cut.blocks
+        if self.value is not None:
+            return size * int(self.value), size
+        return int(self.sums[cut.hi, cut.blocks] - self.sums[cut.lo, cut.blocks]), size
+
+    def cut(self, cut: Cut) -> tuple[np.ndarray, int]:
+        """The blocks of ``cut``, a view of the map (a constant view when they are all in one precision, as
+        :meth:`~fgmpsim.sim.hw.operands.OperandCache.adjusted` gives a map) and how many are FP8."""
+        fp8, size = self.share(cut)
+        if fp8 in (0, size):
+            return np.broadcast_to(np.bool_(fp8 == size), (self.map.shape[0], cut.hi - cut.lo, cut.blocks)), fp8
+        return self.map[:, cut.lo:cut.hi, :cut.blocks], fp8
+
+
+def _traced(band: np.ndarray, pmap: PrecisionMap) -> np.ndarray:
+    """A band's map with the dimensions of its op's map (2-D when one map serves every repeat)."""
+    return band[0] if len(pmap.shape) == 2 else band
 
 
 class CausalBands:
-    """Builds the bands of a trace's causal ops on demand (each op's maps are materialized when its bands are
-    built, and dropped with them). An ``attn_qk`` feeding a causal ``attn_pv`` builds both op's bands at once, since
-    the ``attn_qk`` bands' outputs are the ``attn_pv`` bands' P operands; the ``attn_pv`` bands are kept until asked
-    for."""
+    """Cuts the bands of a trace's causal ops from the ops' maps as the lanes see them (``cache``: the
+    simulation's :class:`~fgmpsim.sim.hw.operands.OperandCache`, which also gives the consumer's map an ``attn_qk``
+    band writes a band of)."""
 
-    def __init__(self, trace: Trace, band_rows: int = BAND_ROWS) -> None:
+    def __init__(self, trace: Trace, cache: OperandCache, band_rows: int = BAND_ROWS) -> None:
         self.trace = trace
+        self.cache = cache
         self.band_rows = band_rows
         self.vw = trace.block_size
         producers = {op.consumer: op for op in trace.ops if op.kind == "attn_qk" and op.causal}
         self.keys = {op.name: op.n if op.kind == "attn_qk" else
                      (producers[op.name].n if op.name in producers else op.k) for op in trace.ops if op.causal}
-        self._pending: dict[str, tuple[GemmOp, ...]] = {}
 
-    def _split(self, op: GemmOp, paired: bool) -> tuple[GemmOp, ...]:
-        """The bands of ``op``; ``paired``: band ``b`` feeds band ``b`` of the op's consumer (else the consumer)."""
-        w, a = materialize_map(op.weight_map), materialize_map(op.act_map)
-        qk = op.kind == "attn_qk"
-        ranges = band_ranges(op.m, self.keys[op.name], op.n if qk else -(-op.k // self.vw), 1 if qk else self.vw,
-                             self.band_rows)
-        out = []
-        for b, (m0, m1, live) in enumerate(ranges):
-            if qk:
-                maps = {"n": live, "weight_map": _rows(w, 0, live), "act_map": _rows(a, m0, m1)}
-            else:
-                maps = {"k": min(op.k, live * self.vw), "weight_map": _blocks(w, live),
-                        "act_map": _blocks(_rows(a, m0, m1), live)}
-            out.append(replace(op, name=band_name(op.name, b), m=m1 - m0, causal=False,
-                               consumer=band_name(op.consumer, b) if paired else op.consumer, **maps))
-        return tuple(out)
+    def _cuts(self, op: GemmOp) -> list[tuple[int, int, Cut, Cut, dict[str, int]]]:
+        """``(m0, m1, weight cut, act cut, the band's extent along the keys)`` of every band of ``op``."""
+        kb = -(-op.k // self.vw)
+        if op.kind == "attn_qk":
+            return [(m0, m1, Cut(0, live, kb), Cut(m0, m1, kb), {"n": live})
+                    for m0, m1, live in band_ranges(op.m, self.keys[op.name], op.n, 1, self.band_rows)]
+        return [(m0, m1, Cut(0, op.n, live), Cut(m0, m1, live), {"k": min(op.k, live * self.vw)})
+                for m0, m1, live in band_ranges(op.m, self.keys[op.name], kb, self.vw, self.band_rows)]
 
-    def of(self, op: GemmOp) -> Bands:
-        """The bands of causal op ``op``."""
+    def of(self, op: GemmOp, whole: Operands) -> tuple[Operands, ...]:
+        """The bands of causal op ``op`` (``whole``: its operands) in execution order, each a dense op's
+        operands."""
         consumer = self.trace.op(op.consumer) if op.consumer is not None else None
         paired = consumer is not None and consumer.causal and op.kind == "attn_qk" and consumer.m == op.m
-        ops = self._pending.pop(op.name) if op.name in self._pending else self._split(op, paired)
-        fed: tuple[GemmOp, ...] = ()
-        if paired:
-            fed = self._pending[consumer.name] = self._split(consumer, False)
-        return Bands(ops, Trace(self.trace.name, (*ops, *fed, *self.trace.ops), self.trace.block_size))
+        if paired:  # band b writes band b of the consumer's operand: its FP8 share sets the output's
+            act = op.consumer_operand == "act"
+            fed = _CutMap(as_3d(self.cache.adjusted(consumer.act_map if act else consumer.weight_map,
+                                                    consumer.act_format if act else consumer.weight_format)))
+            shares = [fed.share(a_cut if act else w_cut) for _, _, w_cut, a_cut, _ in self._cuts(consumer)]
+        w, a = _CutMap(whole.w), _CutMap(whole.a)
+        bands = []
+        for b, (m0, m1, w_cut, a_cut, extent) in enumerate(self._cuts(op)):
+            (w_band, w_fp8), (a_band, a_fp8) = w.cut(w_cut), a.cut(a_cut)
+            band = replace(op, name=band_name(op.name, b), m=m1 - m0, causal=False,
+                           consumer=band_name(op.consumer, b) if paired else op.consumer,
+                           weight_map=_traced(w_band, op.weight_map), act_map=_traced(a_band, op.act_map), **extent)
+            out = self.cache.output_format(band, consumer, shares[b] if paired else None)
+            bands.append(Operands(band, w_band, a_band, whole.vw, out, w_fp8, a_fp8, whole.w_storage,
+                                  whole.a_storage, whole.routes, (op.weight_map, op.act_map, w_cut, a_cut)))
+        return tuple(bands)
 
 
 def merge_timings(timings: list[OpTiming]) -> OpTiming:

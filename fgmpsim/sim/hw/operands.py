@@ -86,6 +86,10 @@ class Operands:
     w_storage: BlockStorage
     a_storage: BlockStorage
     routes: tuple[str, str]
+    source: tuple = ()
+    """``()`` for an op's own maps; for a band of a causal op (:mod:`fgmpsim.sim.hw.causal`) what its maps are cut
+    from: ``(weight map, act map, weight cut, act cut)`` of that op. With the op's formats and routes it identifies
+    the maps across simulations (:func:`fgmpsim.sim.vector.map_counts.op_counts`)."""
 
     @property
     def kb(self) -> int:
@@ -152,7 +156,8 @@ def _bits_of(pmap: PrecisionMap) -> np.ndarray:
     return pmap if isinstance(pmap, np.ndarray) else materialize_map(pmap)
 
 
-def _as3d(pmap: np.ndarray) -> np.ndarray:
+def as_3d(pmap: np.ndarray) -> np.ndarray:
+    """A map with its repeat axis: ``[R, rows, KB]`` (a 2-D map, shared by every repeat, gets ``R = 1``)."""
     return pmap[None] if pmap.ndim == 2 else pmap
 
 
@@ -210,8 +215,11 @@ class OperandCache:
             self._fp8_counts[key] = (count, size)
         return self._fp8_counts[key]
 
-    def output_format(self, op: GemmOp) -> OutputFormat:
-        """The output format of ``op`` (see the module docstring)."""
+    def output_format(self, op: GemmOp, consumer: GemmOp | None = None,
+                      share: tuple[int, int] | None = None) -> OutputFormat:
+        """The output format of ``op`` (see the module docstring). A band of a causal op (:mod:`fgmpsim.sim.hw.causal`)
+        gives the ``consumer`` op it writes for and, when it writes only a band of that op's operand, ``share``: the
+        FP8 blocks and blocks of that band as the lanes see it."""
         arch = self.arch
         storage, vw = arch.storage, arch.pe_array.vector_width
         elements = op.m * op.n * op.repeat
@@ -219,13 +227,13 @@ class OperandCache:
         if op.consumer is None:
             bf16 = elements * storage.unquantized_output_bits
             return OutputFormat(blocks, 0, bf16, 0, 0, bf16)
-        consumer = self._by_name[op.consumer]
+        consumer = consumer or self._by_name[op.consumer]
         if op.consumer_operand == "act" or consumer.kind != "attn_pv":
             blocks = op.repeat * op.m * -(-op.n // vw)
         act = op.consumer_operand == "act"
         fmt = consumer.act_format if act else consumer.weight_format
         if arch.aqu.enabled:
-            fp8, size = self._fp8_count(consumer.act_map if act else consumer.weight_map, fmt)
+            fp8, size = share or self._fp8_count(consumer.act_map if act else consumer.weight_map, fmt)
             fp8_blocks = (2 * blocks * fp8 + size) // (2 * size)
         else:
             fp8_blocks = blocks if "fp8" in arch.pe_array.datapath_precisions else 0
@@ -238,7 +246,7 @@ class OperandCache:
     def operands(self, op: GemmOp, out: OutputFormat | None = None) -> Operands:
         """The op's adjusted maps and output format (``out``, when already computed)."""
         wf, af, arch = op.weight_format, op.act_format, self.arch
-        return Operands(op, _as3d(self.adjusted(op.weight_map, wf)), _as3d(self.adjusted(op.act_map, af)),
+        return Operands(op, as_3d(self.adjusted(op.weight_map, wf)), as_3d(self.adjusted(op.act_map, af)),
                         arch.pe_array.vector_width, out or self.output_format(op),
                         self._fp8_count(op.weight_map, wf)[0], self._fp8_count(op.act_map, af)[0],
                         operand_storage(wf, arch), operand_storage(af, arch), (route_of(wf, arch), route_of(af, arch)))

@@ -110,14 +110,16 @@ def _bits(fp8: np.ndarray, blocks: np.ndarray, arch: Arch, level: str, storage: 
     return np.broadcast_to(bits, np.broadcast_shapes(np.shape(fp8), np.shape(blocks)))  # slotted: map-independent
 
 
-def spread(total_bits: int, cum: np.ndarray) -> np.ndarray:
-    """Split ``total_bits`` over tiles in proportion to their elements, given as the running count ``cum``
-    (``np.cumsum`` of the elements; cumulative floor, sums to ``total_bits``)."""
+def spread(totals: tuple[int, ...], cum: np.ndarray) -> np.ndarray:
+    """Split each of ``totals`` (bits) over tiles in proportion to their elements, given as the running count
+    ``cum`` (``np.cumsum`` of the elements; cumulative floor: each split sums to its total), and add the splits."""
     whole = int(cum[-1]) if len(cum) else 1
-    q, r = divmod(total_bits, whole)
     if whole >= 3_000_000_000:  # cum * r could overflow int64: exact Python integers instead
         cum = cum.astype(object)
-    upto = cum * q + (cum * r) // whole
+    upto = 0
+    for total in totals:
+        q, r = divmod(total, whole)
+        upto = upto + cum * q + (cum * r) // whole
     share = np.empty(len(upto), dtype=np.int64)  # upto's differences (np.diff with prepend is slower on small ops)
     share[:1] = upto[:1]
     np.subtract(upto[1:], upto[:-1], out=share[1:], casting="unsafe")
@@ -342,7 +344,7 @@ def _last_k_outputs(p: TilePlan, out: OutputFormat, layout: str) -> np.ndarray:
     """Output bits (data at a level with ``layout`` + metadata) of every tile of the last k-tile,
     ``[r, ch, nt, 1, i]``, spread in execution order over the outputs counted by ``p.out_cum``."""
     g = p.grid
-    bits = spread(out.data_bits_at(layout), p.out_cum) + spread(out.metadata_bits, p.out_cum)
+    bits = spread((out.data_bits_at(layout), out.metadata_bits), p.out_cum)
     return bits.reshape(g.repeat, g.chunks, g.n_tiles, 1, g.chunk_tiles)
 
 

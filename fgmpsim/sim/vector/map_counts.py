@@ -122,10 +122,12 @@ class MapCounts:
     w_rows_kt: np.ndarray | None = None
 
 
-COUNT_CACHE_BYTES = 256 << 20
+COUNT_CACHE_BYTES = 384 << 20
 """Bytes of :class:`MapCounts` kept across simulations (least recently used first out): a sweep point that keeps an
 op's tiling (another clock, bandwidth, AQU or energy table) does not pass over its maps again. Only immutable maps
-are cached: lazy (synthetic) maps and read-only arrays; a writable array may change between two simulations."""
+are cached: lazy (synthetic) maps and read-only arrays; a writable array may change between two simulations. Sized
+to hold one Llama-2-7B prefill point (2048 tokens, causal bands included: about 300 MB with ``lanes_per_pe=8``);
+a point that does not fit would miss on every op, since each evicts the counts the next one needs."""
 
 _COUNTS = BytesLRU(COUNT_CACHE_BYTES)
 
@@ -145,23 +147,31 @@ def _immutable(pmap: PrecisionMap) -> bool:
     return not isinstance(pmap, np.ndarray) or not pmap.flags.writeable
 
 
+def _contiguous(pmap: np.ndarray) -> np.ndarray:
+    """``pmap`` in one C-ordered buffer (a causal op's band is a view of its op's map; :func:`group_sum` is fastest on
+    contiguous maps), a constant view kept as it is."""
+    return pmap if constant_value(pmap) is not None else np.ascontiguousarray(pmap)
+
+
 def op_counts(ops: Operands, tiling: Tiling, lanes_per_pe: int, datapath_precisions: tuple[str, ...]) -> MapCounts:
     """:func:`count_maps` of an op's operands, cached across simulations by the trace's map objects (held by the
-    cache, so their identity stays unique), the operand formats and their routes, the datapath precisions, the
-    tiling and the lanes per PE."""
+    cache, so their identity stays unique; a causal op's band: its op's, and its cuts of them,
+    ``Operands.source``), the operand formats and their routes, the datapath precisions, the tiling and the lanes
+    per PE."""
     op = ops.op
-    if not (_immutable(op.weight_map) and _immutable(op.act_map)):
-        return count_maps(ops.w, ops.a, tiling, lanes_per_pe)
-    key = (id(op.weight_map), id(op.act_map), op.weight_format, op.act_format, ops.routes, datapath_precisions,
+    weight_map, act_map, *cuts = ops.source or (op.weight_map, op.act_map)
+    if not (_immutable(weight_map) and _immutable(act_map)):
+        return count_maps(_contiguous(ops.w), _contiguous(ops.a), tiling, lanes_per_pe)
+    key = (id(weight_map), id(act_map), *cuts, op.weight_format, op.act_format, ops.routes, datapath_precisions,
            tiling, lanes_per_pe)
     hit = _COUNTS.get(key)
     if hit is not None:
         return hit[2]
-    counts = count_maps(ops.w, ops.a, tiling, lanes_per_pe)
+    counts = count_maps(_contiguous(ops.w), _contiguous(ops.a), tiling, lanes_per_pe)
     arrays = [a for a in (getattr(counts, f.name) for f in fields(counts)) if isinstance(a, np.ndarray)]
     for array in arrays:
         array.flags.writeable = False  # shared by later simulations: nobody may change it
-    _COUNTS.put(key, (op.weight_map, op.act_map, counts), _held_bytes(arrays))
+    _COUNTS.put(key, (weight_map, act_map, counts), _held_bytes(arrays))
     return counts
 
 
