@@ -17,7 +17,7 @@ import yaml
 import fgmpsim.cli as cli
 from fgmpsim.arch import ARCH_CONFIG_DIR, arch_from_dict, load_arch
 from fgmpsim.errors import ConfigError, TraceError
-from fgmpsim.sim import simulate
+from fgmpsim.sim import Mapping, simulate
 from fgmpsim.sim.result import read_provenance
 from fgmpsim.trace import GemmOp, Trace, gemm_trace, load_trace
 from fgmpsim.trace.io import MANIFEST, MAPS
@@ -220,6 +220,16 @@ def test_too_many_tiles_are_refused_before_simulating_with_the_estimate():
     with pytest.raises(ConfigError, match=r"maps to [\d,]+ tiles .* h to simulate") as err:
         simulate(trace, load_arch("fgmp"), max_tiles=2**20)
     assert "max_tiles" in err.value.fix
+
+
+def test_an_op_of_too_many_tiles_is_refused_with_the_mapping_fix():
+    """4097 x 16 x 4096 on 1 x 1 x 1 tiles: 4097 x 4096 = 16,781,312 tiles, over the 2**24 = 16,777,216 one op
+    may have."""
+    with pytest.raises(ConfigError) as err:
+        simulate(gemm_trace(4097, 16, 4096), load_arch("fgmp"), mapping=Mapping("weight_stationary", 1, 1, 1))
+    assert "maps to 16,781,312 tiles" in err.value.what and "16,777,216 one op may have" in err.value.what
+    assert (err.value.field, err.value.fix) == (
+        "mapping", "use larger tiles (--set mapping.tile_m=..., tile_k_blocks=...) or a smaller op")
 
 
 def test_the_reference_engine_counts_cycles_not_block_pairs():
