@@ -353,8 +353,10 @@ def test_a_truncated_csv_no_longer_matches_its_provenance(trace_dir, tmp_path):
     out = tmp_path / "res.csv"
     simulate(load_trace(trace_dir), load_arch("fgmp")).save(out)
     out.write_bytes(out.read_bytes()[:40])
-    with pytest.raises(ConfigError, match="does not match its provenance sidecar"):
+    with pytest.raises(ConfigError, match="does not match its provenance sidecar") as err:
         read_provenance(out)
+    assert (err.value.field, err.value.fix) == ("path", "the CSV was edited, truncated or replaced: rerun fgmpsim "
+                                                        "simulate --out")
 
 
 def test_a_failed_write_keeps_the_previous_result(trace_dir, tmp_path, monkeypatch):
