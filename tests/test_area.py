@@ -121,7 +121,36 @@ def test_an_unknown_area_entry_gets_a_suggestion(tmp_path: Path) -> None:
 def test_an_enabled_aqu_needs_a_sized_sensitivity_table() -> None:
     with pytest.raises(ConfigError) as err:
         load_arch("fgmp", ["aqu.sensitivity_channels=0"])
-    assert err.value.field == "aqu.sensitivity_channels"
+    widest = load_arch("fgmp").aqu.sensitivity_channels   # the fix quotes the shipped table's size
+    assert (err.value.field, err.value.fix) == ("aqu.sensitivity_channels",
+                                                f"set it to the widest channel count ({widest} in fgmp.yaml)")
+
+
+@pytest.mark.parametrize("name, mac", [("fp8_baseline", "mac_fp8"), ("nvfp4", "mac_fp4")])
+def test_the_mac_of_the_datapath_needs_an_area_and_the_other_does_not(name: str, mac: str) -> None:
+    """An FP8-only array has FP8 MACs, an FP4-only one FP4 MACs: each needs that entry and not the other's."""
+    other = {"mac_fp8": "mac_fp4", "mac_fp4": "mac_fp8"}[mac]
+    data = arch_to_dict(load_arch(name))
+    del data["area"]["entries"][other]
+    arch_from_dict(data)
+    del data["area"]["entries"][mac]
+    with pytest.raises(ConfigError) as err:
+        arch_from_dict(data)
+    assert err.value.field == f"area.entries.{mac}"
+    assert err.value.what.endswith(f"no area for {mac!r}, a part this arch has")
+
+
+@pytest.mark.parametrize("name, scale, scaled", [
+    ("nvfp4", "storage.fp4_scale_bits=8", True), ("nvfp4", "storage.fp4_scale_bits=0", False),
+    ("fp8_baseline", "storage.fp8_scale_bits=8", True), ("fp8_baseline", "storage.fp8_scale_bits=0", False),
+])
+def test_block_scale_logic_is_paid_per_lane_when_the_datapath_scales_its_blocks(name: str, scale: str,
+                                                                                 scaled: bool) -> None:
+    """Only the scale of a precision the lanes compute counts (fp8_baseline has 8-bit FP4 scales it never uses):
+    256 lanes x the block_scale entry, else nothing."""
+    arch = load_arch(name, [scale])
+    per_lane = arch.area.as_dict()["block_scale"]
+    assert area_breakdown(arch).block_scale == pytest.approx(256 * per_lane if scaled else 0.0)
 
 
 def test_an_arch_without_area_table_simulates_but_has_no_area() -> None:

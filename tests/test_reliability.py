@@ -17,7 +17,7 @@ import yaml
 import fgmpsim.cli as cli
 from fgmpsim.arch import ARCH_CONFIG_DIR, arch_from_dict, load_arch
 from fgmpsim.errors import ConfigError, TraceError
-from fgmpsim.sim import simulate
+from fgmpsim.sim import Mapping, simulate
 from fgmpsim.sim.result import read_provenance
 from fgmpsim.trace import GemmOp, Trace, gemm_trace, load_trace
 from fgmpsim.trace.io import MANIFEST, MAPS
@@ -222,6 +222,16 @@ def test_too_many_tiles_are_refused_before_simulating_with_the_estimate():
     assert "max_tiles" in err.value.fix
 
 
+def test_an_op_of_too_many_tiles_is_refused_with_the_mapping_fix():
+    """4097 x 16 x 4096 on 1 x 1 x 1 tiles: 4097 x 4096 = 16,781,312 tiles, over the 2**24 = 16,777,216 one op
+    may have."""
+    with pytest.raises(ConfigError) as err:
+        simulate(gemm_trace(4097, 16, 4096), load_arch("fgmp"), mapping=Mapping("weight_stationary", 1, 1, 1))
+    assert "maps to 16,781,312 tiles" in err.value.what and "16,777,216 one op may have" in err.value.what
+    assert (err.value.field, err.value.fix) == (
+        "mapping", "use larger tiles (--set mapping.tile_m=..., tile_k_blocks=...) or a smaller op")
+
+
 def test_the_reference_engine_counts_cycles_not_block_pairs():
     arch = load_arch("fgmp", ["pe_array.cycles_per_block_pair.fp8xfp8=1048576"])
     trace = gemm_trace(16, 16, 16, fp4_fraction=0.0)  # 16 block pairs, all FP8 x FP8
@@ -343,8 +353,10 @@ def test_a_truncated_csv_no_longer_matches_its_provenance(trace_dir, tmp_path):
     out = tmp_path / "res.csv"
     simulate(load_trace(trace_dir), load_arch("fgmp")).save(out)
     out.write_bytes(out.read_bytes()[:40])
-    with pytest.raises(ConfigError, match="does not match its provenance sidecar"):
+    with pytest.raises(ConfigError, match="does not match its provenance sidecar") as err:
         read_provenance(out)
+    assert (err.value.field, err.value.fix) == ("path", "the CSV was edited, truncated or replaced: rerun fgmpsim "
+                                                        "simulate --out")
 
 
 def test_a_failed_write_keeps_the_previous_result(trace_dir, tmp_path, monkeypatch):

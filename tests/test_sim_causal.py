@@ -59,6 +59,17 @@ def test_two_band_attn_pv_by_hand():
     assert row["block_pairs"] == 16 * 16 * 1 + 16 * 16 * 2
 
 
+@pytest.mark.parametrize("engine", ["tile", "reference", "event"])
+def test_a_band_seeing_one_key_past_a_block_boundary_reads_that_block(engine):
+    """attn_pv of 17 queries over K = 17 keys (2 key blocks, the second holding key 16 alone), head_dim 16, 16-row
+    bands: band 0 (rows 0-15) sees keys 0-15, 1 block; band 1 (row 16) sees all 17, 2 blocks (MACs count whole
+    blocks): 16 x 16 x 16 + 1 x 16 x 32 MACs, 16 x 16 x 1 + 1 x 16 x 2 block pairs."""
+    pv = GemmOp("pv", 0, "attn_pv", 17, 17, 16, 1, ONES((16, 2), bool), ONES((17, 2), bool), False, None,
+                causal=True)
+    row = simulate(Trace("hand", (pv,), 16), load_arch("fp8_baseline"), engine=engine, causal_band_rows=16).rows[0]
+    assert (row["causal_bands"], row["macs"], row["block_pairs"]) == (2, 16 * 16 * 16 + 16 * 32, 16 * 16 + 16 * 2)
+
+
 def test_band_ranges_follow_the_diagonal():
     # 40 queries over 56 keys (16 cached): rows 0-15 see 32 keys, 16-31 see 48, 32-39 all 56
     assert band_ranges(40, 56, 56, 1, 16) == [(0, 16, 32), (16, 32, 48), (32, 40, 56)]

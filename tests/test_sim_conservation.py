@@ -236,8 +236,10 @@ def test_summary_totals():
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".json"])
 def test_results_are_written_as_parquet_csv_or_json(tmp_path, suffix):
+    """Each format, written into two levels of folders that do not exist yet (save makes every missing parent)."""
     result = simulate(chained_trace(), load_arch("fgmp"))
-    path = result.save(tmp_path / f"out{suffix}")
+    path = result.save(tmp_path / "runs" / "new" / f"out{suffix}")
+    assert path == tmp_path / "runs" / "new" / f"out{suffix}"
     if suffix == ".json":
         document = json.loads(path.read_text())
         assert document["summary"]["cycles"] == result.summary()["cycles"]

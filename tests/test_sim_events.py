@@ -140,6 +140,19 @@ def test_event_engine_processes_more_events_than_tiles(runs):
     assert simulate(trace, arch, engine="analytic", mapping=mapping).summary()["simpy_events"] == 0
 
 
+@pytest.mark.parametrize("ops", [1, 2, 5])
+def test_tile_engine_processes_23_simpy_events_per_op(ops):
+    """The tile engine's SimPy model by hand: 6 processes start (5 blocks + the sequencer); per op the sequencer's
+    5 puts, the blocks' 5 gets, the start event, 5 busy timeouts, 5 done events, the op's timeout and their all_of
+    = 23; the sequencer's end = 1. The all_of retiring an op is processed as the sequencer records it, so it counts
+    to the next op: op 0 = 6 + 22, the others 1 + 22, the last + 1 (its own all_of, the end); one op alone 30."""
+    trace = gemm_trace(8, 2 * BLOCK, 8, fp4_fraction=0.5, seed=ops, block_size=BLOCK)
+    chain = replace(trace, ops=tuple(replace(trace.ops[0], name=f"op{i}", layer=i) for i in range(ops)))
+    events = simulate(chain, load_arch("fgmp", {"pe_array.vector_width": BLOCK})).to_frame().simpy_events
+    want = [30] if ops == 1 else [28, *[23] * (ops - 2), 25]
+    assert list(events) == want and sum(events) == 6 + 23 * ops + 1
+
+
 def test_event_engine_refuses_traces_above_its_step_limit(runs):
     seed, arch, trace, mapping, tile, _ = runs[0]
     # steps of an op: its tiles plus 2 + 2 pipeline fill and drain steps

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_sim_causal import _attention_pair
 from test_sim_engines import OWN, random_arch, random_mapping, random_trace
 
 from fgmpsim.arch import load_arch
 from fgmpsim.errors import MappingError
-from fgmpsim.sim import simulate
+from fgmpsim.sim import Mapping, simulate
 from fgmpsim.trace import GemmOp, Trace
 
 ONES = np.ones
@@ -77,6 +78,23 @@ def test_an_output_fits_the_glb_exactly_at_its_bits_plus_two_steps():
         assert rows[1]["dram_read_bits"] == (8 if kept else 12) * 128
 
 
+def test_the_output_must_fit_beside_the_consumers_steps_too():
+    """4-element FP8 blocks (32 bits), one tile per op. op0 (2 x 8 x 2) keeps its 64-bit output (2 rows, one
+    partial block each) for op1 only if it fits beside two GLB steps of either op. op0's step (the mapper's worst
+    case): W 128 + X 128 + its output tile, ceil(4 / 4) = 1 block = 288 bits; op1's (no consumer): W 128 + X 128 +
+    4 16-bit outputs = 320. op1 sets the size: 64 + 2 x 320 = 704 bits = 88 bytes; at 87 op0 writes back. op2
+    after them (1 x 4 x 1, an 80-bit step) changes nothing."""
+    full, one = ONES((2, 2), bool), ONES((1, 1), bool)
+    trace = Trace("three", (GemmOp("op0", 0, "linear", 2, 8, 2, 1, full, full, consumer="op1"),
+                            GemmOp("op1", 1, "linear", 2, 8, 2, 1, full, full),
+                            GemmOp("op2", 2, "linear", 1, 4, 1, 1, one, one)), 4)
+    for size, kept in ((87, False), (88, True)):
+        arch = load_arch("fp8_baseline", {"pe_array.vector_width": 4, "memory.glb.size_bytes": size,
+                                          "memory.glb.keep_outputs": True})
+        rows = simulate(trace, arch, mapping=Mapping("weight_stationary", 2, 2, 2)).rows
+        assert [r["dram_write_bits"] for r in rows] == [0 if kept else 64, 64, 16]
+
+
 def test_only_the_next_op_is_fed():
     """op0 feeds op2 with op1 in between: nothing stays."""
     ops = list(_chain().ops)
@@ -84,6 +102,22 @@ def test_only_the_next_op_is_fed():
     ops.append(GemmOp("op2", 2, "linear", 4, 16, 8, 1, ONES((8, 1), bool), ONES((4, 1), bool)))
     rows = simulate(Trace("gap", tuple(ops), 16), load_arch("fp8_baseline", ["memory.glb.keep_outputs=true"])).rows
     assert rows[0]["dram_write_bits"] == 4 * 128
+
+
+def test_nothing_stays_beside_causal_bands():
+    """q -> qk -> pv -> out with qk and pv causal: every pair has a banded op (q's consumer, both of the middle
+    pair, out's producer), so in 16-row bands the run equals the one without the option; dense, all three
+    outputs stay (the pairs fit: the option is what decides)."""
+    rng = np.random.default_rng(3)
+    q = GemmOp("q", 0, "linear", 40, 32, 32, 1, rng.random((32, 2)) < 0.4, rng.random((40, 2)) < 0.4,
+               consumer="qk", consumer_operand="act")
+    trace = Trace("q_pair", (q, *_attention_pair(rng, 40, 40, 1).ops), 16)
+    runs = {(attention, keep): simulate(trace, load_arch("fgmp", [f"memory.glb.keep_outputs={keep}"]),
+                                        attention=attention, causal_band_rows=16).to_frame()
+            for attention in ("causal", "dense") for keep in ("false", "true")}
+    assert runs["causal", "true"].equals(runs["causal", "false"])
+    assert (runs["causal", "true"].dram_write_bits > 0).all()
+    assert list(runs["dense", "true"].dram_write_bits[:3]) == [0, 0, 0]
 
 
 @pytest.mark.parametrize("block", range(3))

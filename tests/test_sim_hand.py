@@ -139,3 +139,16 @@ def test_fp8_gemm_compute_bound_cycles_equal_block_pairs_over_lanes(engine):
             Mapping("weight_stationary", 1, 4, 4), engine)
     assert r.compute_cycles == 8 * 4 * 4 * 4 // 4 // 4
     assert r.cycles == 32 + 2 + 2 + 1 + 1
+
+
+def test_a_lane_sum_past_float32_integers_stays_exact():
+    # One output-stationary lane (1 x 1 tile) over 16778 blocks, 1000 cycles per block pair in every mode but
+    # FP8 x FP8 (1001); one FP8 weight block against an all-FP8 row: 16777 x 1000 + 1001 = 16 778 001 compute
+    # cycles, odd and above 2**24, where float32 holds even integers only (the lane sums must not go through it).
+    kb = 16778
+    w = np.zeros((1, kb), bool)
+    w[0, 0] = True
+    arch = hand_arch("output_stationary", **{f"pe_array.cycles_per_block_pair.{p}": 1000 + (p == "fp8xfp8")
+                                             for p in ("fp4xfp4", "fp4xfp8", "fp8xfp4", "fp8xfp8")})
+    r = row(gemm(m=1, kb=kb, n=1, w=w, a=np.ones((1, kb), bool)), arch, Mapping("output_stationary", 1, 1, kb))
+    assert r.compute_cycles == 16777 * 1000 + 1001

@@ -181,3 +181,15 @@ def test_explicit_mappings_are_accepted_exactly_when_they_fit(dataflow):
         assert _objective(arch, m, kb, n, 1, chosen) == min(_objective(arch, m, kb, n, 1, t) for t in legal)
         accepted += 1
     assert refused >= 30 and accepted >= 30
+
+
+def test_a_resident_w_reserves_its_fp8_blocks_at_their_size():
+    """fgmp OS, packed single-buffered GLB, 16-element blocks: a 4 x 32 x 4 op whose W is all FP8 (8 blocks of
+    16 x 8 + 1 metadata bit = 129 bits: 1032, not the 8 x 73 = 584 of NVFP4 blocks) on 1 x 1 x 1 tiles. Resident W
+    and X need 1032 + X (2 worst-case blocks, 258) + the output tile (one BF16 value, 16) = 1306 bits: W stays
+    from 164 bytes on and streams at 163."""
+    op = GemmOp("g", 0, "linear", 4, 32, 4, 1, np.ones((4, 2), bool), np.zeros((4, 2), bool))
+    for size, resident in ((163, False), (164, True)):
+        arch = load_arch("fgmp_output_stationary", {"memory.glb.size_bytes": size,
+                                                    "memory.glb.double_buffered": False})
+        assert plan_op(arch, op, Mapping("output_stationary", 1, 1, 1)).w_resident is resident

@@ -123,10 +123,14 @@ def test_output_stationary_limits_tiles_to_pes_and_lanes():
     assert err.value.field == "mapping.tile_m"
 
 
-def test_mapping_dict_keys_must_be_ops():
+@pytest.mark.parametrize("mapping, what", [
+    ({"nope": Mapping("weight_stationary", 1, 1, 1)}, "mappings given for ops not in trace 'one': nope"),
+    (("weight_stationary", 1, 1, 1), "mapping must be a Mapping or a dict of op name -> Mapping, got tuple"),
+])
+def test_mapping_must_be_a_mapping_keyed_by_ops(mapping, what):
     with pytest.raises(MappingError) as err:
-        simulate(one_gemm(), load_arch("fgmp"), mapping={"nope": Mapping("weight_stationary", 1, 1, 1)})
-    assert err.value.field == "mapping"
+        simulate(one_gemm(), load_arch("fgmp"), mapping=mapping)
+    assert (err.value.what, err.value.field) == (what, "mapping")
 
 
 def test_explicit_tiles_larger_than_the_gemm_are_clamped():

@@ -97,6 +97,21 @@ def test_glb_without_room_for_the_tile_gives_no_prefetch(engine):
     assert list(room.cycles) == [44, 33]
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_glb_room_counts_the_output_the_previous_op_keeps(engine):
+    """With kept outputs op0's 64-bit output (2 rows x one 4-element FP8 block of 32 bits, its write-back without
+    the option) stays in the GLB during op0, beside its two 288-bit steps in flight; op1's 128-bit W tile needs
+    room on top: 128 + 576 + 64 = 768 bits = 96 bytes. (Keeping needs 64 + 2 x 320 = 704 bits on op1's side: W
+    128 + X 128 + its unconsumed output tile, 4 x 16-bit outputs; both sizes keep.) At 95 bytes op1 runs as without
+    the option; at 96 it saves op0's free tail T = 2 + 8 + 1 = 11 cycles (no write-back step): 28 -> 17."""
+    keep = {"memory.glb.keep_outputs": True}
+    off = _rows(_arch(False, glb_bytes=95, **keep), engine=engine)
+    tight, room = (_rows(_arch(True, glb_bytes=size, **keep), engine=engine) for size in (95, 96))
+    assert list(off.dram_write_bits) == [0, 64] and list(off.cycles) == [43, 28]
+    assert tight.equals(off)
+    assert list(room.cycles) == [43, 17]
+
+
 def test_weights_written_by_the_previous_op_are_not_prefetched():
     """op1's W is op0's output (consumer_operand = weight): not in DRAM before op0 ends, so no saving."""
     trace = _two_ops("weight")

@@ -1,5 +1,6 @@
 """The per-cycle reference engine on its own: it imports nothing of the tile engine, counts a partial last block
-along K as a whole block, and rounds the output's FP8 share half up (hand numbers in the docstrings)."""
+along K as a whole block, adds an FP8 block scale to every FP8 block, and rounds the output's FP8 share half up
+(hand numbers in the docstrings)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from test_sim_hand import hand_arch
 
 import fgmpsim.sim.engines.reference as reference
+from fgmpsim.arch import load_arch
 from fgmpsim.errors import TraceError
 from fgmpsim.sim import Mapping, simulate
 from fgmpsim.sim.engines.reference import Decision, check_size, reference_op
@@ -58,6 +60,18 @@ def test_a_partial_last_block_costs_a_whole_block(dataflow, decision):
     assert got.counts["block_pairs"] == 3 * 2 * 3 * 2
 
 
+@pytest.mark.parametrize("engine", ["reference", "tile"])
+def test_an_fp8_block_scale_adds_its_bits_to_every_fp8_block(engine):
+    """storage.fp8_scale_bits = 8 (the headline's "FP8 blocks carry an 8-bit scale too"): a 2 x 32 x 2 all-FP8 GEMM
+    on 16-element blocks reads its 4 W and 4 X blocks from DRAM once, (16 x 8 + 8) bits each = 1088 bits
+    (1024 without the scale)."""
+    op = GemmOp("g", 0, "linear", 2, 32, 2, 1, np.ones((2, 2), bool), np.ones((2, 2), bool))
+    trace = Trace("scaled", (op,), block_size=16)
+    for scale, bits in ((8, 8 * (16 * 8 + 8)), (0, 8 * 16 * 8)):
+        arch = load_arch("fp8_baseline", [f"storage.fp8_scale_bits={scale}"])
+        assert simulate(trace, arch, engine=engine).rows[0]["dram_read_bits"] == bits
+
+
 def test_size_guard_counts_partial_blocks():
     """201 x 1000 x 1 with K = 1 on 1-element blocks is 201,000 block pairs; with K = 3 on 4-element blocks each
     row still has one (partial) block: 201,000 block pairs, over the 200,000 the engine takes."""
@@ -97,6 +111,18 @@ def test_output_fp8_share_rounds_half_up(engine):
     assert (r.dram_write_bits, r.dram_write_metadata_bits, r.aqu_blocks) == (88, 3, 3)
 
 
+@pytest.mark.parametrize("engine", ["tile", "reference"])
+def test_an_output_that_becomes_v_is_blocked_along_its_tokens(engine):
+    """v (4 tokens x 8 channels) is attn_pv's V (its W): its blocks run along the tokens, counted by elements,
+    ceil(32 / 16) = 2 blocks (each of its 4 rows padded to a block would be 4); FP8 baseline: 2 x 128 bits
+    written back."""
+    v = GemmOp("v", 0, "linear", 4, 16, 8, 1, np.zeros((8, 1), bool), np.zeros((4, 1), bool), consumer="pv",
+               consumer_operand="weight")
+    pv = GemmOp("pv", 0, "attn_pv", 2, 4, 8, 1, np.zeros((8, 1), bool), np.zeros((2, 1), bool), False)
+    r = simulate(Trace("v", (v, pv), block_size=16), load_arch("fp8_baseline"), engine=engine).rows[0]
+    assert (r["output_blocks"], r["dram_write_bits"]) == (2, 2 * 128)
+
+
 def test_the_stepped_cycle_estimate_counts_every_lane_and_port_cycle():
     """The guard's work estimate, by hand. Step 0: one PE whose 2 lanes take 3, 2 and 4, 1 block-pair cycles,
     pipeline drain 2: in lock step each pair lasts its slowest lane's, max(3, 4) + max(2, 1) = 6, plus the drain 2,
@@ -129,3 +155,4 @@ def test_the_stepped_cycle_guard_takes_exactly_its_limit(monkeypatch):
         reference_op(trace, op, arch, decision)
     assert err.value.field == "engine" and f"op {op.name!r} would take {work:,} lane and transfer cycles" in str(
         err.value)
+    assert work < 10 ** 6 and "(~0 s at ~2 M per second)" in str(err.value)   # under a second at 2 M cycles/s

@@ -85,6 +85,18 @@ def test_map_counts_are_reused_for_immutable_maps_and_recomputed_for_writable_on
     assert not after.equals(before)
 
 
+def test_ops_sharing_a_read_only_weight_map_keep_their_own_activation_counts():
+    """Two ops on one read-only all-FP4 W, one fed all-FP4 activations, the other all-FP8: 64 x 256 x 96 MACs
+    each, all FP4 x FP4 for the first and all FP4 x FP8 for the second (the cache keys both maps)."""
+    weight, fp4, fp8 = np.zeros((96, 16), bool), np.zeros((64, 16), bool), np.ones((64, 16), bool)
+    for pmap in (weight, fp4, fp8):
+        pmap.setflags(write=False)
+    trace = Trace(name="shared", ops=(GemmOp("a", 0, "linear", 64, 256, 96, 1, weight, fp4),
+                                      GemmOp("b", 1, "linear", 64, 256, 96, 1, weight, fp8)), block_size=16)
+    frame = simulate(trace, load_arch("fgmp")).to_frame()
+    assert list(frame.macs_fp4xfp4) == [64 * 256 * 96, 0] and list(frame.macs_fp4xfp8) == [0, 64 * 256 * 96]
+
+
 def test_cached_counts_are_charged_the_bytes_their_buffers_keep_alive():
     base = np.zeros(100, np.int8)                                   # 100 B, also kept alive by its slice
     small = np.zeros(3, np.int16)                                   # 6 B behind a 50 x 3 broadcast view
