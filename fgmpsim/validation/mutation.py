@@ -261,9 +261,9 @@ def _how_chosen(report: MutationReport, totals: dict[str, int], numbers: dict[st
     est = report.estimate()
     if est is not None:
         numbers.update(mutation_score_estimate=est.score, mutation_score_ci95=est.half_width)
-        over = (f"all {est.total}" if est.covered == est.total else
-                f"the {est.covered} of the {est.total} in files with at least one mutant run")
-        text += (f" **Estimated score over {over} mutants: {_pct(est.score)} +- {100 * est.half_width:.1f} "
+        over = (f"all {est.total} mutants" if est.covered == est.total else
+                f"the {est.covered} of the {est.total} mutants in files with at least one mutant run")
+        text += (f" **Estimated score over {over}: {_pct(est.score)} +- {100 * est.half_width:.1f} "
                  "points** (95%; each file's sample score weighted by its number of mutants, normal interval, "
                  "finite-population corrected, per-file spread from (detected + 1) / (run + 2)).")
     return text
