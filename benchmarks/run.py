@@ -259,6 +259,14 @@ def _cpu_s(who: int = resource.RUSAGE_SELF) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _import_simulator() -> None:
+    """Import what a sweep worker runs (the simulator, pandas, pyarrow), on a Dask worker."""
+    import importlib
+
+    for module in ("fgmpsim.sweep.executors", "pyarrow.parquet"):
+        importlib.import_module(module)
+
+
 def case_sweep_smollm2_48() -> Measurement:
     """48 design points (lanes x GLB size x clock on ``fgmp``) of the shipped SmolLM2 trace through
     :func:`fgmpsim.sweep.run`, into a fresh store each time: 1 worker, 2 workers, and a Dask LocalCluster of 2
@@ -270,7 +278,12 @@ def case_sweep_smollm2_48() -> Measurement:
     CPU seconds per point, for a machine shared with other jobs (where wall rates say little): the workers' (local
     pool processes, reaped at the end of ``run``; the running cluster's workers, read before and after) plus this
     coordinating process's, and the coordinator's alone; beside them the floor, the same 48 points simulated one
-    after another in this process after the sweeps (so the sweeps' workers never inherit its warm caches)."""
+    after another in this process after the sweeps (so the sweeps' workers never inherit its warm caches).
+
+    The running cluster's workers import the simulator before the clock starts, as a cluster in use has and as the
+    local pool's workers, forked from this process, have: the comparison is the execution path, not Python
+    imports (about 1.5 CPU s per fresh Dask worker process, which the LocalCluster rate with its start-up shows).
+    Each worker still loads the trace itself and starts with cold simulator caches."""
     import logging
     import tempfile
 
@@ -288,6 +301,7 @@ def case_sweep_smollm2_48() -> Measurement:
     with tempfile.TemporaryDirectory() as scratch:
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                           silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+            client.run(_import_simulator)  # as the local pool's forked workers have it imported
             for name, workers, dask in (("1 worker", 1, None), ("2 workers", 2, None),
                                         ("Dask LocalCluster 2", 2, "local"), ("Dask running 2", 2,
                                                                              cluster.scheduler_address)):

@@ -103,3 +103,24 @@ def test_cached_counts_are_charged_the_bytes_their_buffers_keep_alive():
     other = np.ones(7, np.float64)                                  # 56 B
     arrays = [base, base[10:20], np.broadcast_to(small, (50, 3)), other]
     assert map_counts._held_bytes(arrays) == 100 + 6 + 56
+
+
+def test_a_trace_with_writable_maps_is_checked_again_on_every_simulation(tmp_path):
+    """The trace check is skipped only for traces whose maps cannot change: an in-place reshape of a writable map
+    after a first simulation is still refused; a trace loaded from disk has read-only maps and stays simulable."""
+    from fgmpsim.errors import TraceError
+    from fgmpsim.trace import load_trace
+
+    rng = np.random.default_rng(1)
+    op = GemmOp("g", 0, "linear", 8, 64, 8, 1, rng.random((8, 4)) < 0.5, rng.random((8, 4)) < 0.5)
+    trace = Trace("writable", (op,), 16)
+    arch = load_arch("fgmp")
+    simulate(trace, arch)
+    op.weight_map.shape = (4, 8)  # was [N = 8, K / 16 = 4]
+    with pytest.raises(TraceError, match="weight_map"):
+        simulate(trace, arch)
+    op = GemmOp("g", 0, "linear", 8, 64, 8, 1, rng.random((8, 4)) < 0.5, rng.random((8, 4)) < 0.5)
+    loaded = load_trace(Trace("stored", (op,), 16).save(tmp_path / "t"))
+    assert not loaded.ops[0].weight_map.flags.writeable
+    first, second = simulate(loaded, arch).summary(), simulate(loaded, arch).summary()
+    assert first == second and first["macs"] == 8 * 64 * 8

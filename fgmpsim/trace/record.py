@@ -73,6 +73,12 @@ class LazyMap(Protocol):
 PrecisionMap = np.ndarray | LazyMap
 
 
+def is_immutable(pmap: PrecisionMap) -> bool:
+    """True for a map no one can change in place: a lazy (synthetic) map, or a read-only array (what
+    :func:`fgmpsim.trace.load_trace` returns). Consumers may cache what they derive from such maps."""
+    return not isinstance(pmap, np.ndarray) or not pmap.flags.writeable
+
+
 def materialize_map(pmap: PrecisionMap) -> np.ndarray:
     """``pmap`` as a ``bool`` array (a lazy map is generated, an array returned as it is)."""
     return pmap.materialize() if isinstance(pmap, LazyMap) else pmap
@@ -214,7 +220,11 @@ class Trace:
         raise TraceError(f"trace {self.name!r} has no op {name!r}", "ops", "check the op name")
 
     def check(self) -> None:
-        """Validate every op, unique names and that every consumer exists; raises :class:`TraceError`."""
+        """Validate every op, unique names and that every consumer exists; raises :class:`TraceError`. A trace
+        whose maps are all immutable (:func:`is_immutable`) is checked once: every design point of a sweep
+        simulates the same trace object."""
+        if self.__dict__.get("_checked"):
+            return
         if not isinstance(self.block_size, int) or self.block_size <= 0:
             raise TraceError(f"block_size must be a positive integer, got {self.block_size!r}", "block_size",
                              "use 16 (the NVFP4 block)")
@@ -230,3 +240,5 @@ class Trace:
             if op.consumer is not None and op.consumer not in names:
                 raise TraceError(f"op {op.name!r}: consumer {op.consumer!r} is not an op of this trace",
                                  "consumer", "name an existing op or leave consumer empty")
+        if all(is_immutable(op.weight_map) and is_immutable(op.act_map) for op in self.ops):
+            object.__setattr__(self, "_checked", True)

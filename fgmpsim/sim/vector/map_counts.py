@@ -17,7 +17,7 @@ import numpy as np
 
 from fgmpsim.sim.mapping import Tiling
 from fgmpsim.sim.hw.operands import Operands
-from fgmpsim.trace.record import PrecisionMap
+from fgmpsim.trace.record import is_immutable
 from fgmpsim.trace.synthetic_map import BytesLRU
 
 
@@ -143,10 +143,6 @@ def _held_bytes(arrays: list[np.ndarray]) -> int:
     return sum(bases.values())
 
 
-def _immutable(pmap: PrecisionMap) -> bool:
-    return not isinstance(pmap, np.ndarray) or not pmap.flags.writeable
-
-
 def _contiguous(pmap: np.ndarray) -> np.ndarray:
     """``pmap`` in one C-ordered buffer (a causal op's band is a view of its op's map; :func:`group_sum` is fastest on
     contiguous maps), a constant view kept as it is."""
@@ -160,7 +156,7 @@ def op_counts(ops: Operands, tiling: Tiling, lanes_per_pe: int, datapath_precisi
     per PE."""
     op = ops.op
     weight_map, act_map, *cuts = ops.source or (op.weight_map, op.act_map)
-    if not (_immutable(weight_map) and _immutable(act_map)):
+    if not (is_immutable(weight_map) and is_immutable(act_map)):
         return count_maps(_contiguous(ops.w), _contiguous(ops.a), tiling, lanes_per_pe)
     key = (id(weight_map), id(act_map), *cuts, op.weight_format, op.act_format, ops.routes, datapath_precisions,
            tiling, lanes_per_pe)
