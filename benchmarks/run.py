@@ -137,7 +137,9 @@ def _new_point_case(case: str, description: str, trace, sets: list[str], target_
                     attention: str = "causal") -> Measurement:
     """Simulate ``trace`` once on ``fgmp`` (maps generated / loaded, caches warm), then time the design point a
     sweep moves to next: ``fgmp`` with ``sets`` applied, a new arch (its own tilings, nothing reused from the first
-    point but the maps). Best of three such points, each with a clock 1 Hz apart so every one is a new arch."""
+    point but the maps). Three such points, each with a clock 1 Hz apart so every one is a new arch: the first is
+    checked (its tilings and map counts are new, as on a sweep's next point); the best of the other two, which
+    reuse its tilings and counts (a sweep over the clock), is shown beside it."""
     from fgmpsim.arch import load_arch
     from fgmpsim.sim import simulate
 
@@ -152,11 +154,12 @@ def _new_point_case(case: str, description: str, trace, sets: list[str], target_
         runs.append(time.perf_counter() - begin)
         cpu.append(time.process_time() - begin_cpu)
     summary = result.summary()
-    m = Measurement(case, description, min(runs), first_s + sum(runs), _peak_rss_bytes(),
+    m = Measurement(case, description, runs[0], first_s + sum(runs), _peak_rss_bytes(),
                     int(summary.get("simpy_events", 0)), int(summary["macs"]))
-    m.check("new point s", min(runs), "<=", target_s)
+    m.info.append(("same tilings, another clock CPU s", min(cpu[1:])))
+    m.check("new point s", runs[0], "<=", target_s)
     # the process's own CPU seconds: equal to the wall time on an idle core, below it when the core is shared
-    m.check("new point CPU s", min(cpu), "<=", target_s)
+    m.check("new point CPU s", cpu[0], "<=", target_s)
     return m
 
 
