@@ -1,9 +1,13 @@
 """Executors: run design points on a local process pool or a Dask cluster, yielding one :class:`Outcome` each.
 
 A task carries the point's key, its :class:`~fgmpsim.sweep.points.TraceSource` (a path or a recipe: a few bytes),
-the resolved :class:`~fgmpsim.arch.Arch` record and the engine; never maps. Each worker process builds a trace on
-first use and keeps the last :data:`TRACE_CACHE_SIZE` (their lazy synthetic maps stay memoized in the process), and
-tasks are submitted in the points' order, which groups them by trace, so a worker loads each trace about once.
+the resolved :class:`~fgmpsim.arch.Arch` record and the engine; never maps. A local worker writes the finished
+point's file into the store itself (atomically) and sends back only the key: a result of ~150 KB is larger than a
+pipe's buffer, so a worker killed (SIGKILL, the OOM killer) while sending one would leave the pool's reader waiting
+forever for the rest. A Dask worker, perhaps on another machine, sends the file's bytes back instead. Each worker
+process builds a trace on first use and keeps the last :data:`TRACE_CACHE_SIZE` (their lazy synthetic maps stay
+memoized in the process), and tasks are submitted in the points' order, which groups them by trace, so a worker
+loads each trace about once.
 
 * :class:`LocalPool` (default): a ``ProcessPoolExecutor`` of ``workers`` processes. Workers ignore SIGINT (the
   coordinator handles Ctrl-C and ends them). A worker that dies (SIGKILL, the OOM killer) breaks the pool: the pool
@@ -26,13 +30,14 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fgmpsim.arch import Arch
 from fgmpsim.errors import SweepError
 from fgmpsim.sim import simulate
+from fgmpsim.sweep import store
 from fgmpsim.sweep.points import TraceSource
-from fgmpsim.sweep.store import point_parquet
 from fgmpsim.trace import Trace
 
 TRACE_CACHE_SIZE = 2
@@ -51,12 +56,14 @@ class Task:
     arch: Arch
     engine: str
     description: dict[str, Any]
+    point_file: str | None = None  # where the worker writes the finished point (None: it sends the bytes back)
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What a worker sends back: the point's Parquet file (:func:`~fgmpsim.sweep.store.point_parquet`, encoded in
-    the worker so the coordinator only writes it), or the error (class name, message, transient)."""
+    the worker so the coordinator only writes it; ``None`` when the worker wrote it to ``Task.point_file``), or the
+    error (class name, message, transient)."""
 
     key: str
     parquet: bytes | None = None
@@ -88,7 +95,11 @@ def run_task(task: Task) -> Outcome:
     machine-made errors (``OSError``, ``MemoryError``) are transient, everything else would repeat."""
     try:
         result = simulate(_trace(task.trace), task.arch, engine=task.engine)
-        return Outcome(task.key, point_parquet(task.description, result.summary(), list(result.rows)))
+        data = store.point_parquet(task.description, result.summary(), list(result.rows))
+        if task.point_file is None:
+            return Outcome(task.key, data)
+        store.write_point_file(Path(task.point_file), data)
+        return Outcome(task.key)
     except Exception as err:  # noqa: BLE001 - recorded with its class and message, see the docstring
         return Outcome(task.key, error_class=type(err).__name__, message=str(err),
                        transient=isinstance(err, (OSError, MemoryError)))

@@ -92,8 +92,10 @@ def _workers(workers: int | None) -> int:
     return workers
 
 
-def _task(point: Point) -> Task:
-    return Task(point.key, point.trace, point.arch, point.engine, point.describe())
+def _task(point: Point, store: Store | None = None) -> Task:
+    """The task of ``point``; with ``store``, its worker writes the point file there itself (a local worker)."""
+    return Task(point.key, point.trace, point.arch, point.engine, point.describe(),
+                str(store.point_path(point.key)) if store is not None else None)
 
 
 def _dry_run(store: Store, points: list[Point], todo: list[Point], workers: int) -> SweepReport:
@@ -139,7 +141,7 @@ def run(spec: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec, out: str |
         store.open(spec, points)
         if progress is not None:
             progress(done, sum(errors.values()), len(points))
-        for outcome in executor.outcomes([_task(point) for point in todo]):
+        for outcome in executor.outcomes([_task(point, None if dask else store) for point in todo]):
             outcome = _store(store, by_key[outcome.key], outcome)
             if outcome.ok:
                 ran += 1
@@ -162,7 +164,7 @@ def _store(store: Store, point: Point, outcome: Outcome) -> Outcome:
     """Write a finished point, or record a failure; a failing write (a full disk) is itself a transient failure."""
     if outcome.ok:
         try:
-            store.write_point(point, outcome.parquet or b"")
+            store.write_point(point, outcome.parquet)
             return outcome
         except OSError as err:
             outcome = Outcome(point.key, error_class=type(err).__name__, transient=True,

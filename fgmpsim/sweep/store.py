@@ -153,9 +153,11 @@ class Store:
                 continue  # unreadable: the point counts as not run, so a rerun retries it
         return records
 
-    def write_point(self, point: Point, data: bytes) -> None:
-        """Store a finished point (its :func:`point_parquet` bytes) and forget an earlier failure of it."""
-        write_point_file(self.point_path(point.key), data)
+    def write_point(self, point: Point, data: bytes | None) -> None:
+        """Store a finished point (its :func:`point_parquet` bytes; ``None`` when its worker wrote the file) and
+        forget an earlier failure of it."""
+        if data is not None:
+            write_point_file(self.point_path(point.key), data)
         (self.failed_dir / f"{point.key}.json").unlink(missing_ok=True)
 
     def write_failure(self, point: Point, error_class: str, message: str, transient: bool) -> None:
