@@ -3,7 +3,8 @@
 
 Usage::
 
-    python benchmarks/microarch_options.py            # prints a markdown table (~2-4 minutes, 5 simulations)
+    python benchmarks/microarch_options.py               # prints a markdown table (~2-4 minutes, 5 simulations)
+    python benchmarks/microarch_options.py --collectors  # the collectors table instead (8 simulations)
 
 Energy-table options (alignment energy, mixed-lane MAC overhead, AQU price, static energy) only price counts, so
 they re-price the two simulated frames (:func:`fgmpsim.energy.price_frame`); layouts change counts and are
@@ -13,6 +14,7 @@ concerns hardware only ``fgmp`` has, so the baseline keeps its shipped result.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 
@@ -41,6 +43,35 @@ LAYOUTS: tuple[tuple[str, list[str]], ...] = (
     ("every level slotted", ["storage.layout.dram=slotted", "storage.layout.glb=slotted",
                              "storage.layout.pe_buffers=slotted"]),
 )
+
+
+COLLECTORS: tuple[tuple[str, list[str]], ...] = (
+    ("off (default)", []),
+    ("`dw=8, dp=1` (one row per group: every load of a k-tile over 8 blocks is bypassed)",
+     ["pe_array.weight_collector_blocks=8", "pe_array.psum_collector_entries=1"]),
+    ("`dw=8, dp=8` (144 B + 32 B per lane)",
+     ["pe_array.weight_collector_blocks=8", "pe_array.psum_collector_entries=8"]),
+    ("`dw=64, dp=1` (whole k-tile held: 1.1 KB per lane, an upper bound)",
+     ["pe_array.weight_collector_blocks=64", "pe_array.psum_collector_entries=1"]),
+)
+"""Collector settings, applied to both designs (docs/microarchitecture.md, "Weight and partial-sum collectors")."""
+
+
+def collectors_table() -> None:
+    """Print FGMP vs FP8 energy with each :data:`COLLECTORS` setting on both designs."""
+    trace = synth_trace(**TRACE_ARGS)
+    started = time.perf_counter()
+    print("| collectors | FGMP vs FP8 energy | fgmp J | fp8 J | fgmp pJ/MAC | weight-buffer read bits/MAC (fgmp) "
+          "| fgmp cycles |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, overrides in COLLECTORS:
+        fgmp, base = (simulate(trace, load_arch(name, overrides)) for name in ("fgmp", "fp8_baseline"))
+        frame, summary = fgmp.to_frame(), fgmp.summary()
+        energy, base_energy = summary["energy_pj"], base.summary()["energy_pj"]
+        print(f"| {label} | {energy / base_energy - 1:+.1%} | {energy / 1e12:.2f} | {base_energy / 1e12:.2f} "
+              f"| {energy / summary['macs']:.3f} | {frame['weight_buffer_read_bits'].sum() / summary['macs']:.3f} "
+              f"| {summary['cycles']:,} |")
+    print(f"trace: {trace.name}; {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
 def _energy(frame, overrides: list[str], name: str) -> float:
@@ -72,4 +103,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--collectors", action="store_true", help="print the collectors table instead")
+    if parser.parse_args().collectors:
+        collectors_table()
+    else:
+        main()

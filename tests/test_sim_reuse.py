@@ -64,8 +64,9 @@ FOUR_TILES = Mapping("weight_stationary", 2, 2, 3, chunk_m=4)
     # every block pair reads the collector: 48 blocks
     (3, 1, 12, 12, 48, 0),
     # dw = 2 < K, dp = 1: ceil(2 / 1) * 3 = 6 per lane and tile (no reuse), the single row per group keeps its sum
-    # in the accumulator: no psum collector access
-    (2, 1, 48, 48, 48, 0),
+    # in the accumulator: no psum collector access; every load is read by one row only, so it bypasses the
+    # collector: no collector write or read at all
+    (2, 1, 48, 0, 0, 0),
     # dw = 2, dp = 2: ceil(2 / 2) * 3 = 3 per lane and tile = 24; nc = ceil(3 / 2) = 2 k-chunks: each of the 4
     # outputs of a tile waits once in the psum collector: 4 tiles x 4 outputs x 1 = 16 partial sums
     (2, 2, 24, 24, 48, 16),
@@ -96,18 +97,37 @@ def test_a_one_row_group_keeps_its_sum_in_the_accumulator():
     # One tile of R = 3 rows x 2 channels x K = 4 blocks, dw = 2, dp = 2: row groups [m0, m1], [m2], k-chunks of
     # 2 blocks (nc = 2). Weight-buffer reads ceil(3 / 2) * 4 = 8 per lane (16 blocks); m0 and m1 park their sums once
     # each between the two k-chunks, m2 (alone) keeps its sum in the accumulator: 2 lanes x 2 = 4 partial sums.
+    # m2's loads are read by one row: bypassed. Collector writes (2 - 1) * 4 = 4 per lane (8 blocks), reads
+    # (3 - 1) * 4 = 8 per lane (16 blocks).
     r = row(gemm(3, 4, 2), arch(2, 2), Mapping("weight_stationary", 3, 2, 4))
-    assert (r.weight_buffer_read_bits, r.weight_collector_read_bits) == (32 * 16, 32 * 24)
+    assert (r.weight_buffer_read_bits, r.weight_collector_write_bits, r.weight_collector_read_bits) == (
+        32 * 16, 32 * 8, 32 * 16)
     assert r.psum_collector_read_bits == r.psum_collector_write_bits == 32 * 4
 
 
 def test_a_short_last_k_tile_is_held_while_full_ones_are_chunked():
     # K = 5 blocks in k-tiles of 3 and 2, dw = 2, dp = 1. k-tile 0 (K = 3 > 2): 6 reads per lane on each m-tile;
     # k-tile 1 (K = 2 <= 2): 2 reads per lane on m-tile 0, none on m-tile 1. Per lane 6 + 6 + 2 = 14, 2 lanes: 28.
-    # Collector reads R * K per lane and tile: 2 x (2 * 3 + 2 * 3 + 2 * 2 + 2 * 2) = 40 blocks.
+    # k-tile 0's loads are one row's each (dp = 1): bypassed. k-tile 1's held blocks serve both m-tiles' 2 rows:
+    # collector writes 2 per lane (4 blocks), reads R * K = 2 * 2 per lane and m-tile: 2 x (4 + 4) = 16 blocks.
     r = row(gemm(4, 5, 2), arch(2, 1), Mapping("weight_stationary", 2, 2, 3, chunk_m=4))
-    assert (r.weight_buffer_read_bits, r.weight_collector_read_bits, r.psum_collector_read_bits) == (
-        32 * 28, 32 * 40, 0)
+    assert (r.weight_buffer_read_bits, r.weight_collector_write_bits, r.weight_collector_read_bits,
+            r.psum_collector_read_bits) == (32 * 28, 32 * 4, 32 * 16, 0)
+
+
+@pytest.mark.parametrize("engine", ["tile", "reference"])
+def test_a_held_k_tile_of_one_row_bypasses_the_collector(engine):
+    # Decode-like: M = 1, K = 4 blocks held (dw = 4), N = 2. One m-tile of one row per chunk: each weight block is
+    # read once, straight from the weight buffer (4 per lane, 8 blocks, as without a collector); no collector
+    # access, so the energy equals the collector-less PE's. With two one-row m-tiles in one chunk (M = 2,
+    # tile_m = 1, chunk_m = 2) the held blocks serve both rows: 4 writes and 2 x 4 reads per lane.
+    one = Mapping("weight_stationary", 1, 2, 4)
+    base, r = row(gemm(1, 4, 2), arch(), one, engine), row(gemm(1, 4, 2), arch(4, 1), one, engine)
+    assert (r.weight_buffer_read_bits, r.weight_collector_write_bits, r.weight_collector_read_bits) == (32 * 8, 0, 0)
+    assert r.energy_pj == base.energy_pj
+    two = row(gemm(2, 4, 2), arch(4, 1), Mapping("weight_stationary", 1, 2, 4, chunk_m=2), engine)
+    assert (two.weight_buffer_read_bits, two.weight_collector_write_bits, two.weight_collector_read_bits) == (
+        32 * 8, 32 * 8, 32 * 16)
 
 
 def test_output_stationary_bypasses_the_collectors():

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
+from fgmpsim.arch import load_arch
 from fgmpsim.errors import ModelError, PolicyError, TraceError
+from fgmpsim.sim import simulate
 from fgmpsim.trace import SyntheticMap, load_trace, model_shape, save_trace, synth_trace
 from fgmpsim.trace.stats import class_fp4_fractions, map_table
 from fgmpsim.trace.synth_model import ROLE_CLASS, RoleParams, SynthParams
@@ -74,7 +74,7 @@ def _independent_macs(name, tokens, batch, kv_len):
     s = model_shape(name)
     q, kv = s.heads * s.head_dim, s.kv_heads * s.head_dim
     per_token = s.hidden * q + 2 * s.hidden * kv + q * s.hidden + 3 * s.hidden * s.intermediate
-    attention = s.heads * tokens * s.head_dim * (kv_len + math.ceil(kv_len / 16) * 16)  # QK^T + PV, PV's K padded
+    attention = s.heads * tokens * s.head_dim * 2 * kv_len  # QK^T + PV, both over the real keys
     return s.layers * (tokens * batch * per_token + batch * attention) + tokens * batch * s.hidden * s.vocab
 
 
@@ -95,9 +95,13 @@ def test_decode_step_shapes_and_padding():
     qk, pv = _ops(trace, "attn_qk")[0], _ops(trace, "attn_pv")[0]
     assert (q.m, q.k, q.n) == (8, 4096, 4096)
     assert (qk.m, qk.k, qk.n, qk.repeat) == (1, 128, 2047, 32 * 8)
-    assert (pv.m, pv.k, pv.n, pv.repeat) == (1, 2048, 128, 32 * 8)  # K = 2047 keys padded to 128 blocks
-    assert "padded from 2047 to 2048" in trace.meta["attention"]["padding"]
+    assert (pv.m, pv.k, pv.n, pv.repeat) == (1, 2047, 128, 32 * 8)  # K = 2047 keys in 128 blocks, the last of 15
+    assert pv.weight_map.shape == (32 * 8, 128, 128) and pv.act_map.shape == (32 * 8, 1, 128)
+    assert "holds 15 of 16 keys" in trace.meta["attention"]["padding"]
     trace.check()
+    # the array computes the whole last block; useful MACs count the 2047 real keys
+    row = simulate(trace, load_arch("fgmp")).to_frame().set_index("op").loc[pv.name]
+    assert (row.macs, row.useful_macs) == (1 * 2048 * 128 * 256, 1 * 2047 * 128 * 256)
 
 
 def test_consumer_wiring_follows_the_export():

@@ -9,8 +9,9 @@ The op list and consumer wiring are those of the real export (:mod:`fgmpsim.trac
   keys; the simulator skips the masked part (:mod:`fgmpsim.sim.hw.causal`).
 * **decode** (one step, one new token per sequence): linears have ``M = batch``; attention ``M = 1`` over
   ``kv_len`` keys (required); the one query sees every key, so nothing is masked (``causal`` is not set).
-* ``attn_pv`` reduces over the keys, so its ``K`` is ``kv_len`` padded up to the block size (the padding keys are
-  zeros the array still computes); ``attn_qk``'s ``N = kv_len`` needs no padding.
+* ``attn_pv`` reduces over the keys: its ``K`` is ``kv_len``, and when that is not a multiple of the block size its
+  last block is partial (zero-padded: the array computes the whole block, ``useful_macs`` counts the real keys);
+  ``attn_qk``'s ``N = kv_len`` needs no padding.
 * lm_head covers every row the linears do (``tokens * batch`` in prefill), as in a perplexity evaluation.
 
 Maps are lazy :class:`~fgmpsim.trace.synthetic_map.SyntheticMap` objects: building a Llama-2-70B trace costs
@@ -99,7 +100,7 @@ def synth_trace(model: str | ModelShape, tokens: int | None = None, batch: int =
                                    params.role(slot.role).col_sigma, slot.group)
             for slot, count in zip(slots, counts)}
     ops = tuple(GemmOp(**{**plan, **{key: maps[id(plan[key])] for key in _MAP_KEYS}}) for plan in plans)
-    padded = -(-keys // block_size) * block_size
+    tail = keys % block_size
     meta = {
         "model": shape.as_dict(),
         "provenance": "synthetic (fgmpsim.trace.synth): shapes from the model config, precision maps drawn from "
@@ -111,9 +112,9 @@ def synth_trace(model: str | ModelShape, tokens: int | None = None, batch: int =
         "fp4_fraction_scope": "blocks of the maps the policy decides (fixed roles excluded), once per op",
         "fixed_roles": {role: p.fixed_fp8_fraction for role, p in params.roles.items()
                         if p.fixed_fp8_fraction is not None},
-        "attention": {"masking": MASKING[phase], "kv_len": keys, "attn_pv_k": padded,
-                      "padding": "none" if padded == keys else f"attn_pv K padded from {keys} to {padded} keys "
-                                                               "(zero keys the array still computes)"},
+        "attention": {"masking": MASKING[phase], "kv_len": keys, "attn_pv_k": keys,
+                      "padding": "none" if not tail else f"attn_pv's last K block holds {tail} of {block_size} keys "
+                                                         "(zero-padded: the array computes the whole block)"},
         "formats": ({"low": "nvfp4", "high": "fp8_e4m3", "block_size": block_size} if formats is None else
                     {"weight": formats[0].label(), "act": formats[1].label(), "block_size": block_size}),
     }
@@ -176,7 +177,6 @@ def _plan_ops(shape: ModelShape, rows: int, queries: int, keys: int, batch: int,
     h, hd, kb = shape.hidden, shape.head_dim, lambda k: -(-k // block)  # any K: a zero-padded last block
     q_out, kv_out = shape.heads * hd, shape.kv_heads * hd
     repeat, group = shape.heads * batch, shape.heads // shape.kv_heads
-    keys_padded = -(-keys // block) * block
     plans: list[dict[str, Any]] = []
     for i in range(shape.layers):
         at = f"layers.{i}.self_attn"
@@ -202,7 +202,7 @@ def _plan_ops(shape: ModelShape, rows: int, queries: int, keys: int, batch: int,
             linear(f"{at}.k_proj", h, kv_out, attn_in, f"{at}.attn_qk", "weight"),
             linear(f"{at}.v_proj", h, kv_out, attn_in, f"{at}.attn_pv", "weight"),
             attention("attn_qk", hd, keys, ("qk_k", "qk_q"), f"{at}.attn_pv"),
-            attention("attn_pv", keys_padded, hd, ("pv_v", "pv_p"), f"{at}.o_proj"),
+            attention("attn_pv", keys, hd, ("pv_v", "pv_p"), f"{at}.o_proj"),
             linear(f"{at}.o_proj", q_out, h, _Slot(f"{at}.o_proj/act", "o_in", i, (rows, kb(q_out))),
                    f"{mlp}.gate_proj"),
             linear(f"{mlp}.gate_proj", h, shape.intermediate, mlp_in, None),

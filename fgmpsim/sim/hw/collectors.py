@@ -16,16 +16,24 @@ input rows), weight stationary:
 * ``dw >= K``: the lane's whole k-tile of weights sits in the collector. It is loaded from the weight buffer on
   the first m-tile of the chunk (grid index ``i = 0``: ``K`` reads, ``K`` collector writes) and kept for the
   chunk's other m-tiles, which run next with the same weight tile (``0`` weight-buffer reads). Every block pair
-  reads its weight block from the collector: ``R * K`` collector reads. Rows still run one after another through
-  the accumulator register: no partial-sum collector access.
+  reads its weight block from the collector: ``R * K`` collector reads (unless bypassed, below). Rows still run
+  one after another through the accumulator register: no partial-sum collector access.
 * ``1 <= dw < K``: the lane splits the k-tile into ``nc = ceil(K / dw)`` chunks of ``dw`` blocks (the last may be
   short) and the rows into ``ceil(R / dp)`` groups of ``dp`` rows (the last may be short). For every row group and
   k-chunk it loads the chunk's weight blocks into the collector, then runs every row of the group over the chunk:
-  ``ceil(R / dp) * K`` weight-buffer reads and as many collector writes, ``R * K`` collector reads. A row's partial
-  sum waits in the partial-sum collector between its k-chunks when its group holds more than one row: with ``P``
-  such rows (all ``R`` rows, less a last group of one row; none when ``dp = 1``), ``P * (nc - 1)`` partial-sum
-  collector writes (after every k-chunk but the last) and as many reads (before every k-chunk but the first); the
-  row of a one-row group keeps its sum in the accumulator register.
+  ``ceil(R / dp) * K`` weight-buffer reads and as many collector writes, ``R * K`` collector reads (less the
+  bypassed loads, below). A row's partial sum waits in the partial-sum collector between its k-chunks when its
+  group holds more than one row: with ``P`` such rows (all ``R`` rows, less a last group of one row; none when
+  ``dp = 1``), ``P * (nc - 1)`` partial-sum collector writes (after every k-chunk but the last) and as many reads
+  (before every k-chunk but the first); the row of a one-row group keeps its sum in the accumulator register.
+* **Bypass.** A load whose blocks only one row reads before the collector is loaded again (a one-row group, every
+  group when ``dp = 1``; a held k-tile when its chunk is one m-tile of one row, as in decode) would write each
+  block into the collector to read it once: the lane takes them straight from the weight buffer instead (the
+  schedule is fixed when the op is compiled, so the controller knows). Weight-buffer reads are those above;
+  collector writes and reads are counted only for loads that more than one row reads: ``dw >= K``: ``K`` writes
+  and ``R * K`` reads unless the chunk is a single one-row m-tile (then none); ``dw < K``: ``(ceil(R / dp) - S) *
+  K`` writes and ``(R - S) * K`` reads with ``S`` the one-row groups (``R`` when ``dp = 1``, else 1 if
+  ``R mod dp = 1``, else 0). So a collector that no row reuses adds no register-file access.
 
 The accumulation buffer is touched as before (once per output and tile: a read-modify-write, no read on k-tile 0),
 and so are the input buffer (each input block read once per tile and PE) and every transfer's timing: collector
@@ -85,7 +93,10 @@ def collector_counts(t: Tiling, pe: PEArray, g: Grid, rows: np.ndarray, kblocks:
     chunks = -(-k // dw)
     parked = 0 if dp == 1 else rows - (rows % dp == 1)       # rows of groups of more than one row
     psum = np.where(held, 0, parked * (chunks - 1))
-    return CollectorCounts(reads, reads, rows, psum)
+    chunk_len = np.minimum(t.chunk_tiles, t.m_tiles - np.arange(g.chunks) * t.chunk_tiles)
+    once = (g.place(chunk_len, "ch") == 1) & (rows == 1)    # a held k-tile that only one row ever reads
+    writes = np.where(held, first_m * ~once, groups - (rows - parked))  # one-row groups bypass the collector
+    return CollectorCounts(reads, writes, np.where(held, rows * ~once, parked), psum)
 
 
 def weight_buffer_reads(t: Tiling, pe: PEArray) -> int:

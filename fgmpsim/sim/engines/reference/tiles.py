@@ -30,7 +30,9 @@ Per tile, in the order the hardware needs them (bits = data bits, metadata bits 
   blocks, within each the group's rows over the chunk's blocks. Its collector holds one k-chunk of one channel:
   a chunk it does not hold is read from the weight buffer and written into the collector; every block pair reads
   its weight block from the collector. A weight-buffer fill of the lane's PE (the weight tile sent to the PEs)
-  empties the collector. With more than one row in a group, a row's partial sum is written to the partial-sum
+  empties the collector. A load that only one row runs over before the next load (or the emptying) bypasses the
+  collector: no collector write or read, its blocks straight from the weight buffer. With more than one row in a
+  group, a row's partial sum is written to the partial-sum
   collector after every k-chunk but the last and read back before every k-chunk but the first.
 * **drain** (accumulation buffers -> GLB): the partial sums after every k-tile but the last (spilling chunks), and
   the outputs after the last k-tile. Ends: each PE's accumulation buffer at ``accum.read``, the GLB at
@@ -154,6 +156,7 @@ class OpBuilder:
         self.bits = {side: {level: level_block_bits(arch, level, fmt) for level in ("dram", "glb", "pe_buffers")}
                      for side, fmt in zip("wa", formats)}  # each operand's block bits
         self.held: dict[int, tuple] = {}      # lane (position in the n-tile) -> (channel, blocks) its collector holds
+        self.loads: dict[int, list[int]] = {}  # lane -> its collector load: [data bits, metadata bits, rows read it]
 
     def _move(self, kind: str, j: int, src: str, dst: str, read: tuple[int, int], written: tuple[int, int],
               src_ends: list[int], dst_ends: list[int], aqu: tuple[int, int, int] | None = None) -> None:
@@ -212,7 +215,7 @@ class OpBuilder:
             if t.spills and t.kt > 0:
                 self._move("pe_psum", j, "glb", "accum_buffer", (psums, 0), (psums, 0), [psums], psum_pe)
             if w_to_pe:
-                self.held.clear()
+                self._empty_collectors()
             self._compute(t, w, a, w_tile, x_tile, x_copies)
             if t.kt < self.k_tiles - 1:
                 if t.spills:
@@ -230,6 +233,7 @@ class OpBuilder:
             self._move("drain", j, "accum_buffer", "glb", (psums, 0), glb, psum_pe, [sum(glb)], aqu)
             if not d.keeps_output:
                 self._move("writeback", j, "glb", "dram", glb, dram, [sum(glb)], [sum(dram)])
+        self._empty_collectors()
         self.counts["aqu_blocks"] = self.out.aqu_blocks
         self.counts["aqu_sensitivity_read_bits"] = self.out.aqu_blocks * vw * arch.aqu.sensitivity_bits_per_channel
 
@@ -274,21 +278,39 @@ class OpBuilder:
             group = t.rows[g:g + dp]
             for c, chunk in enumerate(chunks):
                 if self.held.get(j) != (n, chunk):
+                    self._settle(j)
                     self.held[j] = (n, chunk)
-                    for k in chunk:
-                        for name in ("weight_buffer_read", "weight_collector_write"):
-                            self.counts[f"{name}_bits"] += self.bits["w"]["pe_buffers"][w[n][k]]
-                            self.counts[f"{name}_metadata_bits"] += meta
+                    data = sum(self.bits["w"]["pe_buffers"][w[n][k]] for k in chunk)
+                    self.counts["weight_buffer_read_bits"] += data
+                    self.counts["weight_buffer_read_metadata_bits"] += meta * len(chunk)
+                    self.loads[j] = [data, meta * len(chunk), 0]
                 for m in group:
                     if c > 0 and len(group) > 1:
                         self.counts["psum_collector_read_bits"] += ps
-                    for k in chunk:
-                        pairs.append((n, m, k))
-                        self.counts["weight_collector_read_bits"] += self.bits["w"]["pe_buffers"][w[n][k]]
-                        self.counts["weight_collector_read_metadata_bits"] += meta
+                    pairs.extend((n, m, k) for k in chunk)
+                    self.loads[j][2] += 1
                     if c < len(chunks) - 1 and len(group) > 1:
                         self.counts["psum_collector_write_bits"] += ps
         return pairs
+
+    def _settle(self, j: int) -> None:
+        """Count lane ``j``'s last collector load as the spec's bypass rule says: written into the collector and
+        read from it once per row that ran over it when more than one row did; otherwise (one row) its blocks went
+        straight from the weight buffer to the lane (their buffer reads are counted at the load)."""
+        load = self.loads.pop(j, None)
+        if load is None or load[2] < 2:
+            return
+        data, meta, rows = load
+        self.counts["weight_collector_write_bits"] += data
+        self.counts["weight_collector_write_metadata_bits"] += meta
+        self.counts["weight_collector_read_bits"] += rows * data
+        self.counts["weight_collector_read_metadata_bits"] += rows * meta
+
+    def _empty_collectors(self) -> None:
+        """A weight fill of the PEs (or the op's end) empties every lane's collector: settle what each held."""
+        for j in list(self.loads):
+            self._settle(j)
+        self.held.clear()
 
 
 def action_names() -> tuple[str, ...]:
