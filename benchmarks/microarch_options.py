@@ -49,9 +49,9 @@ COLLECTORS: tuple[tuple[str, list[str]], ...] = (
     ("off (default)", []),
     ("`dw=8, dp=1` (one row per group: every load of a k-tile over 8 blocks is bypassed)",
      ["pe_array.weight_collector_blocks=8", "pe_array.psum_collector_entries=1"]),
-    ("`dw=8, dp=8` (144 B + 32 B per lane)",
+    ("`dw=8, dp=8` (129 B + 32 B per lane)",
      ["pe_array.weight_collector_blocks=8", "pe_array.psum_collector_entries=8"]),
-    ("`dw=64, dp=1` (whole k-tile held: 1.1 KB per lane, an upper bound)",
+    ("`dw=64, dp=1` (whole k-tile held: 1.0 KB per lane, an upper bound)",
      ["pe_array.weight_collector_blocks=64", "pe_array.psum_collector_entries=1"]),
 )
 """Collector settings, applied to both designs (docs/microarchitecture.md, "Weight and partial-sum collectors")."""

@@ -255,7 +255,7 @@ _TYPE_WORDS = {  # pydantic error type -> (what the value must be, how to fix it
     "float_type": ("a number", "write a number without quotes, e.g. 1.0e9"),
     "bool_type": ("true or false", "write true or false"),
     "string_type": ("a string", "quote the text"),
-    "list_type": ("a list", "write a list, e.g. [fp4, fp8]"),
+    "list_type": ("a list", "write the values as a list in brackets, e.g. [first, second]"),
     "model_type": ("a mapping", "write 'key: value' entries under it"),
     "dict_type": ("a mapping", "write 'key: value' entries under it"),
     "finite_number": ("a finite number", "replace inf/nan with a number"),

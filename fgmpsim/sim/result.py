@@ -7,8 +7,8 @@ start_cycle, end_cycle, bound_cycles`` (``stall_fill_cycles``: the VMAC pipeline
 analytic lower bound), ``busy_<process>_cycles``), ``simpy_events`` (the SimPy events processed for the op: op level
 on the tile engine, tile-step level on the event engine, 0 on the reference and analytic engines), MACs (``macs``,
 ``macs_<pair>``: lane MAC slots, ``M * N * KB * block`` on the block dataflows, so a zero-padded partial last block
-counts whole; ``useful_macs``: ``M * N * K * repeat`` over the op's real K (the trace's K; synthetic ``attn_pv``
-traces round their keys up to whole blocks, so there it equals ``macs``), for a causal op summed over its query
+counts whole; ``useful_macs``: ``M * N * K * repeat`` over the op's real K (the trace's K; a synthetic ``attn_pv``'s K is its
+``kv_len``, so a ``kv_len`` that is not a block multiple leaves it below ``macs``), for a causal op summed over its query
 bands (each band's keys up to its last query: the masked triangle inside a band is computed and counted); equal to
 ``macs`` on systolic_ws; ``pj_per_mac`` and utilization divide by ``macs``), every action count of
 :data:`fgmpsim.energy.ACTIONS`, bytes moved per level (``dram_bytes, glb_bytes, pe_buffer_bytes``: reads + writes,
