@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import multiprocessing
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import yaml
 
 import fgmpsim
 from fgmpsim.cli import main
+from fgmpsim.sweep import executors
 from fgmpsim.sweep import points as points_module
 from fgmpsim.sweep import store as store_module
 
@@ -173,3 +175,16 @@ def test_full_disk_at_the_summary_keeps_the_points_and_exits_1(tmp_path, monkeyp
     monkeypatch.undo()
     assert main(["sweep", str(spec), "--out", str(out)]) == 0
     assert len(pd.read_parquet(out / "summary.parquet")) == 2
+
+
+def test_a_long_error_message_is_cut_so_the_outcome_stays_small(monkeypatch):
+    # a worker's outcome must stay below a pipe's atomic write (a SIGKILL mid-send must not leave half a message)
+    def fail(trace, arch, engine):
+        raise ValueError("x" * 10_000)
+
+    monkeypatch.setattr(executors, "_trace", lambda source: None)
+    monkeypatch.setattr(executors, "simulate", fail)
+    outcome = executors.run_task(executors.Task("k" * 64, None, None, "tile", {}, "unused.parquet"))
+    assert outcome.error_class == "ValueError" and not outcome.transient
+    assert outcome.message == "x" * executors.MAX_MESSAGE + " ... (8,000 more characters cut)"
+    assert len(pickle.dumps(outcome)) < 4096

@@ -90,6 +90,12 @@ def _trace(source: TraceSource) -> Trace:
     return _TRACES[source.identity]
 
 
+MAX_MESSAGE = 2000
+"""Characters of a failed point's error message a worker sends back (the rest is cut, and says so): an outcome
+stays far below a pipe's atomic write size (4 KB), so a worker killed while sending it cannot leave half a message
+for the pool's reader to wait on."""
+
+
 def run_task(task: Task) -> Outcome:
     """Simulate one point. Any exception becomes a failed :class:`Outcome`: one bad point must not end the sweep;
     machine-made errors (``OSError``, ``MemoryError``) are transient, everything else would repeat."""
@@ -101,7 +107,10 @@ def run_task(task: Task) -> Outcome:
         store.write_point_file(Path(task.point_file), data)
         return Outcome(task.key)
     except Exception as err:  # noqa: BLE001 - recorded with its class and message, see the docstring
-        return Outcome(task.key, error_class=type(err).__name__, message=str(err),
+        message = str(err)
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + f" ... ({len(message) - MAX_MESSAGE:,} more characters cut)"
+        return Outcome(task.key, error_class=type(err).__name__, message=message,
                        transient=isinstance(err, (OSError, MemoryError)))
 
 
