@@ -117,10 +117,14 @@ def test_output_stationary_input_row_over_its_buffer_names_tile_k_blocks():
         "mapping.tile_k_blocks")
 
 
-def test_output_stationary_limits_tiles_to_pes_and_lanes():
+@pytest.mark.parametrize("mapping, what, field", [
+    (Mapping("output_stationary", 32, 4, 4), "tile_m=32 exceeds the array's 16 PEs", "mapping.tile_m"),
+    (Mapping("output_stationary", 4, 64, 4), "tile_n=64 exceeds the array's 16 lanes per PE", "mapping.tile_n"),
+])
+def test_output_stationary_limits_tiles_to_pes_and_lanes(mapping, what, field):
     with pytest.raises(MappingError) as err:
-        simulate(one_gemm(), load_arch("fgmp_output_stationary"), mapping=Mapping("output_stationary", 32, 4, 4))
-    assert err.value.field == "mapping.tile_m"
+        simulate(one_gemm(), load_arch("fgmp_output_stationary"), mapping=mapping)
+    assert (err.value.what, err.value.field, err.value.fix) == (what, field, "use at most 16")
 
 
 @pytest.mark.parametrize("mapping, what", [

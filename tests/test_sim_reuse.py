@@ -199,6 +199,14 @@ def test_fill_cycles_by_hand():
     assert (bound.cycles, bound.compute_cycles, bound.stall_fill_cycles) == (14, 8, 6) and two.bound_cycles == 14
 
 
+@pytest.mark.parametrize("engine", ["tile", "reference"])
+def test_the_bound_counts_the_fill_of_every_tile(engine):
+    # FOUR_TILES on all-FP8 weights and FP4 activations (fp8xfp4 = 3 cycles): each lane 2 rows x 3 blocks x 3 = 18
+    # cycles per tile, 4 tiles: compute 72; a 4-stage pipeline adds 3 per tile: bound 72 + 12 = 84 on every engine
+    r = row(gemm(4, 6, 2), arch(depth=4), FOUR_TILES, engine)
+    assert (r.compute_cycles, r.stall_fill_cycles, r.bound_cycles) == (72, 12, 84)
+
+
 def test_fill_hides_a_transfer_that_compute_alone_would_not():
     # Two m-tiles of one row as above, every level double buffered, the GLB read port slowed to 6 bits/cycle.
     # Bits: W 32 + 3 * 24 + 4 flags = 108; X tile 0 2 * 32 + 2 = 66, tile 1 2 * 24 + 2 = 50; outputs 2 BF16 = 32.
