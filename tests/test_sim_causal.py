@@ -80,23 +80,28 @@ def test_band_ranges_follow_the_diagonal():
     assert live / 2048 ** 2 == pytest.approx(17 / 32)
 
 
-def _attention_pair(rng: np.random.Generator, m: int, keys: int, repeat: int) -> Trace:
+def _attention_pair(rng: np.random.Generator, m: int, keys: int, repeat: int, mixed_p: bool = False) -> Trace:
+    """qk -> pv -> linear; P (pv's activation, qk's output) all FP8 as exports write it, or mixed (``mixed_p``:
+    then each qk band's output FP8 blocks are its own band of P's, which only the pairing of bands gets right)."""
     kb = -(-keys // 16)
     qk = GemmOp("qk", 0, "attn_qk", m, 32, keys, repeat, rng.random((repeat, keys, 2)) < 0.4,
                 rng.random((repeat, m, 2)) < 0.4, False, "pv", causal=True)
+    p_map = rng.random((repeat, m, kb)) < 0.5 if mixed_p else ONES((repeat, m, kb), bool)
     pv = GemmOp("pv", 0, "attn_pv", m, kb * 16, 32, repeat, rng.random((repeat, 32, kb)) < 0.4,
-                ONES((repeat, m, kb), bool), False, "out", causal=True)
+                p_map, False, "out", causal=True)
     out = GemmOp("out", 0, "linear", m, 32, 16, 1, rng.random((16, 2)) < 0.4, rng.random((m, 2)) < 0.4)
     return Trace("pair", (qk, pv, out), 16)
 
 
-@pytest.mark.parametrize("m,keys,arch_name", [(40, 40, "fgmp"), (40, 56, "fgmp"), (24, 24, "fp8_baseline"),
-                                              (40, 53, "fgmp_output_stationary")])
-def test_engines_agree_on_causal_ops(m, keys, arch_name):
+@pytest.mark.parametrize("m,keys,arch_name,mixed_p", [(40, 40, "fgmp", False), (40, 56, "fgmp", False),
+                                                      (24, 24, "fp8_baseline", False),
+                                                      (40, 53, "fgmp_output_stationary", False),
+                                                      (40, 56, "fgmp", True)])
+def test_engines_agree_on_causal_ops(m, keys, arch_name, mixed_p):
     """tile == reference (own bands, own counts and cycles) == event, and analytic counts equal, on a causal
     qk -> pv -> linear chain with a short last band, a KV-cache offset and a padded K."""
     arch = load_arch(arch_name)
-    trace = _attention_pair(np.random.default_rng(m + keys), m, keys, 2)
+    trace = _attention_pair(np.random.default_rng(m + keys), m, keys, 2, mixed_p)
     runs = {engine: simulate(trace, arch, engine=engine, causal_band_rows=16).to_frame()
             for engine in ("tile", "reference", "event", "analytic")}
     tile = runs["tile"]

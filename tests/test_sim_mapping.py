@@ -8,7 +8,7 @@ import pytest
 from fgmpsim.arch import load_arch
 from fgmpsim.errors import ConfigError, MappingError
 from fgmpsim.sim import Mapping, simulate
-from fgmpsim.sim.mapping import OpShape, choose_tiling, worst_block_bits
+from fgmpsim.sim.mapping import OpShape, _balanced, choose_tiling, worst_block_bits
 from fgmpsim.trace import GemmOp, Trace
 
 
@@ -135,6 +135,13 @@ def test_mapping_must_be_a_mapping_keyed_by_ops(mapping, what):
     with pytest.raises(MappingError) as err:
         simulate(one_gemm(), load_arch("fgmp"), mapping=mapping)
     assert (err.value.what, err.value.field) == (what, "mapping")
+
+
+def test_tile_size_candidates_are_the_eight_largest_equal_splits_and_the_powers_of_two():
+    # 25 split into 1..13 equal parts: 25, 13, 9, 7, 5, 5, 4, 4, 3, 3, 3, 3, 2: the first eight distinct sizes are
+    # 25, 13, 9, 7, 5, 4, 3, 2; with the powers of two up to 25 (1, 2, 4, 8, 16)
+    assert _balanced(25, 25) == [25, 16, 13, 9, 8, 7, 5, 4, 3, 2, 1]
+    assert _balanced(25, 6) == [5, 4, 3, 2, 1]  # from 5 parts on (each <= 6), and the powers 1, 2, 4
 
 
 def test_explicit_tiles_larger_than_the_gemm_are_clamped():

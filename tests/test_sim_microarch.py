@@ -109,6 +109,13 @@ def test_tile_fit_follows_the_glb_layout():
     assert (bool(results["packed"].w_resident), bool(results["slotted"].w_resident)) == (True, False)
     # Resident W is read from DRAM once instead of once per m-tile: 2 x 32 + 14 x 24 = 400 bits saved.
     assert results["slotted"].dram_read_bits - results["packed"].dram_read_bits == 400
+    # A weight made at run time (static_weight false: a K or V of attention, quantized by the AQU) is not known when
+    # the op is compiled, so even a packed GLB reserves it at the worst case: 658 bits > 600, it streams.
+    dynamic = Trace("fit", (GemmOp("g", 0, "attn_qk", 4, 32, 2, 1, w, np.zeros((4, 8), bool), static_weight=False),),
+                    block_size=4)
+    packed = hand_arch("output_stationary", pes=2, db=(False, True, True, True),
+                       **{"memory.glb.size_bytes": 75, "storage.layout.glb": "packed"})
+    assert not bool(row(dynamic, packed, fixed).w_resident)
 
 
 def test_mixed_lane_overhead_is_charged_per_mac_on_fgmp_only():
