@@ -70,6 +70,13 @@ def test_all_four_weight_x_activation_combinations_land_in_fp8xfp8_after_the_cas
             assert row["weight_fp8_fraction"] == row["act_fp8_fraction"] == 1.0
 
 
+def test_the_run_says_how_each_stored_format_is_computed():
+    # the summary line a user reads under `fgmpsim simulate`: one clause per stored format that is not a map
+    result = simulate(Trace("combos", (_op("w4a8", OperandFormat("fp4_pow2", 64), OperandFormat("fp8")),)), ARCH)
+    assert result.precision_adjustment == ("every NVFP4 block promoted to FP8 (FP8-only datapath); fp4_pow2 cast to "
+                                           "FP8 at the lane input; fp8 computed as stored")
+
+
 @pytest.mark.parametrize("group, scale_share", [(64, 2), (128, 1), (256, 1)])
 def test_weights_move_4_bit_with_their_group_scale_share_per_block(group, scale_share):
     # a 16-element block moves 64 value bits + ceil(8 x 16 / group) exponent bits (an upper estimate at 256: 1 for
