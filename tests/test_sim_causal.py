@@ -113,6 +113,10 @@ def test_engines_agree_on_causal_ops(m, keys, arch_name, mixed_p):
         assert list(runs["analytic"][column]) == list(tile[column]), column
     dense = simulate(trace, arch, attention="dense").to_frame()
     assert (tile["macs"][:2] < dense["macs"][:2]).all() and tile["macs"][2] == dense["macs"][2]
+    # what the op stores is the whole op's, however many bands compute it (the bands do not add up KV caches)
+    for column in ("kv_cache_bits", "weight_bits", "weight_fp8_fraction", "act_fp8_fraction"):
+        assert list(tile[column]) == list(dense[column]), column
+    assert (tile["kv_cache_bits"][:2] > 0).all()
 
 
 def test_causal_decode_step_changes_nothing():
