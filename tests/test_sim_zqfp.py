@@ -124,7 +124,9 @@ def test_a_uniform_block_wider_than_the_datapath_block_is_refused():
     wide = OperandFormat("fp8", 64)  # 128 value bits + 8 scale bits > the 128-bit FP8 block the buffers hold
     with pytest.raises(ConfigError, match="136 bits") as err:
         simulate(Trace("wide", (_op("w", wide, OperandFormat("fp8")),)), ARCH)
-    assert err.value.field == "ops.w.weight_format.group_size"
+    assert (err.value.field, err.value.fix) == ("ops.w.weight_format.group_size", "use a larger group size")
+    assert err.value.what == ("op 'w': weight blocks in fp8 g64 take 136 bits, more than the 128-bit blocks arch "
+                              "zqfp_w4a8's buffers are sized for")
 
 
 @pytest.mark.parametrize("formats, field, needle", [
