@@ -105,6 +105,18 @@ def test_impossible_explicit_mapping_names_the_field(mapping, field):
     assert err.value.field == field
 
 
+@pytest.mark.parametrize("chunk_m, field", [(None, "mapping.tile_m"), (8, "mapping.chunk_m")])
+def test_explicit_tiles_over_the_glb_name_the_field_to_lower(chunk_m, field):
+    # a 1 KiB double-buffered GLB (512 usable bytes) cannot hold a 256-channel weight tile: the tiles are to blame,
+    # chunk_m when the mapping fixed it
+    with pytest.raises(MappingError) as err:
+        simulate(one_gemm(m=4096, k=16 * 1024, n=512), load_arch("fgmp", {"memory.glb.size_bytes": 1024}),
+                 mapping=Mapping("weight_stationary", 8, 256, 4, chunk_m=chunk_m))
+    assert (err.value.what, err.value.field, err.value.fix) == (
+        "the tiles of op shape M=4096 K=1024 blocks N=512 do not fit the global buffer (512 usable bytes)", field,
+        "use smaller tiles or enlarge memory.glb.size_bytes")
+
+
 def test_output_stationary_input_row_over_its_buffer_names_tile_k_blocks():
     """OS holds one input row of tile_k_blocks worst-case blocks per PE: 512 x (128 FP8 bits + 1 metadata bit) / 8
     = 8256 bytes, over the 16 KiB double-buffered input buffer's 8192 (one channel keeps the weight tile, 8256
