@@ -17,8 +17,10 @@ from fgmpsim.trace import GemmOp, Trace, gemm_trace
 
 
 @pytest.mark.parametrize(("shape", "size"), [((1, 4096, 256), 8), ((3, 100, 16), 7), ((2, 37, 24), 255),
-                                             ((5, 300, 8), 16), ((1, 33, 64), 5), ((2, 9, 8), 9)])
-def test_group_sum_eight_columns_per_word_equals_plain_sum(shape, size):
+                                             ((5, 300, 8), 16), ((1, 33, 64), 5), ((2, 9, 8), 9),
+                                             # int32 accumulators: 12 columns are not whole words; groups of 300
+                                             ((2, 30, 12), 4), ((1, 600, 8), 300)])
+def test_group_sum_equals_plain_sum_eight_columns_per_word_or_not(shape, size):
     rng = np.random.default_rng(size)
     for fp8 in (rng.random(shape) < 0.4, np.ones(shape, dtype=bool)):
         plain = np.add.reduceat(fp8.astype(np.int64), np.arange(0, shape[1], size), axis=1)
