@@ -222,6 +222,13 @@ def test_too_many_tiles_are_refused_before_simulating_with_the_estimate():
     assert "max_tiles" in err.value.fix
 
 
+def test_max_tiles_is_the_most_tiles_allowed():
+    trace = gemm_trace(16, 16, 16, repeat=8)  # one tile per repeat on fgmp: 8 tiles
+    assert simulate(trace, load_arch("fgmp"), max_tiles=8).to_frame()["tiles"].sum() == 8
+    with pytest.raises(ConfigError, match="maps to 8 tiles"):
+        simulate(trace, load_arch("fgmp"), max_tiles=7)
+
+
 def test_an_op_of_too_many_tiles_is_refused_with_the_mapping_fix():
     """4097 x 16 x 4096 on 1 x 1 x 1 tiles: 4097 x 4096 = 16,781,312 tiles, over the 2**24 = 16,777,216 one op
     may have."""

@@ -115,8 +115,19 @@ def test_engines_agree_on_causal_ops(m, keys, arch_name, mixed_p):
     assert (tile["macs"][:2] < dense["macs"][:2]).all() and tile["macs"][2] == dense["macs"][2]
     # what the op stores is the whole op's, however many bands compute it (the bands do not add up KV caches)
     for column in ("kv_cache_bits", "weight_bits", "weight_fp8_fraction", "act_fp8_fraction"):
-        assert list(tile[column]) == list(dense[column]), column
+        assert list(tile[column]) == list(dense[column]) == list(runs["reference"][column]), column
     assert (tile["kv_cache_bits"][:2] > 0).all()
+
+
+@pytest.mark.parametrize("engine", ["tile", "event"])
+def test_one_band_over_every_query_is_the_dense_op(engine):
+    # keys = queries and a band of all 40 rows: the band sees every key and computes its masked triangle, so the causal
+    # op is the dense op in every column, SimPy events included
+    trace = _attention_pair(np.random.default_rng(7), 40, 40, 2)
+    causal = simulate(trace, load_arch("fgmp"), engine=engine, causal_band_rows=40).to_frame()
+    dense = simulate(trace, load_arch("fgmp"), engine=engine, attention="dense").to_frame()
+    assert list(causal["causal_bands"]) == [1, 1, 0]
+    assert causal.drop(columns="causal_bands").equals(dense.drop(columns="causal_bands"))
 
 
 def test_causal_decode_step_changes_nothing():
