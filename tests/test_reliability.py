@@ -366,6 +366,22 @@ def test_a_truncated_csv_no_longer_matches_its_provenance(trace_dir, tmp_path):
                                                         "simulate --out")
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".json"])
+def test_a_result_without_provenance_names_the_path_and_the_fix(tmp_path, suffix):
+    out = tmp_path / f"plain{suffix}"
+    frame = pd.DataFrame({"op": ["q"], "cycles": [1]})
+    if suffix == ".parquet":
+        frame.to_parquet(out)
+    elif suffix == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        out.write_text('{"ops": []}')
+    with pytest.raises(ConfigError) as err:
+        read_provenance(out)
+    assert (err.value.what, err.value.field, err.value.fix) == (
+        f"{out} carries no fgmpsim provenance", "path", "write it with fgmpsim simulate --out")
+
+
 def test_a_failed_write_keeps_the_previous_result(trace_dir, tmp_path, monkeypatch):
     import pyarrow.parquet as pq
 
