@@ -7,13 +7,13 @@ start_cycle, end_cycle, bound_cycles`` (``stall_fill_cycles``: the VMAC pipeline
 analytic lower bound), ``busy_<process>_cycles``), ``simpy_events`` (the SimPy events processed for the op: op level
 on the tile engine, tile-step level on the event engine, 0 on the reference and analytic engines), MACs (``macs``,
 ``macs_<pair>``: lane MAC slots, ``M * N * KB * block`` on the block dataflows, so a zero-padded partial last block
-counts whole; ``useful_macs``: ``M * N * K * repeat`` over the op's real K (the trace's K; a synthetic ``attn_pv``'s K is its
-``kv_len``, so a ``kv_len`` that is not a block multiple leaves it below ``macs``), for a causal op summed over its query
-bands (each band's keys up to its last query: the masked triangle inside a band is computed and counted); equal to
-``macs`` on systolic_ws; ``pj_per_mac`` and utilization divide by ``macs``), every action count of
-:data:`fgmpsim.energy.ACTIONS`, bytes moved per level (``dram_bytes, glb_bytes, pe_buffer_bytes``: reads + writes,
-metadata included), energy (``energy_pj`` and ``energy_<component>_pj`` from :func:`fgmpsim.energy.price`;
-``pj_per_mac``), the weight footprint (``weight_bits``: stored bits of the op's static weight tensor, 0 for
+counts whole; ``useful_macs``: ``M * N * K * repeat`` over the op's real K (the trace's K; a synthetic
+``attn_pv``'s K is its ``kv_len``, so a ``kv_len`` that is not a block multiple leaves it below ``macs``), for a
+causal op summed over its query bands (each band's keys up to its last query: the masked triangle inside a band is
+computed and counted); equal to ``macs`` on systolic_ws; ``pj_per_mac`` and utilization divide by ``macs``), every
+action count of :data:`fgmpsim.energy.ACTIONS`, bytes moved per level (``dram_bytes, glb_bytes, pe_buffer_bytes``:
+reads + writes, metadata included), energy (``energy_pj`` and ``energy_<component>_pj`` from
+:func:`fgmpsim.energy.price`; ``pj_per_mac``), the weight footprint (``weight_bits``: stored bits of the op's static weight tensor, 0 for
 attention's dynamic operands; ``weight_elements``), and the datapath-adjusted FP8 fractions of its maps and its
 output.
 """

@@ -93,8 +93,7 @@ def collector_counts(t: Tiling, pe: PEArray, g: Grid, rows: np.ndarray, kblocks:
     chunks = -(-k // dw)
     parked = 0 if dp == 1 else rows - (rows % dp == 1)       # rows of groups of more than one row
     psum = np.where(held, 0, parked * (chunks - 1))
-    chunk_len = np.minimum(t.chunk_tiles, t.m_tiles - np.arange(g.chunks) * t.chunk_tiles)
-    once = (g.place(chunk_len, "ch") == 1) & (rows == 1)    # a held k-tile that only one row ever reads
+    once = (g.place(g.chunk_lengths, "ch") == 1) & (rows == 1)  # a held k-tile that only one row ever reads
     writes = np.where(held, first_m * ~once, groups - (rows - parked))  # one-row groups bypass the collector
     return CollectorCounts(reads, writes, np.where(held, rows * ~once, parked), psum)
 

@@ -197,8 +197,7 @@ def tile_plan(t: Tiling, arch: Arch, fed: str | None = None) -> TilePlan:
     x_dram = (g.index("nt") == 0) | (not t.x_resident)
     if t.ws:
         first_m = g.index("i") == 0
-        chunk_len = np.minimum(t.chunk_tiles, t.m_tiles - np.arange(g.chunks) * t.chunk_tiles)
-        spill = g.place((chunk_len > 1) & (t.k_tiles > 1), "ch")
+        spill = g.place((g.chunk_lengths > 1) & (t.k_tiles > 1), "ch")
         w_dram, w_fill, w_fanout, x_fanout = first_m, first_m, _ONE, -(-cols // lpp)
         psum_pe, spill_out, refill = rows * np.minimum(cols, lpp), spill & ~last, spill & (kt > 0)
     else:

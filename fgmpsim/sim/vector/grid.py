@@ -98,6 +98,11 @@ class Grid:
         return self.place(np.arange(size), axis)
 
     @cached_property
+    def chunk_lengths(self) -> np.ndarray:
+        """m-tiles in each M-chunk (1-D; the last chunk may be short)."""
+        return np.minimum(self.chunk_tiles, self.m_tiles - np.arange(self.chunks) * self.chunk_tiles)
+
+    @cached_property
     def valid(self) -> np.ndarray:
         """1 for grid points that are tiles, 0 for the padding of a short last chunk (int64 factor)."""
         mt = np.arange(self.chunks)[:, None] * self.chunk_tiles + np.arange(self.chunk_tiles)[None, :]

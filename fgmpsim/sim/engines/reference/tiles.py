@@ -32,8 +32,8 @@ Per tile, in the order the hardware needs them (bits = data bits, metadata bits 
   its weight block from the collector. A weight-buffer fill of the lane's PE (the weight tile sent to the PEs)
   empties the collector. A load that only one row runs over before the next load (or the emptying) bypasses the
   collector: no collector write or read, its blocks straight from the weight buffer. With more than one row in a
-  group, a row's partial sum is written to the partial-sum
-  collector after every k-chunk but the last and read back before every k-chunk but the first.
+  group, a row's partial sum is written to the partial-sum collector after every k-chunk but the last and read
+  back before every k-chunk but the first.
 * **drain** (accumulation buffers -> GLB): the partial sums after every k-tile but the last (spilling chunks), and
   the outputs after the last k-tile. Ends: each PE's accumulation buffer at ``accum.read``, the GLB at
   ``glb.write``; an output drain of an op the AQU quantizes also runs the AQU: ``latency`` cycles, then
