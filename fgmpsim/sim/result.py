@@ -13,9 +13,9 @@ causal op summed over its query bands (each band's keys up to its last query: th
 computed and counted); equal to ``macs`` on systolic_ws; ``pj_per_mac`` and utilization divide by ``macs``), every
 action count of :data:`fgmpsim.energy.ACTIONS`, bytes moved per level (``dram_bytes, glb_bytes, pe_buffer_bytes``:
 reads + writes, metadata included), energy (``energy_pj`` and ``energy_<component>_pj`` from
-:func:`fgmpsim.energy.price`; ``pj_per_mac``), the weight footprint (``weight_bits``: stored bits of the op's static weight tensor, 0 for
-attention's dynamic operands; ``weight_elements``), and the datapath-adjusted FP8 fractions of its maps and its
-output.
+:func:`fgmpsim.energy.price`; ``pj_per_mac``), the weight footprint (``weight_bits``: stored bits of the op's
+static weight tensor, 0 for attention's dynamic operands; ``weight_elements``), and the datapath-adjusted FP8
+fractions of its maps and its output.
 """
 
 from __future__ import annotations
