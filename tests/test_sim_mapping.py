@@ -8,7 +8,7 @@ import pytest
 from fgmpsim.arch import load_arch
 from fgmpsim.errors import ConfigError, MappingError
 from fgmpsim.sim import Mapping, simulate
-from fgmpsim.sim.mapping import OpShape, _balanced, choose_tiling, worst_block_bits
+from fgmpsim.sim.mapping import OpShape, _balanced, _glb_need, _max_chunk, choose_tiling, worst_block_bits
 from fgmpsim.trace import GemmOp, Trace
 
 
@@ -166,3 +166,23 @@ def test_block_size_must_match_the_vector_width():
     with pytest.raises(ConfigError) as err:
         simulate(one_gemm(block=8), load_arch("fgmp"))
     assert err.value.field == "pe_array.vector_width"
+
+
+@pytest.mark.parametrize("glb_bytes", [64, 4096, 65536, 1 << 20])
+def test_ws_chunk_is_the_largest_that_fits_the_glb(glb_bytes):
+    """The WS chunk is solved for in closed form; checked here against the GLB need of every chunk size one by
+    one: the chosen chunk fits and one more m-tile would not (or the chunk is all of M)."""
+    arch = load_arch("fgmp", [f"memory.glb.size_bytes={glb_bytes}"])
+    bw, usable = worst_block_bits(arch), arch.memory.glb.usable_tile_bytes * 8
+    rng = np.random.default_rng(glb_bytes)
+    for _ in range(300):
+        m, kb, n = (int(v) for v in rng.integers(1, (600, 80, 3000)))
+        shape = OpShape(m, kb, n, 1, bool(rng.integers(2)))
+        tm, tn, tkb = (int(v) for v in rng.integers(1, (40, 128, 40)))
+        mt = -(-m // tm)
+        for x_res in (True, False):
+            fits = [_glb_need(arch, bw, shape, tm, tn, tkb, ct, x_res, False, True) <= usable
+                    for ct in range(1, mt + 1)]
+            expected = max((ct for ct, ok in enumerate(fits, 1) if ok), default=0)
+            assert all(fits[:expected]) and _max_chunk(arch, bw, shape, Mapping("weight_stationary", tm, tn, tkb),
+                                                       x_res) == expected

@@ -202,20 +202,20 @@ def _traffic(arch: Arch, bw: int, shape: OpShape, tiling: Tiling) -> tuple[int, 
 
 
 def _max_chunk(arch: Arch, bw: int, shape: OpShape, m: Mapping, x_res: bool) -> int:
-    """Largest number of m-tiles per chunk whose GLB need fits (0 if not even one)."""
+    """Largest number of m-tiles per chunk whose GLB need fits (0 if not even one). The need (:func:`_glb_need`)
+    of a chunk of two or more m-tiles is ``fixed + rows * per_row`` with ``rows = min(chunk_tiles * tile_m, M)``,
+    so the largest chunk is solved for directly."""
     usable, mt = _usable_bits(arch.memory.glb), -(-shape.m // m.tile_m)
-
-    def fits(chunk_tiles: int) -> bool:
-        return _glb_need(arch, bw, shape, m.tile_m, m.tile_n, m.tile_k_blocks, chunk_tiles, x_res, False,
-                         True) <= usable
-
-    if not fits(1):
+    tm, tn, tkb = m.tile_m, m.tile_n, m.tile_k_blocks
+    if _glb_need(arch, bw, shape, tm, tn, tkb, 1, x_res, False, True) > usable:
         return 0
-    lo, hi = 1, mt
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
-    return lo
+    spills = -(-shape.kb // tkb) > 1
+    fixed = tn * tkb * bw + (0 if x_res else tm * tkb * bw) + _out_tile_bits(arch, bw, tm, tn, shape.has_consumer)
+    per_row = (shape.kb * bw if x_res else 0) + (tn * arch.storage.psum_bits if spills else 0)
+    if mt < 2 or fixed + shape.m * per_row <= usable:  # one m-tile, or all of M (per_row = 0 lands here)
+        return mt
+    chunk = int((usable - fixed) // per_row) // tm  # the rows that fit, in whole m-tiles (fewer than mt)
+    return chunk if chunk >= 2 else 1
 
 
 def _residency_options(arch: Arch, bw: int, shape: OpShape, m: Mapping) -> list[Tiling]:
@@ -232,7 +232,8 @@ def _residency_options(arch: Arch, bw: int, shape: OpShape, m: Mapping) -> list[
                 continue
             chunk = _max_chunk(arch, bw, shape, m, x_res)
             if chunk:
-                options.append(Tiling(replace(m, chunk_m=chunk * m.tile_m), shape, x_res, False))
+                options.append(Tiling(Mapping(m.dataflow, m.tile_m, m.tile_n, m.tile_k_blocks, chunk * m.tile_m),
+                                      shape, x_res, False))
     else:
         for w_res in (True, False):
             for x_res in (True, False):

@@ -55,7 +55,7 @@ def _ws_work(w: np.ndarray, counts: MapCounts, t: Tiling, c: np.ndarray, grid: G
     if c[1, 0] == c[0, 0] and c[1, 1] == c[0, 1]:  # weight precision never changes a pair's cost
         base = grid.place(f0, "r mt kt")
         return base, base
-    cnt1 = counts.a_mt_kb                                                    # [R, MT, KB]
+    cnt1 = counts.a_mt_kb.astype(np.int64)                                   # [R, MT, KB]
     df = (c[1, 0] - c[0, 0]) * (rows - cnt1) + (c[1, 1] - c[0, 1]) * cnt1    # [R, MT, KB]
     reps = max(w.shape[0], cnt1.shape[0])
     slowest = np.empty((reps, t.n_tiles, t.k_tiles, t.m_tiles), dtype=np.int64)

@@ -12,6 +12,7 @@ its counts are the group sizes (all FP8) or zero.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 import numpy as np
 
@@ -33,15 +34,18 @@ def tile_sizes(total: int, size: int) -> np.ndarray:
 
 
 _SLAB_MIN = 1 << 20
-"""Elements below which a middle-axis group reduction is one ``ufunc.reduce`` call: the slab-by-slab loop pays off
-only on large maps, and small ones would pay one call per group member."""
+"""Elements from which a middle-axis reduction over groups of up to 64 runs slab by slab."""
+_SLAB_SIZE = 16
+"""Group size up to which a middle-axis reduction runs slab by slab whatever the map's size: ``ufunc.reduce`` over a
+short middle axis walks it with a short inner loop (3-4x slower than the slab adds on a band's ``[32, rows, 1]``
+word map); above it, on maps below :data:`_SLAB_MIN`, one call per group member would cost more than it saves."""
 
 
 def group_reduce(values: np.ndarray, size: int, axis: int, ufunc: np.ufunc = np.add,
                  dtype: type | None = None) -> np.ndarray:
     """``ufunc`` (``np.add`` or ``np.maximum``) over consecutive groups of ``size`` along ``axis``; the last group
-    may be short. Groups along a middle axis of a large array are combined one slab at a time, an order of
-    magnitude faster than ``ufunc.reduceat`` there. ``dtype``: accumulator type (default: that of ``values``).
+    may be short. Groups along a middle axis of a large array, and small groups (:data:`_SLAB_SIZE`) along any
+    middle axis, are combined one slab at a time, an order of magnitude faster than ``ufunc.reduceat`` there. ``dtype``: accumulator type (default: that of ``values``).
     The groups are a reshape of ``axis`` in place (no axis moves: on the small arrays of most ops the call
     overhead is the cost)."""
     dtype = dtype or values.dtype
@@ -52,7 +56,7 @@ def group_reduce(values: np.ndarray, size: int, axis: int, ufunc: np.ufunc = np.
     if full:
         main = values[(*before, slice(0, full * size))].reshape(
             values.shape[:axis] + (full, size) + values.shape[axis + 1:])
-        if axis == values.ndim - 1 or size > 64 or main.size < _SLAB_MIN:
+        if axis == values.ndim - 1 or size > 64 or (size > _SLAB_SIZE and main.size < _SLAB_MIN):
             parts.append(ufunc.reduce(main, axis=axis + 1, dtype=dtype))
         else:
             acc = main[(*before, slice(None), 0)].astype(dtype)
@@ -65,18 +69,32 @@ def group_reduce(values: np.ndarray, size: int, axis: int, ufunc: np.ufunc = np.
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
 
 
-def group_sum(values: np.ndarray, size: int, axis: int) -> np.ndarray:
-    """Sums over groups of ``size`` along ``axis`` (see :func:`group_reduce`), int64; ``bool`` input counts True
-    (accumulated in int32, half the memory traffic, then widened). Groups of fewer than 256 along a middle axis of
-    a contiguous ``bool`` map are summed eight columns at a time: each byte of a ``uint64`` word is the counter of
-    one column, and a count below 256 never carries into its neighbour."""
+def group_count(values: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """Sums over groups of ``size`` along ``axis`` (see :func:`group_reduce`) in the narrowest exact type: ``bool``
+    input counts True, ``uint8`` for groups of fewer than 256 along a middle axis of a contiguous map (summed eight
+    columns at a time: each byte of a ``uint64`` word is the counter of one column, and a count below 256 never
+    carries into its neighbour), else ``int32``; narrow integer input (at most 16 bits) accumulates in ``int32``,
+    anything else in ``int64``. A caller that only sums the result again keeps it narrow (less memory traffic);
+    :func:`group_sum` widens it."""
     if values.dtype == np.bool_:
         counts = values.view(np.uint8)
         if axis != values.ndim - 1 and size < 256 and counts.flags.c_contiguous and counts.shape[-1] % 8 == 0:
-            words = group_reduce(counts.view(np.uint64), size, axis)
-            return words.view(np.uint8).astype(np.int64)
-        return group_reduce(counts, size, axis, dtype=np.int32).astype(np.int64)
-    return group_reduce(values, size, axis, dtype=np.int64)
+            return group_reduce(counts.view(np.uint64), size, axis).view(np.uint8)
+        return group_reduce(counts, size, axis, dtype=np.int32)
+    narrow = values.dtype.kind in "ui" and values.dtype.itemsize <= 2 and size < 1 << 15
+    return group_reduce(values, size, axis, dtype=np.int32 if narrow else np.int64)
+
+
+def group_sum(values: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """:func:`group_count` widened to ``int64``."""
+    return group_count(values, size, axis).astype(np.int64, copy=False)
+
+
+def total_count(counts: np.ndarray, axis: int) -> np.ndarray:
+    """``counts`` (non-negative, e.g. :func:`group_count`'s) summed over ``axis``, int64: accumulated in ``int32``
+    when the largest possible sum fits it."""
+    narrow = counts.dtype.itemsize <= 2 and counts.shape[axis] << 8 * counts.dtype.itemsize < 1 << 31
+    return counts.sum(axis=axis, dtype=np.int32 if narrow else np.int64).astype(np.int64, copy=False)
 
 
 def constant_value(pmap: np.ndarray) -> bool | None:
@@ -107,7 +125,8 @@ class MapCounts:
     ``w_cols``/``a_cols`` ``[R, KB]``: per block index (for the MAC count per mode); ``w_tiles`` ``[R, NT, KT]`` and
     ``x_tiles`` ``[R, MT, KT]``: per weight / X tile. Weight stationary: ``a_mt_kb`` ``[R, MT, KB]`` per m-tile and
     block (lane work), ``w_pe_kt`` ``[R, PEs, KT]`` per PE group of channels (``pe_lanes`` channels each, ``pe_first``
-    the first PE of every n-tile). Output stationary: ``a_rows_kt`` ``[R, M, KT]`` and ``w_rows_kt`` ``[R, N, KT]``
+    the first PE of every n-tile; ``a_mt_kb`` in :func:`group_count`'s narrow type, every other array int64).
+    Output stationary: ``a_rows_kt`` ``[R, M, KT]`` and ``w_rows_kt`` ``[R, N, KT]``
     per row (lane work, the fullest input row)."""
 
     w_cols: np.ndarray
@@ -125,9 +144,10 @@ class MapCounts:
 COUNT_CACHE_BYTES = 384 << 20
 """Bytes of :class:`MapCounts` kept across simulations (least recently used first out): a sweep point that keeps an
 op's tiling (another clock, bandwidth, AQU or energy table) does not pass over its maps again. Only immutable maps
-are cached: lazy (synthetic) maps and read-only arrays; a writable array may change between two simulations. Sized
-to hold one Llama-2-7B prefill point (2048 tokens, causal bands included: about 300 MB with ``lanes_per_pe=8``);
-a point that does not fit would miss on every op, since each evicts the counts the next one needs."""
+are cached: lazy (synthetic) maps and read-only arrays; a writable array may change between two simulations. A
+Llama-2-7B prefill point (2048 tokens, causal bands included) holds about 80 MB with ``lanes_per_pe=8``, so the
+counts of the last four or five tilings stay; a point that did not fit would miss on every op, since each would evict
+the counts the next one needs."""
 
 _COUNTS = BytesLRU(COUNT_CACHE_BYTES)
 
@@ -171,9 +191,30 @@ def op_counts(ops: Operands, tiling: Tiling, lanes_per_pe: int, datapath_precisi
     return counts
 
 
-def _ws_pe_groups(n: int, tn: int, lpp: int) -> np.ndarray:
-    """First channel of every PE group: lane ``j`` of an n-tile sits in PE ``j // lanes_per_pe``."""
-    return np.concatenate([np.arange(s, min(s + tn, n), lpp) for s in tile_starts(n, tn)])
+@lru_cache(maxsize=256)
+def _ws_pe_groups(n: int, tn: int, lpp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The PE groups of ``n`` channels in n-tiles of ``tn``, lane ``j`` of an n-tile in PE ``j // lpp``: the first
+    channel and the channels of every group, and the first group of every n-tile (read only: cached, shared by every
+    op of that shape)."""
+    starts = np.concatenate([np.arange(s, min(s + tn, n), lpp) for s in tile_starts(n, tn)])
+    groups = (starts, np.diff(starts, append=n), np.searchsorted(starts, tile_starts(n, tn)))
+    for array in groups:
+        array.flags.writeable = False
+    return groups
+
+
+def _ws_act_counts(a: np.ndarray, tm: int, tkb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """FP8 blocks of the activation map ``a [R, M, KB]`` per m-tile and block ``[R, MT, KB]`` (in
+    :func:`group_count`'s narrow type), per X tile ``[R, MT, KT]`` and per block ``[R, KB]`` (int64); for a constant
+    map, int64 products of group sizes (the map is never read)."""
+    value = constant_value(a)
+    if value is None:
+        counts = group_count(a, tm, axis=1)  # kept narrow: a eighth of the bytes held by the count cache
+        return counts, group_sum(counts, tkb, axis=2), total_count(counts, axis=1)
+    rows = tile_sizes(a.shape[1], tm) * int(value)
+    tiles = rows[:, None] * tile_sizes(a.shape[2], tkb)
+    return (_constant_counts(a, rows, axis=1), np.broadcast_to(tiles, (a.shape[0], *tiles.shape)),
+            np.broadcast_to(np.int64(a.shape[1] * int(value)), (a.shape[0], a.shape[2])))
 
 
 def count_maps(w: np.ndarray, a: np.ndarray, tiling: Tiling, lanes_per_pe: int) -> MapCounts:
@@ -182,20 +223,19 @@ def count_maps(w: np.ndarray, a: np.ndarray, tiling: Tiling, lanes_per_pe: int) 
     tm, tn, tkb = mp.tile_m, mp.tile_n, mp.tile_k_blocks
     n = w.shape[1]
     if tiling.ws:
-        a_mt_kb = map_group_sum(a, tm, axis=1)
-        starts = _ws_pe_groups(n, tn, lanes_per_pe)
+        a_mt_kb, x_tiles, a_cols = _ws_act_counts(a, tm, tkb)
+        starts, pe_lanes, pe_first = _ws_pe_groups(n, tn, lanes_per_pe)
         w_value = constant_value(w)
         if w_value is not None:
-            w_pe_kb = _constant_counts(w, np.diff(starts, append=n) * int(w_value), axis=1)
+            w_pe_kb = _constant_counts(w, pe_lanes * int(w_value), axis=1)
         elif tn % lanes_per_pe == 0:
-            w_pe_kb = group_sum(w, lanes_per_pe, axis=1)
+            w_pe_kb = group_count(w, lanes_per_pe, axis=1)  # narrow: only summed again
         else:
             w_pe_kb = np.add.reduceat(w.view(np.uint8), starts, axis=1, dtype=np.int64)
         w_pe_kt = group_sum(w_pe_kb, tkb, axis=2)
-        pe_first = np.searchsorted(starts, tile_starts(n, tn))
-        return MapCounts(w_cols=w_pe_kb.sum(axis=1), a_cols=a_mt_kb.sum(axis=1),
-                         w_tiles=np.add.reduceat(w_pe_kt, pe_first, axis=1), x_tiles=group_sum(a_mt_kb, tkb, axis=2),
-                         a_mt_kb=a_mt_kb, w_pe_kt=w_pe_kt, pe_lanes=np.diff(starts, append=n), pe_first=pe_first)
+        return MapCounts(w_cols=total_count(w_pe_kb, axis=1), a_cols=a_cols,
+                         w_tiles=np.add.reduceat(w_pe_kt, pe_first, axis=1), x_tiles=x_tiles,
+                         a_mt_kb=a_mt_kb, w_pe_kt=w_pe_kt, pe_lanes=pe_lanes, pe_first=pe_first)
     a_rows_kt = map_group_sum(a, tkb, axis=2)
     w_rows_kt = map_group_sum(w, tkb, axis=2)
     return MapCounts(w_cols=map_group_sum(w, w.shape[1], axis=1)[:, 0],
