@@ -139,3 +139,36 @@ def test_a_trace_with_writable_maps_is_checked_again_on_every_simulation(tmp_pat
     assert not loaded.ops[0].weight_map.flags.writeable
     first, second = simulate(loaded, arch).summary(), simulate(loaded, arch).summary()
     assert first == second and first["macs"] == 8 * 64 * 8
+
+
+def test_band_weight_counts_cut_from_the_op_equal_the_band_maps_counted():
+    """A causal band's weight PE-group counts are cut from its op's (``Operands.w_groups``) when the band ends on a
+    group boundary of the op's map: they equal counting the band's own (copied) map, and a band that ends inside
+    a group is counted from its map."""
+    from fgmpsim.sim.hw.causal import CausalBands
+    from fgmpsim.sim.hw.operands import OperandCache
+    from fgmpsim.trace import synth_trace
+
+    trace = synth_trace("smollm2-135m", tokens=40, fp4_fraction=0.6, seed=4)
+    causal = [op for op in trace.ops if op.causal][:4]
+    cut_from_op = counted = 0
+    for sets in (["pe_array.lanes_per_pe=4"], ["pe_array.lanes_per_pe=3", "pe_array.pes=5"],
+                 ["pe_array.lanes_per_pe=8", "pe_array.pes=2"]):
+        arch = load_arch("fgmp", sets)
+        lpp = arch.pe_array.lanes_per_pe
+        cache = OperandCache(trace, arch)
+        bands = CausalBands(trace, cache, band_rows=8)
+        for op in causal:
+            for band in bands.of(op, cache.operands(op)):
+                tiling = plan_op(arch, band.op)
+                known = band.w_groups(tiling.mapping.tile_n, lpp)
+                plain = count_maps(np.ascontiguousarray(band.w), np.ascontiguousarray(band.a), tiling, lpp)
+                if known is None:
+                    counted += 1
+                    continue
+                cut_from_op += 1
+                fast = count_maps(band.w, band.a, tiling, lpp, known)
+                for name in plain.__dataclass_fields__:
+                    np.testing.assert_array_equal(np.asarray(getattr(fast, name)), np.asarray(getattr(plain, name)),
+                                                  err_msg=f"{band.op.name} {sets} {name}")
+    assert cut_from_op > 0 and counted > 0

@@ -37,13 +37,14 @@ would.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from fgmpsim.sim.hw.operands import OperandCache, Operands, as_3d
 from fgmpsim.sim.schedule import OpTiming
-from fgmpsim.sim.vector.map_counts import constant_value, group_sum
+from fgmpsim.sim.vector.map_counts import constant_value, group_sum, pe_group_counts, pe_groups
 from fgmpsim.trace.record import GemmOp, PrecisionMap, Trace
 
 BAND_ROWS = 128
@@ -86,13 +87,14 @@ class Cut:
 
 
 class _CutMap:
-    """One map of a causal op as the lanes see it (``[R, rows, KB]``, :class:`~fgmpsim.sim.hw.operands.Operands`)
-    and the FP8 blocks of any :class:`Cut` of it, from one running sum over its rows and blocks (a constant map is
-    never read)."""
+    """One map of a causal op as the lanes see it (``[R, rows, KB]``, :class:`~fgmpsim.sim.hw.operands.Operands`),
+    the FP8 blocks of any :class:`Cut` of it, from one running sum over its rows and blocks (a constant map is
+    never read), and the PE-group counts of a cut from the whole map's."""
 
     def __init__(self, pmap: np.ndarray) -> None:
         self.map = pmap
         self.value = constant_value(pmap)
+        self._groups: dict[tuple[int, int], np.ndarray] = {}
         if self.value is None:
             self.sums = np.zeros((pmap.shape[1] + 1, pmap.shape[2] + 1), dtype=np.int64)
             self.sums[1:, 1:] = group_sum(pmap, pmap.shape[0], axis=0)[0].cumsum(axis=0).cumsum(axis=1)
@@ -103,6 +105,22 @@ class _CutMap:
         if self.value is not None:
             return size * int(self.value), size
         return int(self.sums[cut.hi, cut.blocks] - self.sums[cut.lo, cut.blocks]), size
+
+    def pe_groups(self, cut: Cut, tn: int, lpp: int) -> np.ndarray | None:
+        """:func:`~fgmpsim.sim.vector.map_counts.pe_group_counts` of ``cut`` (a band's weight map) in n-tiles of
+        ``tn`` with ``lpp`` lanes per PE, cut from the whole map's (counted once per ``(tn, lpp)`` for all the op's
+        bands, instead of once per band over the keys every earlier band read too). A cut from row 0 to a group
+        boundary of the whole map holds its first groups whole; ``None`` for any other cut and for a constant map
+        (whose counts are never read)."""
+        if self.value is not None or cut.lo:
+            return None
+        starts = pe_groups(self.map.shape[1], tn, lpp)[0]
+        groups = int(np.searchsorted(starts, cut.hi))  # the groups that start below the cut's end
+        if cut.hi != self.map.shape[1] and (groups == len(starts) or starts[groups] != cut.hi):
+            return None
+        if (tn, lpp) not in self._groups:
+            self._groups[tn, lpp] = pe_group_counts(self.map, tn, lpp)
+        return self._groups[tn, lpp][:, :groups, :cut.blocks]
 
     def cut(self, cut: Cut) -> tuple[np.ndarray, int]:
         """The blocks of ``cut``, a view of the map (a constant view when they are all in one precision, as
@@ -160,7 +178,8 @@ class CausalBands:
                            weight_map=_traced(w_band, op.weight_map), act_map=_traced(a_band, op.act_map), **extent)
             out = self.cache.output_format(band, consumer, shares[b] if paired else None)
             bands.append(Operands(band, w_band, a_band, whole.vw, out, w_fp8, a_fp8, whole.w_storage,
-                                  whole.a_storage, whole.routes, (op.weight_map, op.act_map, w_cut, a_cut)))
+                                  whole.a_storage, whole.routes, (op.weight_map, op.act_map, w_cut, a_cut),
+                                  partial(w.pe_groups, w_cut)))
         return tuple(bands)
 
 

@@ -39,6 +39,7 @@ This is input semantics shared by every engine (tile, reference, analytic), not 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +91,10 @@ class Operands:
     """``()`` for an op's own maps; for a band of a causal op (:mod:`fgmpsim.sim.hw.causal`) what its maps are cut
     from: ``(weight map, act map, weight cut, act cut)`` of that op. With the op's formats and routes it identifies
     the maps across simulations (:func:`fgmpsim.sim.vector.map_counts.op_counts`)."""
+    w_groups: Callable[[int, int], np.ndarray | None] | None = None
+    """For a band of a causal op: ``(tile_n, lanes_per_pe) ->`` the FP8 blocks of ``w`` per PE group
+    (:func:`fgmpsim.sim.vector.map_counts.pe_group_counts`) cut from its op's, or ``None`` where they cannot be
+    (:meth:`fgmpsim.sim.hw.causal._CutMap.pe_groups`)."""
 
     @property
     def kb(self) -> int:

@@ -169,6 +169,14 @@ def _contiguous(pmap: np.ndarray) -> np.ndarray:
     return pmap if constant_value(pmap) is not None else np.ascontiguousarray(pmap)
 
 
+def _count(ops: Operands, tiling: Tiling, lanes_per_pe: int) -> MapCounts:
+    """:func:`count_maps` of an op's operands, with a causal band's weight PE-group counts cut from its op's
+    (``Operands.w_groups``) when they are."""
+    known = ops.w_groups(tiling.mapping.tile_n, lanes_per_pe) if ops.w_groups and tiling.ws else None
+    return count_maps(ops.w if known is not None else _contiguous(ops.w), _contiguous(ops.a), tiling, lanes_per_pe,
+                      known)
+
+
 def op_counts(ops: Operands, tiling: Tiling, lanes_per_pe: int, datapath_precisions: tuple[str, ...]) -> MapCounts:
     """:func:`count_maps` of an op's operands, cached across simulations by the trace's map objects (held by the
     cache, so their identity stays unique; a causal op's band: its op's, and its cuts of them,
@@ -177,13 +185,13 @@ def op_counts(ops: Operands, tiling: Tiling, lanes_per_pe: int, datapath_precisi
     op = ops.op
     weight_map, act_map, *cuts = ops.source or (op.weight_map, op.act_map)
     if not (is_immutable(weight_map) and is_immutable(act_map)):
-        return count_maps(_contiguous(ops.w), _contiguous(ops.a), tiling, lanes_per_pe)
+        return _count(ops, tiling, lanes_per_pe)
     key = (id(weight_map), id(act_map), *cuts, op.weight_format, op.act_format, ops.routes, datapath_precisions,
            tiling, lanes_per_pe)
     hit = _COUNTS.get(key)
     if hit is not None:
         return hit[2]
-    counts = count_maps(_contiguous(ops.w), _contiguous(ops.a), tiling, lanes_per_pe)
+    counts = _count(ops, tiling, lanes_per_pe)
     arrays = [a for a in (getattr(counts, f.name) for f in fields(counts)) if isinstance(a, np.ndarray)]
     for array in arrays:
         array.flags.writeable = False  # shared by later simulations: nobody may change it
@@ -192,7 +200,7 @@ def op_counts(ops: Operands, tiling: Tiling, lanes_per_pe: int, datapath_precisi
 
 
 @lru_cache(maxsize=256)
-def _ws_pe_groups(n: int, tn: int, lpp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pe_groups(n: int, tn: int, lpp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The PE groups of ``n`` channels in n-tiles of ``tn``, lane ``j`` of an n-tile in PE ``j // lpp``: the first
     channel and the channels of every group, and the first group of every n-tile (read only: cached, shared by every
     op of that shape)."""
@@ -217,21 +225,30 @@ def _ws_act_counts(a: np.ndarray, tm: int, tkb: int) -> tuple[np.ndarray, np.nda
             np.broadcast_to(np.int64(a.shape[1] * int(value)), (a.shape[0], a.shape[2])))
 
 
-def count_maps(w: np.ndarray, a: np.ndarray, tiling: Tiling, lanes_per_pe: int) -> MapCounts:
-    """Group the FP8 blocks of ``w [R, N, KB]`` and ``a [R, M, KB]`` as :class:`MapCounts` describes."""
+def pe_group_counts(w: np.ndarray, tn: int, lpp: int) -> np.ndarray:
+    """FP8 blocks of ``w [R, N, KB]`` per PE group of channels (:func:`pe_groups`) and block, ``[R, PEs, KB]``:
+    narrow (:func:`group_count`) when n-tiles hold whole groups, int64 otherwise and for a constant map (not read)."""
+    starts, pe_lanes, _ = pe_groups(w.shape[1], tn, lpp)
+    value = constant_value(w)
+    if value is not None:
+        return _constant_counts(w, pe_lanes * int(value), axis=1)
+    if tn % lpp == 0:
+        return group_count(w, lpp, axis=1)
+    return np.add.reduceat(w.view(np.uint8), starts, axis=1, dtype=np.int64)
+
+
+def count_maps(w: np.ndarray, a: np.ndarray, tiling: Tiling, lanes_per_pe: int,
+               w_pe_kb: np.ndarray | None = None) -> MapCounts:
+    """Group the FP8 blocks of ``w [R, N, KB]`` and ``a [R, M, KB]`` as :class:`MapCounts` describes.
+    ``w_pe_kb``: weight stationary, :func:`pe_group_counts` of ``w`` when already known (a causal band's, cut from
+    its op's: :mod:`fgmpsim.sim.hw.causal`); ``w`` is then not read."""
     mp = tiling.mapping
     tm, tn, tkb = mp.tile_m, mp.tile_n, mp.tile_k_blocks
-    n = w.shape[1]
     if tiling.ws:
         a_mt_kb, x_tiles, a_cols = _ws_act_counts(a, tm, tkb)
-        starts, pe_lanes, pe_first = _ws_pe_groups(n, tn, lanes_per_pe)
-        w_value = constant_value(w)
-        if w_value is not None:
-            w_pe_kb = _constant_counts(w, pe_lanes * int(w_value), axis=1)
-        elif tn % lanes_per_pe == 0:
-            w_pe_kb = group_count(w, lanes_per_pe, axis=1)  # narrow: only summed again
-        else:
-            w_pe_kb = np.add.reduceat(w.view(np.uint8), starts, axis=1, dtype=np.int64)
+        _, pe_lanes, pe_first = pe_groups(w.shape[1], tn, lanes_per_pe)
+        if w_pe_kb is None:
+            w_pe_kb = pe_group_counts(w, tn, lanes_per_pe)
         w_pe_kt = group_sum(w_pe_kb, tkb, axis=2)
         return MapCounts(w_cols=total_count(w_pe_kb, axis=1), a_cols=a_cols,
                          w_tiles=np.add.reduceat(w_pe_kt, pe_first, axis=1), x_tiles=x_tiles,
