@@ -82,3 +82,16 @@ def test_lazy_names_are_not_submodule_names(package):
 
     names = importlib.import_module(package)._LAZY
     assert [n for n in names if importlib.util.find_spec(f"{package}.{n}") is not None] == []
+
+
+@pytest.mark.parametrize("verb", [["quantize"], ["export"], ["trace"], ["trace", "synth"], ["trace", "gemm"],
+                                  ["trace", "show"], ["trace", "fit"], ["simulate"], ["compare"], ["demo"],
+                                  ["sweep"], ["validate"]])
+def test_every_verb_help_shows_examples_and_no_markup(verb, capsys):
+    from fgmpsim.cli import _VERB_MODULES, main
+
+    assert verb[0] in _VERB_MODULES
+    with pytest.raises(SystemExit) as done:
+        main([*verb, "--help"])
+    text = capsys.readouterr().out
+    assert done.value.code == 0 and "\nexample" in text and "`" not in text, text

@@ -348,6 +348,7 @@ def test_out_files_carry_provenance(run, trace_dir, tmp_path, suffix):
                 "--out", str(out)]) == 0
     prov = read_provenance(out)
     assert prov["trace"] == "rel" and prov["engine"] == "tile" and prov["code_version"].startswith("0.1.0+src.")
+    assert prov["attention"] == "causal" and prov["causal_band_rows"] == 128
     assert prov["trace_manifest_sha256"] == hashlib.sha256((trace_dir / MANIFEST).read_bytes()).hexdigest()
     resolved = arch_from_dict(yaml.safe_load(prov["arch_yaml"]))
     assert resolved.pe_array.pes == 8 and resolved == arch_from_dict(yaml.safe_load(prov["arch_yaml"]))

@@ -85,6 +85,28 @@ def test_top_ops_by_energy_by_default_and_every_op_on_request(run, trace_dir, ca
     assert rows == ["q", "o"]
 
 
+def test_a_narrow_terminal_leaves_out_shape_columns_never_the_op_names(trace_dir):
+    from rich.console import Console
+
+    from fgmpsim.arch import load_arch
+    from fgmpsim.cli.display import op_table
+    from fgmpsim.sim import simulate
+    from fgmpsim.trace import load_trace
+
+    result = simulate(load_trace(trace_dir), load_arch("fgmp"))
+    full = op_table(result, None)
+    assert [column.header for column in full.columns] == ["op", "kind", "M", "K", "N", "rep", "cycles", "stalls",
+                                                          "MACs", "energy", "share", "pJ/MAC"]
+    narrow = op_table(result, None, width=60)
+    heads = [column.header for column in narrow.columns]
+    assert heads[:2] == ["op", "kind"] and {"cycles", "energy", "pJ/MAC"} <= set(heads)
+    assert not {"M", "K", "rep"} & set(heads) and "left out at 60 columns" in narrow.title
+    console = Console(width=60, record=True, force_terminal=False)
+    console.print(narrow)
+    assert [line.split()[0] for line in console.export_text().splitlines() if line.split()[:1] in (["q"], ["o"])] \
+        == ["q", "o"]
+
+
 @pytest.mark.parametrize("args, field", [
     (["--arch", "fgmp"], "(--arch)"),
     (["--arch", "fp8_baseline", "--out", "x.json"], "(--out)"),

@@ -56,6 +56,38 @@ def test_unreachable_dask_scheduler_exits_2_before_any_point(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_port_that_accepts_but_is_no_dask_scheduler_exits_2(tmp_path, capsys, monkeypatch, dry_run):
+    """A listener that accepts and never answers (a dashboard or another service on the port): the client's
+    handshake would wait forever; the sweep gives up after twice the connect timeout. A dry run checks the port."""
+    import socket
+    import threading
+
+    from fgmpsim.sweep import executors
+
+    monkeypatch.setattr(executors, "DASK_CONNECT_TIMEOUT_S", 0.5)
+    server = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
+    port = server.getsockname()[1]
+    try:
+        code, out = _sweep(tmp_path, GOOD, "--dask", f"tcp://127.0.0.1:{port}", *(["--dry-run"] if dry_run else []))
+    finally:
+        server.close()
+    err = capsys.readouterr().err
+    if dry_run:  # the port accepts: the dry run goes on and writes nothing
+        assert code == 0 and not out.exists(), err
+    else:
+        assert code == 2 and "no Dask scheduler answered within 1 s" in err and "(--dask)" in err, err
+        assert not out.exists()
+
+
+def test_dry_run_refuses_an_unreachable_dask_scheduler(tmp_path, capsys):
+    code, out = _sweep(tmp_path, GOOD, "--dask", "tcp://127.0.0.1:9", "--dry-run")
+    assert code == 2 and "cannot reach the Dask scheduler" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_directory_of_another_sweep_is_refused(tmp_path, capsys):
     code, out = _sweep(tmp_path, GOOD)
     assert code == 0

@@ -113,10 +113,31 @@ _OP_COLUMNS = (("op", "op", None), ("kind", "kind", None), ("M", "M", None), ("K
                ("MACs", "macs", "count"), ("energy", "energy_pj", "energy_pj"), ("share", "share", "fraction"),
                ("pJ/MAC", "pj_per_mac", "pj_per_mac"))
 """(header, row key, quantity kind or None for text) of the per-op table."""
+_OP_OPTIONAL = ("rep", "K", "M", "N", "MACs", "share")
+"""Columns of the per-op table left out, in this order, while it is wider than the terminal (the op's name, its
+cycles and energy always show)."""
 
 
-def op_table(result: RunResult, top: int | None) -> Any:
-    """Per-op table: every op in trace order (``top=None``) or the ``top`` ops with the most energy."""
+def _fitted(heads: list[str], cells: list[list[str]], width: int | None) -> tuple[list[int], list[str]]:
+    """The columns of a table that fit ``width`` terminal columns (``None``: all) after leaving out
+    :data:`_OP_OPTIONAL` columns in order, and the headers left out."""
+    keep, hidden = list(range(len(heads))), []
+
+    def natural() -> int:  # cells, three columns between two (padding, border, padding) and one at each edge
+        return sum(max(len(heads[i]), *(len(row[i]) for row in cells)) for i in keep) + 3 * (len(keep) - 1) + 2
+
+    for head in _OP_OPTIONAL:
+        if width is None or not cells or natural() <= width:
+            break
+        keep.remove(heads.index(head))
+        hidden.append(head)
+    return keep, hidden
+
+
+def op_table(result: RunResult, top: int | None, width: int | None = None) -> Any:
+    """Per-op table: every op in trace order (``top=None``) or the ``top`` ops with the most energy; ``width``: the
+    terminal's columns (``None``: print every column), so a narrow terminal loses the op shape and MAC columns (the
+    title says which), not the op names."""
     total_pj = sum(row["energy_pj"] for row in result.rows) or 1.0
     rows = [{**row, "share": row["energy_pj"] / total_pj,
              "stalls": 1 - row["compute_cycles"] / row["cycles"] if row["cycles"] else 0.0} for row in result.rows]
@@ -126,4 +147,8 @@ def op_table(result: RunResult, top: int | None) -> Any:
              else f"{result.arch}: the {len(rows)} ops with the most energy (--per-op for all {len(result.rows)})")
     cells = [[str(row[key]) if kind is None else format_quantity(row[key], kind) for _, key, kind in _OP_COLUMNS]
              for row in rows]
-    return results_table(title, [head for head, _, _ in _OP_COLUMNS], cells, text_columns=2)
+    heads = [head for head, _, _ in _OP_COLUMNS]
+    keep, hidden = _fitted(heads, cells, width)
+    if hidden:
+        title += f"; {', '.join(hidden)} left out at {width} columns"
+    return results_table(title, [heads[i] for i in keep], [[row[i] for i in keep] for row in cells], text_columns=2)

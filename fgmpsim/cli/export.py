@@ -7,10 +7,16 @@ import argparse
 
 from fgmpsim.cli.model_options import add_model_options, model_kwargs
 
+EXAMPLES = """examples:
+  fgmpsim export --out out/smollm2-fgmp70                      (FGMP at 70% NVFP4, 256 traced tokens)
+  fgmpsim export --policy fgmp fp8 nvfp4 --fp4-fraction 0.5 0.7 --out out/traces
+  fgmpsim simulate --trace out/smollm2-fgmp70 --arch fgmp      (then simulate the trace)
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="quantized real model -> trace directory",
-                                   description=__doc__.splitlines()[0])
+                                   description=__doc__.splitlines()[0], epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_options(parser)
     parser.add_argument("--policy", nargs="+", default=["fgmp"], help="quantization policies (default fgmp)")
     parser.add_argument("--fp4-fraction", nargs="+", type=float, default=[0.7],

@@ -8,12 +8,18 @@ import shlex
 
 from fgmpsim.cli.model_options import add_model_options, model_kwargs
 
+EXAMPLES = """examples:
+  fgmpsim quantize --out out/quantize                          (the bundled SmolLM2, the default policies)
+  fgmpsim quantize --policies fp8 fgmp nvfp4 --fp4-fraction 0.5 0.7 0.9
+  fgmpsim quantize --policies zqfp_w4a8:m2+gptq+lorc8 int_w4a8:gptq w8a8_fp8 --text my_corpus.txt
+"""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from fgmpsim.quant.defaults import DEFAULT_POLICIES, POLICY_NAMES
 
     parser = subparsers.add_parser("quantize", help="FGMP and baseline policies on a real model; perplexity table",
-                                   description=__doc__.splitlines()[0])
+                                   description=__doc__.splitlines()[0], epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_options(parser)
     parser.add_argument("--policies", nargs="+", default=list(DEFAULT_POLICIES), metavar="POLICY",
                         help=f"policies to evaluate (default: {' '.join(DEFAULT_POLICIES)}); known: "

@@ -77,7 +77,7 @@ def _simulate(args: argparse.Namespace) -> int:
                       f"({mib['dram_kv_cache_bytes']}) = {mib['dram_footprint_bytes']} do not fit "
                       f"memory.dram.size_bytes = {mib['dram_size_bytes']}")
         if args.per_op or args.top:
-            out.print(op_table(result, None if args.per_op else args.top))
+            out.print(op_table(result, None if args.per_op else args.top, out.width if out.is_terminal else None))
     if args.out is not None:
         saved = results[0].save(args.out, arch=archs[0], trace_manifest_sha256=manifest_sha256(args.trace))
         out.print(f"wrote {saved}")

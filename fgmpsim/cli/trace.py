@@ -9,11 +9,13 @@ from fgmpsim.trace.record import Trace
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("trace", help="make, inspect and fit layer traces",
-                                   description=__doc__.splitlines()[0])
+                                   description=__doc__.splitlines()[0], epilog=_examples("synth", "gemm", "show", "fit"),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="trace_verb", metavar="ACTION", parser_class=type(parser))
     parser.set_defaults(func=lambda args: parser.error("no action given (synth, gemm, show or fit)"))
 
-    synth = verbs.add_parser("synth", help="full-size synthetic trace from a known model or a config.json")
+    synth = verbs.add_parser("synth", help="full-size synthetic trace from a known model or a config.json", epilog=_examples("synth"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     which = synth.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="known model name, e.g. llama-2-7b")
     which.add_argument("--config", help="path of a Hugging Face config.json (Llama-style)")
@@ -33,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_size_limit(synth)
     synth.set_defaults(func=_synth)
 
-    gemm = verbs.add_parser("gemm", help="a one-GEMM trace with uniform or random maps")
+    gemm = verbs.add_parser("gemm", help="a one-GEMM trace with uniform or random maps", epilog=_examples("gemm"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     for dim in ("m", "k", "n"):
         gemm.add_argument(f"--{dim}", type=int, required=True, help=f"GEMM {dim.upper()} (elements)")
     gemm.add_argument("--fp4-fraction", type=float, default=1.0, help="NVFP4 fraction of each map (default 1)")
@@ -44,16 +47,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_size_limit(gemm)
     gemm.set_defaults(func=_gemm)
 
-    show = verbs.add_parser("show", help="summary table of a trace directory")
+    show = verbs.add_parser("show", help="summary table of a trace directory", epilog=_examples("show"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     show.add_argument("dir", help="trace directory")
     show.add_argument("--arch", default="fgmp", help="arch name or YAML whose block storage prices weight bits")
     show.set_defaults(func=_show)
 
-    fit = verbs.add_parser("fit", help="fit the synthetic-map model to a real trace")
+    fit = verbs.add_parser("fit", help="fit the synthetic-map model to a real trace", epilog=_examples("fit"),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     fit.add_argument("dir", help="trace directory of a real export")
     fit.add_argument("--out", required=True, help="YAML file for the fitted parameters")
     fit.add_argument("--plot", default=None, help="also write a real-vs-synthetic comparison figure (PNG)")
     fit.set_defaults(func=_fit)
+
+
+EXAMPLES = {
+    "synth": ("fgmpsim trace synth --model llama-2-7b --tokens 2048 --fp4-fraction 0.7 --out out/l7b",
+              "fgmpsim trace synth --model llama-2-70b --phase decode --batch 16 --kv-len 4096 --out out/l70b-decode",
+              "fgmpsim trace synth --config path/to/config.json --tokens 512 --policy zqfp_w4a8:m2 --out out/mine"),
+    "gemm": ("fgmpsim trace gemm --m 2048 --k 4096 --n 4096 --fp4-fraction 0.7 --out out/gemm-4k",
+             "fgmpsim trace gemm --m 1 --k 200 --n 64 --fp4-fraction 0 --out out/gemm-fp8   (K need not be a "
+             "multiple of 16)"),
+    "show": ("fgmpsim trace show traces/smollm2-135m-fgmp70",
+             "fgmpsim trace show out/l7b --arch fp8_baseline"),
+    "fit": ("fgmpsim trace fit traces/smollm2-135m-fgmp70 --out /tmp/synth_params.yaml --plot /tmp/fit.png",),
+}
+"""Command lines shown under each action's ``--help``."""
+
+
+def _examples(*verbs: str) -> str:
+    return "examples:\n" + "".join(f"  {line}\n" for verb in verbs for line in EXAMPLES[verb])
 
 
 def _add_size_limit(parser: argparse.ArgumentParser) -> None:

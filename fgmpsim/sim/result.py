@@ -51,7 +51,8 @@ class RunResult:
     ``mappings`` the resolved :class:`Mapping` of each op; ``precision_adjustment`` what the datapath did to the
     maps; ``area`` the arch's area per component in mm² (``(component, mm²)`` pairs of
     :func:`fgmpsim.energy.area_breakdown`, empty for an arch without an area table); ``dram`` the DRAM footprint
-    fields of :func:`fgmpsim.sim.hw.dram.dram_footprint` as ``(field, value)`` pairs."""
+    fields of :func:`fgmpsim.sim.hw.dram.dram_footprint` as ``(field, value)`` pairs; ``attention`` and
+    ``causal_band_rows`` the :func:`~fgmpsim.sim.simulate` settings it was run with."""
 
     arch: str
     trace: str
@@ -61,6 +62,8 @@ class RunResult:
     precision_adjustment: str
     mappings: tuple[tuple[str, Mapping], ...]
     rows: tuple[dict[str, Any], ...]
+    attention: str
+    causal_band_rows: int
     area: tuple[tuple[str, float], ...] = ()
     dram: tuple[tuple[str, Any], ...] = ()
 
@@ -103,8 +106,9 @@ class RunResult:
         }
 
     def provenance(self, arch: Arch | None = None, trace_manifest_sha256: str | None = None) -> dict[str, Any]:
-        """What produced this result: trace, engine, code version and, when given, the fully resolved arch (as
-        YAML text that :func:`fgmpsim.arch.arch_from_dict` reads back) and the trace manifest's sha256."""
+        """What produced this result: trace, engine, attention setting, code version and, when given, the fully
+        resolved arch (as YAML text that :func:`fgmpsim.arch.arch_from_dict` reads back) and the trace manifest's
+        sha256."""
         import yaml
 
         from fgmpsim.arch.loader import arch_to_dict
@@ -112,7 +116,8 @@ class RunResult:
 
         return {"trace": self.trace, "trace_manifest_sha256": trace_manifest_sha256, "arch": self.arch,
                 "arch_yaml": None if arch is None else yaml.safe_dump(arch_to_dict(arch), sort_keys=False),
-                "engine": self.engine, "code_version": code_version(), "rows": len(self.rows)}
+                "engine": self.engine, "attention": self.attention, "causal_band_rows": self.causal_band_rows,
+                "code_version": code_version(), "rows": len(self.rows)}
 
     def save(self, path: str | os.PathLike[str], arch: Arch | None = None,
              trace_manifest_sha256: str | None = None) -> Path:

@@ -342,6 +342,7 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
         row["start_cycle"], row["end_cycle"], row["simpy_events"] = span.start, span.end, span.simpy_events
     return RunResult(arch=arch.name, trace=trace.name, engine=engine, clock_hz=arch.clock_hz,
                      peak_macs_per_cycle=arch.peak_macs_per_cycle, precision_adjustment=precision_adjustment(arch),
-                     mappings=tuple(mappings), rows=tuple(rows),
+                     mappings=tuple(mappings), rows=tuple(rows), attention=attention,
+                     causal_band_rows=int(causal_band_rows),
                      dram=tuple(dram_footprint(rows, trace, arch).items()),
                      area=tuple(asdict(area_breakdown(arch)).items()) if arch.area is not None else ())

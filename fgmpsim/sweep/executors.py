@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -184,9 +185,11 @@ def _unreachable(address: str, why: str) -> SweepError:
                       "start it (dask scheduler; dask worker ADDRESS) or use --dask local")
 
 
-def _check_address(address: str) -> None:
+def check_address(address: str) -> None:
     """A well-formed ``tcp://host:port`` whose port accepts connections (a refused port fails at once, where the
-    Dask client would retry until its timeout)."""
+    Dask client would retry until its timeout); ``"local"`` needs no check."""
+    if address == "local":
+        return
     scheme, _, rest = address.partition("://")
     host, _, port = rest.rpartition(":")
     if scheme not in ("tcp", "tls") or not host or not port.isdigit():
@@ -198,13 +201,34 @@ def _check_address(address: str) -> None:
         raise _unreachable(address, err.strerror or type(err).__name__) from None
 
 
+def _connect(client: type, address: str) -> Any:
+    """A Dask ``client`` of the scheduler at ``address``. The attempt runs in a daemon thread with a deadline: a
+    port that accepts connections but does not speak Dask's protocol (a dashboard, another service) can leave the
+    client waiting forever or failing anywhere inside its handshake, and either is an unreachable scheduler."""
+    box: dict[str, Any] = {}
+
+    def attempt() -> None:
+        try:
+            box["client"] = client(address, timeout=DASK_CONNECT_TIMEOUT_S)
+        except Exception as err:  # the peer is not a scheduler: whatever its bytes made the handshake raise
+            box["error"] = err
+
+    thread = threading.Thread(target=attempt, name="dask-connect", daemon=True)
+    thread.start()
+    thread.join(2 * DASK_CONNECT_TIMEOUT_S)
+    if "client" in box:
+        return box["client"]
+    why = (type(box["error"]).__name__ if "error" in box
+           else f"no Dask scheduler answered within {2 * DASK_CONNECT_TIMEOUT_S:g} s; is it the scheduler's port?")
+    raise _unreachable(address, why)
+
+
 class DaskExecutor:
     """Points on a Dask cluster: ``address`` ``"local"`` (a LocalCluster of ``workers`` processes) or
     ``tcp://host:port``. Connecting happens here, so an unreachable scheduler fails before any point runs."""
 
     def __init__(self, address: str, workers: int) -> None:
-        if address != "local":
-            _check_address(address)
+        check_address(address)
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError:
@@ -218,10 +242,7 @@ class DaskExecutor:
                                         dashboard_address=None, silence_logs=logging.CRITICAL)
             self.client = Client(self.cluster)
         else:
-            try:
-                self.client = Client(address, timeout=DASK_CONNECT_TIMEOUT_S)
-            except (OSError, TimeoutError) as err:
-                raise _unreachable(address, type(err).__name__) from None
+            self.client = _connect(Client, address)
         self.workers = len(self.client.scheduler_info().get("workers", {})) or workers
 
     def __enter__(self) -> DaskExecutor:

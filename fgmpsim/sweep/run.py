@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from fgmpsim.errors import SweepError
-from fgmpsim.sweep.executors import DaskExecutor, LocalPool, Outcome, Task, run_task
+from fgmpsim.sweep.executors import DaskExecutor, LocalPool, Outcome, Task, check_address, run_task
 from fgmpsim.sweep.points import Point, expand
 from fgmpsim.sweep.spec import SweepSpec, load_spec
 from fgmpsim.sweep.store import Store
@@ -129,6 +129,8 @@ def run(spec: str | os.PathLike[str] | Mapping[str, Any] | SweepSpec, out: str |
     earlier = store.failures() if store.failed_dir.is_dir() else {}
     repeat = {key: record for key, record in earlier.items() if not record.get("transient")}
     todo = [p for p in points if p.key not in finished and p.key not in repeat]
+    if dask:
+        check_address(dask)  # a dry run is refused an unreachable scheduler too
     if dry_run:
         return _dry_run(store, points, todo, workers)
     start = time.perf_counter()  # the pool's or cluster's start-up counts: the user waits for it too

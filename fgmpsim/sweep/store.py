@@ -7,8 +7,9 @@
     DIR/failed/<key>.json        one record per failed point: error class, message, whether it is transient
     DIR/summary.parquet          one row per finished point (:func:`fgmpsim.sweep.load`), rewritten after each run
 
-Only the coordinating process writes (workers return results), and every file is written to a hidden temporary
-name in its folder and renamed into place, so a killed run leaves whole files or none: a point is finished exactly
+A local pool's workers write their own point files (and return only the key); on Dask the coordinating process
+writes them from the returned rows. Every file is written to a hidden temporary name in its folder and renamed
+into place, so a killed run leaves whole files or none: a point is finished exactly
 when its Parquet file exists. A failure is *transient* when it came from the machine (a write error, a lost worker,
 memory), and a rerun retries it; any other failure would repeat (same code, same inputs: the key says so) and stays
 recorded until the code or the point changes.
