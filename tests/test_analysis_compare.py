@@ -206,6 +206,20 @@ def test_cli_bad_input_exits_2_with_one_line(run, tmp_path, capsys, extra, field
     assert err.startswith("error: ") and field in err and err.count("\n") == 1
 
 
+def test_cli_compare_of_designs_only_equals_the_trace_form(run, tmp_path, capsys):
+    trace_dir = fgmpsim.gemm_trace(128, 256, 128, fp4_fraction=0.7, seed=0).save(tmp_path / "g")
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert run(["compare", "--trace", str(trace_dir), "--name", "fg", "--design", f"nv={trace_dir}@nvfp4",
+                "--out", str(first)]) == 0
+    assert run(["compare", "--design", f"fg={trace_dir}@fgmp", "--design", f"nv={trace_dir}@nvfp4",
+                "--out", str(second)]) == 0
+    capsys.readouterr()
+    pd.testing.assert_frame_equal(pd.read_csv(first), pd.read_csv(second))
+    assert run(["compare"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no design to compare") and "(--trace)" in err and err.count("\n") == 1
+
+
 def test_cli_missing_trace_exits_2(run, capsys):
     assert run(["compare", "--trace", "/no/such/trace"]) == 2
     err = capsys.readouterr().err

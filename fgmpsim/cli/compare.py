@@ -19,8 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "compare", help="compare designs with the all-FP8 baseline on the same GEMMs",
         description=__doc__.splitlines()[0],
         epilog="example: fgmpsim compare --trace traces/smollm2-135m-fgmp70 --arch fgmp --baseline fp8_baseline "
-               "--design nvfp4=traces/smollm2-135m-nvfp4@nvfp4 --plot out/energy.png --out out/compare.csv")
-    parser.add_argument("--trace", required=True, help="trace directory of the first design")
+               "--design nvfp4=traces/smollm2-135m-nvfp4@nvfp4 --plot out/energy.png --out out/compare.csv\n"
+               "    or: fgmpsim compare --design fgmp=traces/smollm2-135m-fgmp70@fgmp "
+               "--design nvfp4=traces/smollm2-135m-nvfp4@nvfp4", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trace", default=None,
+                        help="trace directory of the first design (default: the first --design is the first design)")
     parser.add_argument("--arch", default="fgmp", help="arch of the first design (name or YAML path; default fgmp)")
     parser.add_argument("--name", default=None, help="name of the first design (default: its arch's name)")
     parser.add_argument("--baseline", default="fp8_baseline",
@@ -63,12 +66,21 @@ def _compare(args: argparse.Namespace) -> int:
     from fgmpsim.analysis.plots import energy_breakdown_plot, plot_path
     from fgmpsim.jobs.compare import compare, comparison_path, parse_design, save_comparison
 
+    from fgmpsim.errors import ConfigError
+
     designs = [parse_design(text) for text in args.design]
+    trace, arch, name = args.trace, args.arch, args.name
+    if trace is None:
+        if not designs:
+            raise ConfigError("no design to compare", "--trace",
+                              "give --trace DIR (with --arch) or --design NAME=TRACE_DIR[@ARCH], repeatable")
+        first, *designs = designs
+        trace, arch, name = first.trace, first.arch or args.arch, name or first.name
     if args.out:
         comparison_path(args.out)
     if args.plot:
         plot_path(args.plot)
-    run = compare(args.trace, args.arch, args.baseline, designs=designs, name=args.name,
+    run = compare(trace, arch, args.baseline, designs=designs, name=name,
                   baseline_trace=args.baseline_trace, overrides=args.set, engine=args.engine,
                   attention=args.attention)
     c = run.comparison
