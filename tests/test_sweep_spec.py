@@ -38,6 +38,10 @@ def _sweep(tmp_path: Path, spec: dict, *extra: str) -> tuple[int, Path]:
     ({"traces": ["no/such/trace"]}, "traces.0", "does not exist"),
     ({"archs": ["fgmpp"]}, "archs.0", "no arch file or shipped arch named 'fgmpp'"),
     ({"engine": "fast"}, "(engine)", "must be one of"),
+    ({"baseline_iso_area": "lanes_per_pe"}, "(baseline_iso_area)", "no baseline is given"),
+    ({"baseline": "fp8_baseline", "baseline_iso_area": "pes"}, "(baseline_iso_area)", "lanes_per_pe"),
+    ({"baseline": "fgmp", "archs": ["fp8_baseline"], "baseline_iso_area": "glb"}, "(baseline_iso_area)",
+     "is below"),
     ({"baseline": "fp9"}, "(baseline)", "no arch file"),
 ])
 def test_bad_spec_names_the_field_and_exits_2(tmp_path, capsys, change, field, words):
@@ -133,3 +137,32 @@ def test_baseline_gets_only_the_overrides_whose_path_it_has(tmp_path):
     assert [p.role for p in points] == ["point", "baseline", "point"]  # both points share one baseline
     assert points[1].overrides == (("clock_hz", 2.0e9),) and points[1].arch.clock_hz == 2.0e9
     assert [dict(p.arch.energy.entries)["aqu_block"].pj for p in (points[0], points[2])] == [0.5, 1.0]
+
+
+@pytest.mark.parametrize("knob", ["lanes_per_pe", "glb"])
+def test_iso_area_baseline_is_grown_to_each_design_points_area(tmp_path, knob):
+    """Every baseline point has at most its design point's area, and one more lane (or KiB of GLB) would exceed
+    it; the grown value is the baseline row's parameter column."""
+    from fgmpsim.arch import load_arch
+    from fgmpsim.energy import area_mm2
+
+    spec = {**GOOD, "grid": {"pe_array.lanes_per_pe": [4, 8]}, "baseline": "fp8_baseline",
+            "baseline_iso_area": knob}
+    code, out = _sweep(tmp_path, spec)
+    assert code == 0
+    table = fgmpsim.sweep.load(out)
+    designs, baselines = table[table.role == "point"], table[table.role == "baseline"].set_index("key")
+    assert len(designs) == 2 and len(baselines) == 2
+    for _, design in designs.iterrows():
+        base = baselines.loc[design.baseline_key]
+        assert base.area_mm2 <= design.area_mm2 and design.area_mm2_vs_baseline >= 0
+        lanes = int(base["pe_array.lanes_per_pe"])
+        sets = [f"pe_array.lanes_per_pe={lanes}"]
+        if knob == "glb":
+            assert lanes == design["pe_array.lanes_per_pe"]
+            glb = int(base["memory.glb.size_bytes"])
+            assert area_mm2(load_arch("fp8_baseline", [*sets, f"memory.glb.size_bytes={glb + 1024}"])) \
+                > design.area_mm2
+        else:
+            assert lanes > design["pe_array.lanes_per_pe"]
+            assert area_mm2(load_arch("fp8_baseline", [f"pe_array.lanes_per_pe={lanes + 1}"])) > design.area_mm2

@@ -23,6 +23,8 @@ from typing import Any
 
 from fgmpsim.arch import Arch, arch_from_dict, arch_to_dict, find_arch
 from fgmpsim.arch.documents import read_with_extends
+from fgmpsim.arch.overrides import parse_overrides
+from fgmpsim.energy import area_mm2, iso_area
 from fgmpsim.errors import ConfigError, FgmpsimError, SweepError
 from fgmpsim.provenance import code_version
 from fgmpsim.sweep.spec import SweepSpec, TraceSpec
@@ -165,6 +167,17 @@ def _has_path(data: dict[str, Any], path: str) -> bool:
     return True
 
 
+def _iso_area(baseline: Arch, design: Arch, knob: str) -> tuple[tuple[str, Any], ...]:
+    """The overrides that grow ``baseline`` to ``design``'s area with ``knob`` (:func:`fgmpsim.energy.iso_area`),
+    as ``(path, value)`` pairs."""
+    try:
+        grown = iso_area(baseline, area_mm2(design), knob)
+    except ConfigError as err:
+        raise SweepError(f"baseline_iso_area: {err.what} (design {design.name}, baseline {baseline.name})",
+                         "baseline_iso_area", err.fix) from None
+    return tuple((".".join(path), value) for path, value in parse_overrides(list(grown.overrides)))
+
+
 def point_key(source: TraceSource, arch: Arch, engine: str) -> str:
     """The stable key of (trace identity, resolved arch, engine, code fingerprint)."""
     return _sha256_json({"trace": source.identity, "arch": arch_to_dict(arch), "engine": engine,
@@ -187,6 +200,9 @@ def expand(spec: SweepSpec) -> list[Point]:
                 if spec.baseline is not None:
                     applicable = tuple((k, v) for k, v in overrides if _has_path(baseline_paths, k))
                     base_arch = archs.load(spec.baseline, "baseline", where, applicable)
+                    if spec.baseline_iso_area is not None:
+                        applicable += _iso_area(base_arch, arch, spec.baseline_iso_area)
+                        base_arch = archs.load(spec.baseline, "baseline", where, applicable)
                     base_key = point_key(source, base_arch, spec.engine)
                 key = point_key(source, arch, spec.engine)
                 if key not in points or points[key].role == "baseline":  # a point that is also a baseline

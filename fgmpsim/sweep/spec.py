@@ -14,6 +14,7 @@ Layout (every key but ``traces`` and ``archs`` optional)::
     points:                           # explicit override sets, run in addition to the grid
       - {pe_array.pes: 32, memory.glb.size_bytes: 4194304}
     baseline: fp8_baseline            # also run every trace (and override set) on this arch
+    baseline_iso_area: lanes_per_pe   # ... grown to each design point's area (lanes_per_pe or glb)
 
 Without ``grid`` and ``points`` each (trace, arch) runs once as it is. Unknown keys, unknown ``--set`` paths (with
 a did-you-mean), empty lists and values of the wrong type raise :class:`~fgmpsim.errors.SweepError` naming the
@@ -78,6 +79,7 @@ class _SpecModel(_Strict):
     grid: dict[str, list[Any]] = {}
     points: list[dict[str, Any]] = []
     baseline: Annotated[str, Field(min_length=1)] | None = None
+    baseline_iso_area: Literal["lanes_per_pe", "glb"] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,9 @@ class SweepSpec:
     base_dir: Path
     document: dict[str, Any]
     """The spec as written (after YAML parsing): it identifies the sweep in its store."""
+    baseline_iso_area: str | None = None
+    """``lanes_per_pe`` or ``glb``: every baseline point grown by :func:`fgmpsim.energy.iso_area` to the area of
+    the design point it is compared with (``None``: the baseline as given)."""
 
 
 def _key(key: Any) -> str:
@@ -200,11 +205,15 @@ def spec_from_dict(document: Mapping[str, Any], base_dir: str | Path = ".") -> S
                          "add e.g. 'pe_array.lanes_per_pe: [8, 16]' under grid, or remove it")
     grid = tuple((key, tuple(_override(key, value, "grid")[1] for value in _values(values, f"grid.{_key(key)}")))
                  for key, values in model.grid.items())
+    if model.baseline_iso_area is not None and model.baseline is None:
+        raise SweepError("sweep spec: baseline_iso_area grows the baseline, but no baseline is given",
+                         "baseline_iso_area", "add 'baseline: fp8_baseline' (or another arch), or remove it")
     return SweepSpec(name=model.name, engine=model.engine,
                      traces=tuple(_trace(entry, i, base) for i, entry in enumerate(model.traces)),
                      archs=tuple(model.archs), grid=grid,
                      points=tuple(_overrides(point, f"points.{i}") for i, point in enumerate(model.points)),
-                     baseline=model.baseline, base_dir=base, document=dict(document))
+                     baseline=model.baseline, base_dir=base, document=dict(document),
+                     baseline_iso_area=model.baseline_iso_area)
 
 
 def load_spec(spec: str | Path | Mapping[str, Any] | SweepSpec) -> SweepSpec:
