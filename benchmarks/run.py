@@ -222,6 +222,20 @@ def case_llama2_7b_prefetch() -> Measurement:
                                   ["memory.prefetch_next_weights=true"])
 
 
+def case_llama2_7b_slotted() -> Measurement:
+    return _llama2_7b_option_case("llama2_7b_slotted", "PE buffers and GLB slotted (storage.layout)",
+                                  ["storage.layout.pe_buffers=slotted", "storage.layout.glb=slotted"])
+
+
+def case_llama2_7b_static_off() -> Measurement:
+    return _llama2_7b_option_case("llama2_7b_static_off", "static energy off", ["static.enabled=false"])
+
+
+def case_llama2_7b_no_kept_outputs() -> Measurement:
+    return _llama2_7b_option_case("llama2_7b_no_kept_outputs", "outputs never kept in the GLB",
+                                  ["memory.glb.keep_outputs=false"])
+
+
 def case_smollm2_new_point() -> Measurement:
     from fgmpsim.trace import load_trace
 
@@ -349,7 +363,9 @@ CASES = {"llama2_7b_prefill": case_llama2_7b_prefill, "llama2_7b_decode": case_l
          "llama2_7b_new_clock": case_llama2_7b_new_clock, "smollm2_new_point": case_smollm2_new_point,
          "smollm2_new_tiling": case_smollm2_new_tiling, "sweep_smollm2_48": case_sweep_smollm2_48,
          "llama2_7b_options_off": case_llama2_7b_options_off, "llama2_7b_collectors": case_llama2_7b_collectors,
-         "llama2_7b_fill": case_llama2_7b_fill, "llama2_7b_prefetch": case_llama2_7b_prefetch}
+         "llama2_7b_fill": case_llama2_7b_fill, "llama2_7b_prefetch": case_llama2_7b_prefetch,
+         "llama2_7b_slotted": case_llama2_7b_slotted, "llama2_7b_static_off": case_llama2_7b_static_off,
+         "llama2_7b_no_kept_outputs": case_llama2_7b_no_kept_outputs}
 UNPINNED = ("sweep_smollm2_48",)
 """Cases that measure parallel workers: their child process may use every core."""
 QUICK = ("smollm2_shipped", "smollm2_new_point", "smollm2_new_tiling", "reference_vs_tile", "llama2_7b_decode",

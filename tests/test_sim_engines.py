@@ -235,3 +235,30 @@ def test_tile_engine_equals_reference_with_uniform_operand_formats(block):
         formats.update(f.name for op in trace.ops for f in (op.weight_format, op.act_format))
         checked += 1
     assert checked >= 40 and casts >= 10 and formats == {"mixed", "fp8", "fp4_pow2"}
+
+
+@pytest.mark.parametrize("block", range(2))
+def test_every_option_at_once_keeps_tile_reference_and_event_equal(block):
+    """Collectors, a VMAC pipeline, bounded lane FIFOs, the next-op weight prefetch, kept outputs and random
+    layouts, all on together (each is tested alone in its own file): tile == reference == event, column for
+    column, and compute + stalls = cycles."""
+    from dataclasses import replace
+
+    checked = 0
+    for seed in range(1000 + block * 30, 1000 + block * 30 + 30):
+        arch, trace, mapping = _case(seed)
+        rng = np.random.default_rng([seed, 2])
+        pe = {"pipeline_depth": int(rng.integers(1, 4)), "lane_fifo_depth": int(rng.integers(1, 3))}
+        if arch.pe_array.dataflow == "weight_stationary":
+            pe |= {"weight_collector_blocks": int(rng.integers(0, 4)), "psum_collector_entries": int(rng.integers(1, 4))}
+        memory = replace(arch.memory, prefetch_next_weights=True, glb=replace(arch.memory.glb, keep_outputs=True))
+        arch = replace(arch, pe_array=replace(arch.pe_array, **pe), memory=memory)
+        if (tile := tile_matching_reference(trace, arch, mapping, f"seed {seed}, every option")) is None:
+            continue
+        event = simulate(trace, arch, engine="event", mapping=mapping).to_frame()
+        differing = [c for c in OWN if not tile[c].equals(event[c])]
+        assert not differing, f"seed {seed}: event differs in {differing}"
+        stalls = tile[[c for c in tile.columns if c.startswith("stall_")]].sum(axis=1)
+        assert (tile.compute_cycles + stalls == tile.cycles).all()
+        checked += 1
+    assert checked >= 15
