@@ -3,7 +3,8 @@
 Points are traces x archs x override sets (the grid's cartesian product, then the explicit ``points``), in that
 order, so the points of one trace are adjacent (the executors keep that order; a worker then loads a trace once).
 With ``baseline``, each (trace, override set) also runs on the baseline arch, with the overrides whose path exists
-in the baseline's resolved arch (:func:`fgmpsim.arch.arch_to_dict`).
+in the baseline's resolved arch (:func:`fgmpsim.arch.arch_to_dict`); with ``baseline_iso_area`` the baseline is
+then grown to the design point's area (:func:`fgmpsim.energy.iso_area`), which adds its overrides to the point.
 
 Every arch is loaded and every recipe built (lazily: no maps) here, in the parent, so any bad value fails before a
 point runs. A point's key is a hash of the trace's identity (the manifest's bytes, or the recipe), the fully
