@@ -3,7 +3,7 @@
 
 Usage::
 
-    python benchmarks/microarch_options.py               # prints a markdown table (~2-4 minutes, 5 simulations)
+    python benchmarks/microarch_options.py               # prints a markdown table (about 10 s, 5 simulations)
     python benchmarks/microarch_options.py --collectors  # the collectors table instead (8 simulations)
 
 Energy-table options (alignment energy, mixed-lane MAC overhead, AQU price, static energy) only price counts, so

@@ -218,6 +218,13 @@ def test_cli_compare_of_designs_only_equals_the_trace_form(run, tmp_path, capsys
     assert run(["compare"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no design to compare") and "(--trace)" in err and err.count("\n") == 1
+    # a design without @ARCH runs on --arch, whichever design comes first
+    third = tmp_path / "c.csv"
+    assert run(["compare", "--arch", "nvfp4", "--design", f"fg={trace_dir}@fgmp", "--design", f"nv={trace_dir}",
+                "--out", str(third)]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(second), pd.read_csv(third))
+    assert run(["compare", "--name", "x", "--design", f"fg={trace_dir}@fgmp"]) == 2
+    assert "(--name)" in capsys.readouterr().err
 
 
 def test_cli_missing_trace_exits_2(run, capsys):

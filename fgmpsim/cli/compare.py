@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from fgmpsim.analysis.units import kind_of, metric_label
@@ -68,14 +69,17 @@ def _compare(args: argparse.Namespace) -> int:
 
     from fgmpsim.errors import ConfigError
 
-    designs = [parse_design(text) for text in args.design]
+    designs = [replace(design, arch=design.arch or args.arch) for design in map(parse_design, args.design)]
     trace, arch, name = args.trace, args.arch, args.name
-    if trace is None:
+    if trace is None:  # the first --design is the first design
         if not designs:
             raise ConfigError("no design to compare", "--trace",
                               "give --trace DIR (with --arch) or --design NAME=TRACE_DIR[@ARCH], repeatable")
+        if name is not None:
+            raise ConfigError("--name names the --trace design, and there is none", "--name",
+                              "name each design in --design NAME=TRACE_DIR[@ARCH]")
         first, *designs = designs
-        trace, arch, name = first.trace, first.arch or args.arch, name or first.name
+        trace, arch, name = first.trace, first.arch, first.name
     if args.out:
         comparison_path(args.out)
     if args.plot:

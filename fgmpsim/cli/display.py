@@ -48,14 +48,15 @@ def quantity_row(label: str, kind: str, values: Sequence[float], changes: Sequen
 
 
 def results_table(title: str, heads: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int = 1) -> Any:
-    """A table whose value columns never truncate (the first ``text_columns`` wrap instead)."""
+    """A table whose value columns never truncate: the first ``text_columns`` fold onto more lines instead (an op's
+    name stays whole on a narrow terminal)."""
     from rich import box
     from rich.table import Table
 
     table = Table(title=title, box=box.SIMPLE, pad_edge=False)
     for i, head in enumerate(heads):
         if i < text_columns:
-            table.add_column(head)
+            table.add_column(head, overflow="fold")
         else:
             width = max(len(head), *(len(row[i]) for row in rows)) if rows else len(head)
             table.add_column(head, justify="right", no_wrap=True, min_width=width)

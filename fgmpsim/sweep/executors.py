@@ -218,7 +218,7 @@ def _connect(client: type, address: str) -> Any:
     thread.join(2 * DASK_CONNECT_TIMEOUT_S)
     if "client" in box:
         return box["client"]
-    why = (type(box["error"]).__name__ if "error" in box
+    why = (f"{type(box['error']).__name__}: {str(box['error'])[:200]}" if "error" in box
            else f"no Dask scheduler answered within {2 * DASK_CONNECT_TIMEOUT_S:g} s; is it the scheduler's port?")
     raise _unreachable(address, why)
 

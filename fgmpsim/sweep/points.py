@@ -201,8 +201,9 @@ def expand(spec: SweepSpec) -> list[Point]:
                 if spec.baseline is not None:
                     applicable = tuple((k, v) for k, v in overrides if _has_path(baseline_paths, k))
                     base_arch = archs.load(spec.baseline, "baseline", where, applicable)
-                    if spec.baseline_iso_area is not None:
-                        applicable += _iso_area(base_arch, arch, spec.baseline_iso_area)
+                    if spec.baseline_iso_area is not None:  # the grown value replaces a swept one
+                        grown = dict(_iso_area(base_arch, arch, spec.baseline_iso_area))
+                        applicable = tuple((k, v) for k, v in applicable if k not in grown) + tuple(grown.items())
                         base_arch = archs.load(spec.baseline, "baseline", where, applicable)
                     base_key = point_key(source, base_arch, spec.engine)
                 key = point_key(source, arch, spec.engine)
