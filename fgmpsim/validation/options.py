@@ -78,6 +78,10 @@ OPTIONS: tuple[Option, ...] = (
            "(off: the full M x N product)", attention=("dense", "causal")),
     Option("pipeline_fill", "a 4-stage VMAC pipeline: 3 fill/drain cycles per tile (fgmpsim.sim.schedule)",
            ("pe_array.pipeline_depth=1",), ("pe_array.pipeline_depth=4",)),
+    Option("weight_prefetch", "an op's first weight fill runs in the previous op's tail (fgmpsim.sim.hw.prefetch)",
+           ("memory.prefetch_next_weights=false",), ("memory.prefetch_next_weights=true",)),
+    Option("aqu_bottom_up_price", "the AQU's work priced bottom-up at 21.8 pJ per block (off: the earlier 11.4 pJ)",
+           ("energy.actions.aqu_block.pj=11.4",), ()),
 )
 """The structural options of the arch YAML (docs/microarchitecture.md describes each)."""
 
