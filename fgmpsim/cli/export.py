@@ -16,7 +16,8 @@ EXAMPLES = """examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="quantized real model -> trace directory",
-                                   description=__doc__.splitlines()[0], epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_options(parser)
     parser.add_argument("--policy", nargs="+", default=["fgmp"], help="quantization policies (default fgmp)")
     parser.add_argument("--fp4-fraction", nargs="+", type=float, default=[0.7],

@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from fgmpsim.quant.defaults import DEFAULT_POLICIES, POLICY_NAMES
 
     parser = subparsers.add_parser("quantize", help="FGMP and baseline policies on a real model; perplexity table",
-                                   description=__doc__.splitlines()[0], epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   description=__doc__.splitlines()[0], epilog=EXAMPLES,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_options(parser)
     parser.add_argument("--policies", nargs="+", default=list(DEFAULT_POLICIES), metavar="POLICY",
                         help=f"policies to evaluate (default: {' '.join(DEFAULT_POLICIES)}); known: "

@@ -9,13 +9,12 @@ from fgmpsim.trace.record import Trace
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("trace", help="make, inspect and fit layer traces",
-                                   description=__doc__.splitlines()[0], epilog=_examples("synth", "gemm", "show", "fit"),
+                                   description=__doc__.splitlines()[0], epilog=_examples(*EXAMPLES),
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="trace_verb", metavar="ACTION", parser_class=type(parser))
     parser.set_defaults(func=lambda args: parser.error("no action given (synth, gemm, show or fit)"))
 
-    synth = verbs.add_parser("synth", help="full-size synthetic trace from a known model or a config.json", epilog=_examples("synth"),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    synth = _action(verbs, "synth", "full-size synthetic trace from a known model or a config.json")
     which = synth.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="known model name, e.g. llama-2-7b")
     which.add_argument("--config", help="path of a Hugging Face config.json (Llama-style)")
@@ -35,8 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_size_limit(synth)
     synth.set_defaults(func=_synth)
 
-    gemm = verbs.add_parser("gemm", help="a one-GEMM trace with uniform or random maps", epilog=_examples("gemm"),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    gemm = _action(verbs, "gemm", "a one-GEMM trace with uniform or random maps")
     for dim in ("m", "k", "n"):
         gemm.add_argument(f"--{dim}", type=int, required=True, help=f"GEMM {dim.upper()} (elements)")
     gemm.add_argument("--fp4-fraction", type=float, default=1.0, help="NVFP4 fraction of each map (default 1)")
@@ -47,14 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_size_limit(gemm)
     gemm.set_defaults(func=_gemm)
 
-    show = verbs.add_parser("show", help="summary table of a trace directory", epilog=_examples("show"),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    show = _action(verbs, "show", "summary table of a trace directory")
     show.add_argument("dir", help="trace directory")
     show.add_argument("--arch", default="fgmp", help="arch name or YAML whose block storage prices weight bits")
     show.set_defaults(func=_show)
 
-    fit = verbs.add_parser("fit", help="fit the synthetic-map model to a real trace", epilog=_examples("fit"),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    fit = _action(verbs, "fit", "fit the synthetic-map model to a real trace")
     fit.add_argument("dir", help="trace directory of a real export")
     fit.add_argument("--out", required=True, help="YAML file for the fitted parameters")
     fit.add_argument("--plot", default=None, help="also write a real-vs-synthetic comparison figure (PNG)")
@@ -77,6 +73,12 @@ EXAMPLES = {
 
 def _examples(*verbs: str) -> str:
     return "examples:\n" + "".join(f"  {line}\n" for verb in verbs for line in EXAMPLES[verb])
+
+
+def _action(verbs: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
+    """The parser of action ``name``, its :data:`EXAMPLES` under its ``--help``."""
+    return verbs.add_parser(name, help=help, epilog=_examples(name),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _add_size_limit(parser: argparse.ArgumentParser) -> None:

@@ -203,19 +203,23 @@ def _traffic(arch: Arch, bw: int, shape: OpShape, tiling: Tiling) -> tuple[int, 
 
 def _max_chunk(arch: Arch, bw: int, shape: OpShape, m: Mapping, x_res: bool) -> int:
     """Largest number of m-tiles per chunk whose GLB need fits (0 if not even one). The need (:func:`_glb_need`)
-    of a chunk of two or more m-tiles is ``fixed + rows * per_row`` with ``rows = min(chunk_tiles * tile_m, M)``,
-    so the largest chunk is solved for directly."""
+    of a chunk of two or more m-tiles is affine in its rows, ``min(chunk_tiles * tile_m, M)``, so the largest chunk
+    is solved for from the need of two m-tiles and of all of M."""
     usable, mt = _usable_bits(arch.memory.glb), -(-shape.m // m.tile_m)
-    tm, tn, tkb = m.tile_m, m.tile_n, m.tile_k_blocks
-    if _glb_need(arch, bw, shape, tm, tn, tkb, 1, x_res, False, True) > usable:
+
+    def need(chunk_tiles: int) -> int:
+        return _glb_need(arch, bw, shape, m.tile_m, m.tile_n, m.tile_k_blocks, chunk_tiles, x_res, False, True)
+
+    if need(1) > usable:
         return 0
-    spills = -(-shape.kb // tkb) > 1
-    fixed = tn * tkb * bw + (0 if x_res else tm * tkb * bw) + _out_tile_bits(arch, bw, tm, tn, shape.has_consumer)
-    per_row = (shape.kb * bw if x_res else 0) + (tn * arch.storage.psum_bits if spills else 0)
-    if mt < 2 or fixed + shape.m * per_row <= usable:  # one m-tile, or all of M (per_row = 0 lands here)
+    whole = need(mt)
+    if mt < 2 or whole <= usable:
         return mt
-    chunk = int((usable - fixed) // per_row) // tm  # the rows that fit, in whole m-tiles (fewer than mt)
-    return chunk if chunk >= 2 else 1
+    two = need(2)
+    if two > usable:
+        return 1
+    per_row = (whole - two) // (shape.m - 2 * m.tile_m)  # mt >= 3 here; > 0: all of M does not fit, two m-tiles do
+    return min(mt - 1, 2 + int((usable - two) // per_row) // m.tile_m)
 
 
 def _residency_options(arch: Arch, bw: int, shape: OpShape, m: Mapping) -> list[Tiling]:

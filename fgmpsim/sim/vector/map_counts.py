@@ -45,9 +45,9 @@ def group_reduce(values: np.ndarray, size: int, axis: int, ufunc: np.ufunc = np.
                  dtype: type | None = None) -> np.ndarray:
     """``ufunc`` (``np.add`` or ``np.maximum``) over consecutive groups of ``size`` along ``axis``; the last group
     may be short. Groups along a middle axis of a large array, and small groups (:data:`_SLAB_SIZE`) along any
-    middle axis, are combined one slab at a time, an order of magnitude faster than ``ufunc.reduceat`` there. ``dtype``: accumulator type (default: that of ``values``).
-    The groups are a reshape of ``axis`` in place (no axis moves: on the small arrays of most ops the call
-    overhead is the cost)."""
+    middle axis, are combined one slab at a time, an order of magnitude faster than ``ufunc.reduceat`` there.
+    ``dtype``: accumulator type (default: that of ``values``). The groups are a reshape of ``axis`` in place (no
+    axis moves: on the small arrays of most ops the call overhead is the cost)."""
     dtype = dtype or values.dtype
     before = (slice(None),) * axis
     length = values.shape[axis]
