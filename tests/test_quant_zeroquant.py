@@ -84,6 +84,27 @@ def test_lorc_with_exact_factors_leaves_the_sum_of_the_remaining_squared_singula
     np.testing.assert_allclose(residual, np.sum(s[rank:] ** 2), rtol=1e-5, atol=1e-9 * np.sum(s ** 2))
 
 
+def test_lorc_factors_are_added_in_the_forward_pass_and_removed_after():
+    """Inside ``fake_quantized`` a linear with LoRC factors computes x @ (W_q + A B)^T + b (numpy, float64 here);
+    outside it the original weight is back."""
+    torch = pytest.importorskip("torch")
+    from fgmpsim.quant.fakequant import fake_quantized
+
+    rng = np.random.default_rng(3)
+    net = torch.nn.Sequential(torch.nn.Linear(32, 40))
+    original = net[0].weight.detach().numpy().copy()
+    wq = fake_quant(original, "nvfp4")
+    a, b = lorc_factors(original - wq, 4)
+    x = rng.standard_normal((5, 32)).astype(np.float32)
+    bias = net[0].bias.detach().numpy().astype(np.float64)
+    with fake_quantized(net, {"0": wq}, {"s": None}, {"0": "s"}, lorc={"0": (a, b)}), torch.no_grad():
+        y = net(torch.from_numpy(x)).numpy()
+    expected = x.astype(np.float64) @ (wq.astype(np.float64) + a.astype(np.float64) @ b).T + bias
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(y, x.astype(np.float64) @ wq.T.astype(np.float64) + bias, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(net[0].weight.detach().numpy(), original)
+
+
 def test_lorc_8bit_factors_and_storage_by_hand():
     error = np.random.default_rng(0).standard_normal((40, 24)).astype(np.float32)
     exact = lorc_factors(error, 8)

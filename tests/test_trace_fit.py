@@ -110,8 +110,31 @@ def test_shipped_fit_reproduces_the_real_smollm2_export():
         assert (np.abs(synth_spread - real_spread) <= np.maximum(0.2 * real_spread, 0.01)).all(), table
 
 
+@pytest.mark.skipif(not (REAL_TRACE / "manifest.yaml").exists(),
+                    reason=f"the real SmolLM2 export {REAL_TRACE} has not been produced (fgmpsim export)")
+def test_shipped_params_are_what_fitting_the_shipped_trace_gives():
+    """``fgmpsim/trace/synth_params.yaml`` is the output of its documented command (``fgmpsim trace fit
+    traces/smollm2-135m-fgmp70``), so every synthetic-trace number follows from the shipped trace and the code."""
+    refit = fit_synth_params(load_trace(REAL_TRACE))
+    assert refit.roles == load_synth_params().roles
+
+
 def test_layer_profile_puts_edges_at_the_first_and_last_layer_and_interpolates_between():
     role = RoleParams(first_layer=1.0, last_layer=2.0, layer_profile=(0.0, 1.0))
     np.testing.assert_allclose(role.log_layer_profile(5), [1.0, 0.0, 0.5, 1.0, 2.0])
     np.testing.assert_allclose(role.log_layer_profile(2), [1.0, 2.0])
     np.testing.assert_allclose(RoleParams(layer_profile=(0.3,)).log_layer_profile(4), [0.0, 0.3, 0.3, 0.0])
+
+
+def test_fit_markdown_prints_each_roles_parameters_and_spreads(toy_fit):
+    from fgmpsim.trace.fit_report import fit_markdown
+
+    real = synth_trace(TOY, tokens=128, fp4_fraction=0.7, seed=11, params=TRUTH)
+    table = compare_maps(real, synthetic_twin(real, toy_fit))
+    lines = fit_markdown(toy_fit, table).splitlines()
+    assert len(lines) == 2 + len(table)
+    rows = {line.split(" | ")[0].strip("| `"): line.split(" | ") for line in lines[2:]}
+    down = toy_fit.role("down_proj")
+    assert rows["down_proj"][6:8] == [f"{down.row_sigma:.2f}", f"{down.col_sigma:.2f}"]
+    assert rows["down_proj"][1] == f"{table.loc['down_proj', 'fp8_real']:.3f}"
+    assert rows["pv_p"][2] == "fixed 1"

@@ -72,7 +72,7 @@ def test_a_format_key_in_a_version_3_trace_is_an_unknown_key(tmp_path):
     (lambda f: f.update(group_size="64"), "weight_format.group_size", "positive multiple"),
     (lambda f: f.update(channel_scale=True), "weight_format.channel_scale", "only for fp4_pow2"),
     (lambda f: f.update(lorc_rank=-1), "weight_format.lorc_rank", "non-negative integer"),
-    (lambda f: f.update(lorc_rank=25), "weight_format.lorc_rank", "at least 25 rows"),
+    (lambda f: f.update(lorc_rank=25), "weight_format.lorc_rank", "exceeds the weight.s smaller side"),
     (lambda f: f.update(groupsize=64), "ops[0].weight_format.groupsize", "did you mean 'group_size'"),
 ])
 def test_a_bad_weight_format_names_its_field(tmp_path, change, field, needle):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import yaml
 
 from fgmpsim.errors import TraceError
 from fgmpsim.trace import TRACE_FORMAT_VERSION, GemmOp, SyntheticMap, Trace, load_trace, save_trace
-from fgmpsim.trace.record import WHOLE_BLOCKS_FORMAT_VERSION
+from fgmpsim.trace.record import CAUSAL_KINDS, WHOLE_BLOCKS_FORMAT_VERSION
 from fgmpsim.trace.io import MANIFEST, MAPS
 
 
@@ -221,3 +222,17 @@ def test_save_checks_the_trace_first(tmp_path):
     with pytest.raises(TraceError, match="'broken'"):
         save_trace(Trace("t", (op,)), tmp_path / "t")
     assert not (tmp_path / "t").exists()
+
+
+TRACES = Path(__file__).resolve().parents[1] / "traces"
+SHIPPED = sorted(p.parent for p in TRACES.rglob("manifest.yaml"))
+
+
+@pytest.mark.parametrize("directory", SHIPPED, ids=lambda p: str(p.relative_to(TRACES)))
+def test_shipped_real_traces_record_causal_attention(directory):
+    """SmolLM2 is a causal LM: every shipped trace of it marks its attention ops causal, so simulating it skips the
+    masked half as the model does (a trace of format 1 or 2 would load dense and count the whole M x N product)."""
+    trace = load_trace(directory)
+    attention = [op for op in trace.ops if op.kind in CAUSAL_KINDS]
+    assert attention and all(op.causal for op in attention)
+    assert all(not op.causal for op in trace.ops if op.kind not in CAUSAL_KINDS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from fgmpsim.trace.record import Trace
 
@@ -54,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("dir", help="trace directory of a real export")
     fit.add_argument("--out", required=True, help="YAML file for the fitted parameters")
     fit.add_argument("--plot", default=None, help="also write a real-vs-synthetic comparison figure (PNG)")
+    fit.add_argument("--markdown", action="store_true",
+                     help="also print the fitted parameters per role beside the real and synthetic map statistics "
+                          "(the table of docs/synthetic_traces.md)")
     fit.set_defaults(func=_fit)
 
 
@@ -205,10 +209,15 @@ def _fit(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, params.to_yaml().encode())
     Console(soft_wrap=True).print(f"wrote {args.out}: map model for {len(params.roles)} roles fitted to {real.name}")
-    if args.plot is not None:
-        from fgmpsim.trace.fit_report import plot_comparison, synthetic_twin
+    if args.plot is None and not args.markdown:
+        return 0
+    from fgmpsim.trace.fit_report import compare_maps, fit_markdown, plot_comparison, synthetic_twin
 
-        plot_comparison(real, synthetic_twin(real, params), args.plot)
+    twin = synthetic_twin(real, params)
+    table = compare_maps(real, twin) if args.plot is None else plot_comparison(real, twin, args.plot)
+    if args.plot is not None:
         Console(soft_wrap=True).print(f"wrote {args.plot}")
+    if args.markdown:
+        sys.stdout.write(fit_markdown(params, table) + "\n")
     return 0
 

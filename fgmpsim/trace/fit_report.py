@@ -63,6 +63,27 @@ def compare_maps(real: Trace, synth: Trace) -> pd.DataFrame:
     return frame.loc[order, columns]
 
 
+FIT_TABLE_HEADS = ("role", "real FP8", "`fp8_scale`", "`first_layer` / `last_layer`", "`layer_profile`",
+                   "`layer_sigma`", "`row_sigma`", "`col_sigma`", "row / col spread, real", "same, synthetic")
+
+
+def fit_markdown(params: SynthParams, table: pd.DataFrame) -> str:
+    """A Markdown table of the fitted parameters per role beside the :func:`compare_maps` table (FP8 fraction of
+    the real trace; mean row / column spread of FP8 fractions, real and synthetic)."""
+    lines = ["| " + " | ".join(FIT_TABLE_HEADS) + " |", "|" + " --- |" * len(FIT_TABLE_HEADS)]
+    for role, row in table.iterrows():
+        p = params.role(str(role))
+        if p.fixed_fp8_fraction is not None:
+            cells = [f"fixed {p.fixed_fp8_fraction:g}", "", "", "", "", "", "", ""]
+        else:
+            cells = [f"{p.fp8_scale:.3f}", f"{p.first_layer:+.2f} / {p.last_layer:+.2f}",
+                     ", ".join(f"{v:+.2f}" for v in p.layer_profile), f"{p.layer_sigma:.2f}", f"{p.row_sigma:.2f}",
+                     f"{p.col_sigma:.2f}", f"{row.row_std_real:.3f} / {row.col_std_real:.3f}",
+                     f"{row.row_std_synth:.3f} / {row.col_std_synth:.3f}"]
+        lines.append("| " + " | ".join([f"`{role}`", f"{row.fp8_real:.3f}", *cells]) + " |")
+    return "\n".join(lines)
+
+
 def plot_comparison(real: Trace, synth: Trace, path: str | os.PathLike[str]) -> pd.DataFrame:
     """Write a 2 x 2 figure (per-role FP8 fraction; row/column spreads; column and row FP8-fraction CDFs of
     :data:`PLOT_ROLES`) to ``path`` and return the :func:`compare_maps` table it shows."""

@@ -134,9 +134,12 @@ class OperandFormat:
         if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
             raise TraceError(f"{where}: {field} lorc_rank must be a non-negative integer, got {excerpt(rank)}",
                              f"{field}.lorc_rank", "use 0 (no LoRC) or the rank of the stored factors")
-        if rank and (not static or rank > min(rows, k)):
-            raise TraceError(f"{where}: {field} lorc_rank {rank} needs a static weight with at least {rank} rows and "
-                             f"K >= {rank}", f"{field}.lorc_rank", "LoRC factors belong to a static weight only")
+        if rank and not static:
+            raise TraceError(f"{where}: {field} lorc_rank {rank}, but only a static weight carries LoRC factors",
+                             f"{field}.lorc_rank", "use lorc_rank 0 here")
+        if rank > min(rows, k):
+            raise TraceError(f"{where}: {field} lorc_rank {rank} exceeds the weight's smaller side "
+                             f"({rows} rows x K={k})", f"{field}.lorc_rank", f"use a rank of at most {min(rows, k)}")
 
 
 MIXED = OperandFormat()
