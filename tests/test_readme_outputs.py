@@ -19,6 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
 
 
+@pytest.fixture(autouse=True)
+def _plain_pipe_output(monkeypatch):
+    """The CLI prints as into a pipe (PIPE_WIDTH columns, no colour), whatever the test runner's environment says."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def _block_after(anchor: str) -> list[str]:
     """The lines of the fenced block that opens at most two lines after the README line ``anchor``."""
     at = README.index(anchor)

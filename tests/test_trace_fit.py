@@ -138,3 +138,14 @@ def test_fit_markdown_prints_each_roles_parameters_and_spreads(toy_fit):
     assert rows["down_proj"][6:8] == [f"{down.row_sigma:.2f}", f"{down.col_sigma:.2f}"]
     assert rows["down_proj"][1] == f"{table.loc['down_proj', 'fp8_real']:.3f}"
     assert rows["pv_p"][2] == "fixed 1"
+
+
+def test_trace_fit_markdown_prints_the_table_alone_on_stdout(tmp_path, capsys):
+    from fgmpsim.cli import main
+    from fgmpsim.trace import save_trace
+
+    save_trace(synth_trace(TOY, tokens=128, fp4_fraction=0.7, seed=11, params=TRUTH), tmp_path / "toy")
+    assert main(["trace", "fit", str(tmp_path / "toy"), "--out", str(tmp_path / "p.yaml"), "--markdown"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].startswith("| role | real FP8 |") and all(line.startswith("|") for line in out.splitlines())
+    assert "wrote" in err and load_synth_params(tmp_path / "p.yaml").roles

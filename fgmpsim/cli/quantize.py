@@ -12,7 +12,7 @@ EXAMPLES = """examples:
   fgmpsim quantize --out out/quantize                          (the bundled SmolLM2, the default policies)
   fgmpsim quantize --policies fp8 fgmp nvfp4 --fp4-fraction 0.5 0.7 0.9
   fgmpsim quantize --policies zqfp_w4a8:m2+gptq+lorc8+g64 int_w4a8:gptq+g64 w8a8_fp8 --text my_corpus.txt
-                                    (g64: SmolLM2's 576 channels are no multiple of the default group of 256)
+                                    (g64: SmolLM2's 576 channels are not a multiple of the default group of 256)
 """
 
 

@@ -208,7 +208,8 @@ def _fit(args: argparse.Namespace) -> int:
     params = fit_synth_params(real)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, params.to_yaml().encode())
-    Console(soft_wrap=True).print(f"wrote {args.out}: map model for {len(params.roles)} roles fitted to {real.name}")
+    status = Console(soft_wrap=True, stderr=args.markdown)  # with --markdown, stdout holds the table alone
+    status.print(f"wrote {args.out}: map model for {len(params.roles)} roles fitted to {real.name}")
     if args.plot is None and not args.markdown:
         return 0
     from fgmpsim.trace.fit_report import compare_maps, fit_markdown, plot_comparison, synthetic_twin
@@ -216,7 +217,7 @@ def _fit(args: argparse.Namespace) -> int:
     twin = synthetic_twin(real, params)
     table = compare_maps(real, twin) if args.plot is None else plot_comparison(real, twin, args.plot)
     if args.plot is not None:
-        Console(soft_wrap=True).print(f"wrote {args.plot}")
+        status.print(f"wrote {args.plot}")
     if args.markdown:
         sys.stdout.write(fit_markdown(params, table) + "\n")
     return 0

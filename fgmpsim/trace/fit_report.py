@@ -65,11 +65,13 @@ def compare_maps(real: Trace, synth: Trace) -> pd.DataFrame:
 
 FIT_TABLE_HEADS = ("role", "real FP8", "`fp8_scale`", "`first_layer` / `last_layer`", "`layer_profile`",
                    "`layer_sigma`", "`row_sigma`", "`col_sigma`", "row / col spread, real", "same, synthetic")
+"""Column heads of :func:`fit_markdown` (the table of ``docs/synthetic_traces.md``)."""
 
 
 def fit_markdown(params: SynthParams, table: pd.DataFrame) -> str:
     """A Markdown table of the fitted parameters per role beside the :func:`compare_maps` table (FP8 fraction of
-    the real trace; mean row / column spread of FP8 fractions, real and synthetic)."""
+    the real trace; mean row / column spread of FP8 fractions, real and synthetic). A role with a fixed FP8 fraction
+    has no fitted parameters, and its spread cells are left empty (the fraction is constant, so they are zero)."""
     lines = ["| " + " | ".join(FIT_TABLE_HEADS) + " |", "|" + " --- |" * len(FIT_TABLE_HEADS)]
     for role, row in table.iterrows():
         p = params.role(str(role))
