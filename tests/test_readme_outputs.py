@@ -63,7 +63,9 @@ def _assert_in_order(shown: list[str], printed: list[str]) -> None:
 
 
 def test_simulate_block_is_what_simulate_prints(tmp_path, capsys, monkeypatch):
-    argv = shlex.split("simulate --trace smollm2-135m-fgmp70 --arch fgmp --arch fp8_baseline --top 3")
+    """The block shows the head of the output of the first command of the README's simulate examples."""
+    command = next(line for line in README if line.startswith("fgmpsim simulate --trace smollm2-135m-fgmp70 "))
+    argv = shlex.split(command.split("#")[0])[1:]
     block = _block_after("first command prints (head of the output):")
     _assert_in_order(_shown(block), _run(argv, tmp_path, capsys, monkeypatch))
 

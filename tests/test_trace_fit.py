@@ -27,8 +27,13 @@ TRUTH = SynthParams(roles={
 
 
 @pytest.fixture(scope="module")
-def toy_fit():
-    return fit_synth_params(synth_trace(TOY, tokens=128, fp4_fraction=0.7, seed=11, params=TRUTH))
+def toy_trace():
+    return synth_trace(TOY, tokens=128, fp4_fraction=0.7, seed=11, params=TRUTH)
+
+
+@pytest.fixture(scope="module")
+def toy_fit(toy_trace):
+    return fit_synth_params(toy_trace)
 
 
 def test_fit_effects_recovers_row_and_column_effect_sizes():
@@ -126,11 +131,10 @@ def test_layer_profile_puts_edges_at_the_first_and_last_layer_and_interpolates_b
     np.testing.assert_allclose(RoleParams(layer_profile=(0.3,)).log_layer_profile(4), [0.0, 0.3, 0.3, 0.0])
 
 
-def test_fit_markdown_prints_each_roles_parameters_and_spreads(toy_fit):
+def test_fit_markdown_prints_each_roles_parameters_and_spreads(toy_trace, toy_fit):
     from fgmpsim.trace.fit_report import fit_markdown
 
-    real = synth_trace(TOY, tokens=128, fp4_fraction=0.7, seed=11, params=TRUTH)
-    table = compare_maps(real, synthetic_twin(real, toy_fit))
+    table = compare_maps(toy_trace, synthetic_twin(toy_trace, toy_fit))
     lines = fit_markdown(toy_fit, table).splitlines()
     assert len(lines) == 2 + len(table)
     rows = {line.split(" | ")[0].strip("| `"): line.split(" | ") for line in lines[2:]}
@@ -140,11 +144,11 @@ def test_fit_markdown_prints_each_roles_parameters_and_spreads(toy_fit):
     assert rows["pv_p"][2] == "fixed 1"
 
 
-def test_trace_fit_markdown_prints_the_table_alone_on_stdout(tmp_path, capsys):
+def test_trace_fit_markdown_prints_the_table_alone_on_stdout(toy_trace, tmp_path, capsys):
     from fgmpsim.cli import main
     from fgmpsim.trace import save_trace
 
-    save_trace(synth_trace(TOY, tokens=128, fp4_fraction=0.7, seed=11, params=TRUTH), tmp_path / "toy")
+    save_trace(toy_trace, tmp_path / "toy")
     assert main(["trace", "fit", str(tmp_path / "toy"), "--out", str(tmp_path / "p.yaml"), "--markdown"]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines()[0].startswith("| role | real FP8 |") and all(line.startswith("|") for line in out.splitlines())

@@ -215,8 +215,10 @@ def _fit(args: argparse.Namespace) -> int:
     from fgmpsim.trace.fit_report import compare_maps, fit_markdown, plot_comparison, synthetic_twin
 
     twin = synthetic_twin(real, params)
-    table = compare_maps(real, twin) if args.plot is None else plot_comparison(real, twin, args.plot)
-    if args.plot is not None:
+    if args.plot is None:
+        table = compare_maps(real, twin)
+    else:
+        table = plot_comparison(real, twin, args.plot)
         status.print(f"wrote {args.plot}")
     if args.markdown:
         sys.stdout.write(fit_markdown(params, table) + "\n")

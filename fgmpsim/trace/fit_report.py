@@ -76,7 +76,7 @@ def fit_markdown(params: SynthParams, table: pd.DataFrame) -> str:
     for role, row in table.iterrows():
         p = params.role(str(role))
         if p.fixed_fp8_fraction is not None:
-            cells = [f"fixed {p.fixed_fp8_fraction:g}", "", "", "", "", "", "", ""]
+            cells = [f"fixed {p.fixed_fp8_fraction:g}", *[""] * 7]
         else:
             cells = [f"{p.fp8_scale:.3f}", f"{p.first_layer:+.2f} / {p.last_layer:+.2f}",
                      ", ".join(f"{v:+.2f}" for v in p.layer_profile), f"{p.layer_sigma:.2f}", f"{p.row_sigma:.2f}",
