@@ -10,7 +10,8 @@ import yaml
 from fgmpsim.arch import ARCH_CONFIG_DIR, Arch, arch_from_dict, arch_to_dict, find_arch, load_arch, shipped_names
 from fgmpsim.errors import ConfigError
 
-DESIGNS = ("fgmp", "fp8_baseline", "nvfp4", "fgmp_fp8_half_rate", "fgmp_output_stationary", "zqfp_w4a8")
+DESIGNS = ("fgmp", "fp8_baseline", "nvfp4", "fgmp_fp8_half_rate", "fgmp_output_stationary", "zqfp_w4a8",
+           "int_w4a8")
 SYSTOLIC_DESIGNS = ("systolic_16x16", "systolic_32x8")  # other arrays: tests/test_sim_systolic.py
 
 

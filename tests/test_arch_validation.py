@@ -30,7 +30,7 @@ BROKEN = [
     ({"pe_array": {"vector_width": 12}}, "pe_array.vector_width", "power of two, got 12"),
     ({"pe_array": {"dataflow": "row_stationary"}}, "pe_array.dataflow", "'output_stationary' or 'systolic_ws'"),
     ({"pe_array": {"datapath_precisions": []}}, "pe_array.datapath_precisions", "must not be empty"),
-    ({"pe_array": {"datapath_precisions": ["fp4", "fp16"]}}, "pe_array.datapath_precisions.1", "'fp4' or 'fp8'"),
+    ({"pe_array": {"datapath_precisions": ["fp4", "fp16"]}}, "pe_array.datapath_precisions.1", "'fp4', 'fp8' or 'int8'"),
     ({"pe_array": {"datapath_precisions": ["fp8", "fp8"]}}, "pe_array.datapath_precisions", "twice"),
     ({"pe_array": {"cycles_per_block_pair": {"fp8xfp8": 0}}}, "pe_array.cycles_per_block_pair.fp8xfp8",
      "positive integer, got 0"),

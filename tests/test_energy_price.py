@@ -17,10 +17,10 @@ COLLECTORS = ("weight_collector", "psum_collector")
 def test_actions_are_exactly_the_names_the_simulator_counts() -> None:
     expected = {f"{lvl}_{d}{m}_bits" for lvl in (*LEVELS, *COLLECTORS) for d in ("read", "write")
                 for m in ("", "_metadata")}
-    expected |= {"macs_fp4xfp4", "macs_fp4xfp8", "macs_fp8xfp4", "macs_fp8xfp8", "block_pairs", "aqu_blocks",
-                 "aqu_sensitivity_read_bits", "macs_fgmp_extra", "align_blocks", "cast_blocks", "leakage_cycles",
-                 "clock_cycles"}
-    assert set(ACTIONS) == expected and len(ACTIONS) == len(expected) == 40
+    expected |= {"macs_fp4xfp4", "macs_fp4xfp8", "macs_fp8xfp4", "macs_fp8xfp8", "macs_int8xint8", "block_pairs",
+                 "int_group_scales", "aqu_blocks", "aqu_sensitivity_read_bits", "macs_fgmp_extra", "align_blocks",
+                 "cast_blocks", "leakage_cycles", "clock_cycles"}
+    assert set(ACTIONS) == expected and len(ACTIONS) == len(expected) == 42
 
 
 def test_entries_are_exactly_the_energy_table_names() -> None:
@@ -28,7 +28,11 @@ def test_entries_are_exactly_the_energy_table_names() -> None:
     expected = {f"{lvl}_{d}_bit" for lvl in LEVELS for d in ("read", "write")}
     expected |= {"mac_fp4xfp4", "mac_fp4xfp8", "mac_fp8xfp4", "mac_fp8xfp8", "scale_accumulate", "aqu_block",
                  "aqu_sensitivity_read_bit", "mac_fgmp_extra", "align_block"}
-    assert set(ENTRIES) == expected | collectors | {"cast_block"} and len(ENTRIES) == 24
+    integer = {"mac_int8xint8", "int_group_scale"}
+    assert set(ENTRIES) == expected | collectors | {"cast_block"} | integer and len(ENTRIES) == 26
+    assert set(required_entries(("int8",), False)) == expected - {
+        "mac_fp4xfp4", "mac_fp4xfp8", "mac_fp8xfp4", "mac_fp8xfp8", "mac_fgmp_extra", "align_block", "aqu_block",
+        "aqu_sensitivity_read_bit"} | integer
     assert set(required_entries(("fp4", "fp8"), True, collectors=True)) == expected | collectors
     assert set(required_entries(("fp8",), False, casts=True)) - set(required_entries(("fp8",), False)) == \
         {"cast_block"}

@@ -141,9 +141,10 @@ def test_export_many_calibrates_once_and_traces_every_policy_and_fraction(calibr
 def test_zeroquant_family_traces_record_their_operand_formats(calibrated, tiny_tokens, tmp_path, policy, weight, act):
     trace = export_trace(calibrated, policy, 0.7, tiny_tokens[6], model_name="tiny", progress=False)
     per_row = OperandFormat(act)
+    fixed = per_row if act == "int8" else MIXED  # P and the unquantized lm_head: INT8 rows, or all-FP8 maps
     for op in trace.ops:
-        expected = {"linear": (weight, per_row), "attn_qk": (per_row, per_row), "attn_pv": (per_row, MIXED),
-                    "lm_head": (MIXED, MIXED)}[op.kind]  # P and the unquantized lm_head stay all-FP8 maps
+        expected = {"linear": (weight, per_row), "attn_qk": (per_row, per_row), "attn_pv": (per_row, fixed),
+                    "lm_head": (fixed, fixed)}[op.kind]
         assert (op.weight_format, op.act_format) == expected, op.name
     loaded = load_trace(trace.save(tmp_path / "t"))
     assert [(op.weight_format, op.act_format) for op in loaded.ops] == \

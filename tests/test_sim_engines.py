@@ -112,9 +112,11 @@ def _case(seed: int):
 
 
 def test_reference_counts_every_action_and_fills_every_row_column():
-    # simulate derives these five from every engine's own counts and cycles (MACs on a mixed lane, alignment blocks
-    # from the flags moved, cast blocks from the block pairs and input reads, the op's cycles for static energy)
-    derived = {"macs_fgmp_extra", "align_blocks", "cast_blocks", "leakage_cycles", "clock_cycles"}
+    # simulate derives these six from every engine's own counts and cycles (MACs on a mixed lane, alignment blocks
+    # from the flags moved, cast blocks from the block pairs and input reads, an INT lane's group rescales from its
+    # block pairs, the op's cycles for static energy)
+    derived = {"macs_fgmp_extra", "align_blocks", "cast_blocks", "int_group_scales", "leakage_cycles",
+               "clock_cycles"}
     assert set(action_names()) == set(ACTIONS) - derived
     arch, trace, mapping = _case(3)
     tile = simulate(trace, arch, mapping=mapping).to_frame()

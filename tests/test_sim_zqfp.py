@@ -103,7 +103,7 @@ def test_output_into_an_fp8_consumer_is_written_at_fp8_block_bits():
     (OperandFormat("fp4_fp32", 64), "lists no route for it"),
 ])
 def test_formats_the_arch_does_not_accept_are_refused_naming_storage_formats(fmt, needle):
-    act = OperandFormat("int8") if fmt.spec.element == "int" else OperandFormat("fp8")
+    act = OperandFormat("int8") if fmt.spec.element in ("int4", "int8") else OperandFormat("fp8")
     for engine in ENGINES:
         with pytest.raises(ConfigError, match=needle) as err:
             simulate(Trace("bad", (_op("w", fmt, act),)), ARCH, engine=engine)

@@ -35,7 +35,7 @@ def _edit(path, change) -> None:
 
 @pytest.mark.parametrize("fmt", NEW_FORMATS, ids=lambda f: f.label().replace(" ", "_"))
 def test_each_uniform_format_round_trips_exactly_at_format_version_4(tmp_path, fmt):
-    act = OperandFormat("int8" if fmt.spec.element == "int" else "fp8")
+    act = OperandFormat("int8" if fmt.spec.element in ("int4", "int8") else "fp8")
     trace = Trace("t", (_op(fmt, act), _op(name="mixed")))
     save_trace(trace, tmp_path / "t")
     manifest = yaml.safe_load((tmp_path / "t" / MANIFEST).read_text())

@@ -5,17 +5,20 @@ Each raises :class:`ConfigError` naming the dotted field to change.
 
 from __future__ import annotations
 
-from fgmpsim.arch.record import CAST_FP8, Arch, MemoryLevel
+from fgmpsim.arch.record import CAST_FP8, WIDEN, Arch, MemoryLevel
 from fgmpsim.energy.actions import required_entries
 from fgmpsim.energy.area import check_area
 from fgmpsim.energy.footprint import block_bits
 from fgmpsim.errors import ConfigError, closest_hint
+from fgmpsim.precision import FP_PAIRS, INT_PAIR
 from fgmpsim.trace.formats import FORMAT_NAMES, MIXED_NAME, UNIFORM_FORMATS
 
 
 def check_arch(arch: Arch) -> None:
     """Raise :class:`ConfigError` for the first cross-field inconsistency of ``arch``."""
     _check_systolic(arch)
+    _check_integer(arch)
+    _check_mode_cycles(arch)
     _check_storage_formats(arch)
     _check_aqu(arch)
     _check_metadata(arch)
@@ -62,6 +65,42 @@ def _check_systolic(arch: Arch) -> None:
                           f"mapping.{fixed[0]}", f"set mapping.{fixed[0]} to null")
 
 
+def _check_integer(arch: Arch) -> None:
+    """An integer array is INT8 lanes alone (no FP lanes beside them, no systolic form), timed by its one mode."""
+    pe = arch.pe_array
+    if not pe.integer:
+        return
+    if tuple(pe.datapath_precisions) != ("int8",):
+        raise ConfigError(f"an integer datapath is INT8 lanes alone, got {'+'.join(pe.datapath_precisions)}",
+                          "pe_array.datapath_precisions",
+                          "use [int8] (INT4 weights reach it through storage_formats' widen route) or FP lanes only")
+    if pe.systolic:
+        raise ConfigError("a systolic_ws array computes the trace's FP8/NVFP4 blocks only, not INT8",
+                          "pe_array.datapath_precisions", "use [fp8] or [fp4] on a systolic_ws array")
+
+
+def _check_mode_cycles(arch: Arch) -> None:
+    """The cycles of every mode of the datapath's family are given (the four FP pairs, or INT8 x INT8)."""
+    pe = arch.pe_array
+    if pe.systolic:
+        return
+    modes, others = ((INT_PAIR,), FP_PAIRS) if pe.integer else (FP_PAIRS, (INT_PAIR,))
+    family = "an INT8" if pe.integer else "a floating-point"
+    foreign = [mode for mode in others if getattr(pe.cycles_per_block_pair, mode) is not None]
+    if foreign:
+        raise ConfigError(f"{family} datapath has no {foreign[0]} mode, but its cycles are given",
+                          f"pe_array.cycles_per_block_pair.{foreign[0]}",
+                          f"remove it (this datapath's modes: {', '.join(modes)})")
+    missing = [mode for mode in modes if getattr(pe.cycles_per_block_pair, mode) is None]
+    if missing:
+        more = f"; also {', '.join(missing[1:])}" if missing[1:] else ""
+        raise ConfigError(f"missing required key (pe_array.cycles_per_block_pair.{missing[0]}) for {family} "
+                          f"datapath{more}",
+                          f"pe_array.cycles_per_block_pair.{missing[0]}",
+                          f"add '{missing[0]}: 1' (cycles per block pair; arch_configs/"
+                          f"{'int_w4a8' if pe.integer else 'fgmp'}.yaml is a complete example)")
+
+
 def _check_storage_formats(arch: Arch) -> None:
     """Every accepted format is a trace format, and its route can reach this datapath (:data:`STORAGE_ROUTES`)."""
     pe = arch.pe_array
@@ -75,17 +114,28 @@ def _check_storage_formats(arch: Arch) -> None:
         if fmt != MIXED_NAME and pe.systolic:
             raise ConfigError(f"a systolic_ws array computes the trace's FP8/NVFP4 blocks only, not {fmt}", field,
                               "remove the entry (accept mixed: map only)")
+        if fmt == MIXED_NAME and pe.integer:
+            raise ConfigError("an INT8 datapath has no exact route for FP8/NVFP4 block maps (mixed: map is the "
+                              "default for FP lanes)", field,
+                              "set pe_array.storage_formats to {int8: native, int4: widen}")
         element = UNIFORM_FORMATS[fmt].element if fmt != MIXED_NAME else None
         if route == "native" and element not in pe.datapath_precisions:
-            integer = element == "int"
-            raise ConfigError(f"{fmt} elements cannot run natively on this array "
-                              f"({'no integer datapath' if integer else 'datapath ' + '+'.join(pe.datapath_precisions)})",
-                              field, "remove the entry (fgmpsim models FP4/FP8 lanes only)" if integer else
-                              f"remove the entry, or add {element} to pe_array.datapath_precisions")
+            hint = ("use 'int4: widen' (sign-extended onto INT8 lanes)" if element == "int4" and pe.integer else
+                    "remove the entry: INT elements run on an INT8 datapath only (datapath_precisions: [int8])"
+                    if element in ("int4", "int8") else
+                    "remove the entry: FP elements never run on INT8 lanes" if pe.integer else
+                    f"remove the entry, or add {element} to pe_array.datapath_precisions")
+            lacking = ": no integer datapath" if element in ("int4", "int8") and not pe.integer else ""
+            raise ConfigError(f"{fmt} elements cannot run natively on this array (datapath "
+                              f"{'+'.join(pe.datapath_precisions)}{lacking})", field, hint)
         if route == CAST_FP8 and (fmt != "fp4_pow2" or "fp8" not in pe.datapath_precisions):
             raise ConfigError(f"the FP4 -> FP8 cast is exact for fp4_pow2 onto FP8 lanes only, not {fmt} onto "
                               f"{'+'.join(pe.datapath_precisions)}", field,
                               "use cast_fp8 for fp4_pow2 on an array with fp8 in datapath_precisions")
+        if route == WIDEN and (fmt != "int4" or not pe.integer):
+            raise ConfigError(f"the INT4 -> INT8 sign extension takes int4 onto INT8 lanes only, not {fmt} onto "
+                              f"{'+'.join(pe.datapath_precisions)}", field,
+                              "use widen for int4 on an array with datapath_precisions [int8]")
 
 
 def _check_aqu(arch: Arch) -> None:

@@ -8,8 +8,9 @@ Microarchitecture modeled (FGMP paper, Sec. 5; Simba-style PE array):
 * ``pes`` processing elements, each with ``lanes_per_pe`` vector-MAC lanes.
 * A lane computes the dot product of one weight block and one activation block (``vector_width`` elements each,
   ``vector_width`` = the quantization block size) in ``cycles_per_block_pair[mode]`` cycles, where mode is the
-  weight x activation precision pair (``fp4xfp4``, ``fp4xfp8``, ``fp8xfp4``, ``fp8xfp8``), then scales and
-  accumulates the partial sum in FP32.
+  weight x activation precision pair (``fp4xfp4``, ``fp4xfp8``, ``fp8xfp4``, ``fp8xfp8``; ``int8xint8`` on an
+  INT8 array), then scales and accumulates the partial sum in FP32 (an INT8 lane accumulates a scale group's
+  sums as integers and rescales the group once in FP32).
 * Lanes run independently inside a tile and synchronize at tile boundaries (the slowest lane sets the tile time).
 
 ``dataflow: systolic_ws`` is a different array: ``rows x cols`` scalar MACs, weight stationary, one datapath
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
-from fgmpsim.precision import PRECISION_PAIRS
+from fgmpsim.precision import PRECISION_PAIRS, is_integer
 
 Dataflow = Literal["weight_stationary", "output_stationary", "systolic_ws"]
 DATAFLOWS: tuple[str, ...] = ("weight_stationary", "output_stationary", "systolic_ws")
@@ -30,13 +31,15 @@ SYSTOLIC = "systolic_ws"
 
 
 CAST_FP8 = "cast_fp8"
-STORAGE_ROUTES: tuple[str, ...] = ("map", "native", CAST_FP8)
+WIDEN = "widen"
+STORAGE_ROUTES: tuple[str, ...] = ("map", "native", CAST_FP8, WIDEN)
 """How a stored operand reaches the lanes: ``map`` (``mixed`` only): each block of the FP8/NVFP4 map as the datapath
 adjusts it (an unsupported precision stored and computed in the supported one); ``native``: a uniform format whose
 elements the datapath computes as they are (``fp8`` on FP8 lanes, ``fp4_pow2``/``fp4_fp32`` on FP4 lanes, the group
 scale applied by the lane's scale-accumulate); ``cast_fp8`` (``fp4_pow2`` only): stored as FP4, each block expanded
 to E4M3 by a cast unit on its way from the PE buffer into the lane (exact: ``E2M1 x 2^e`` is an E4M3 value for
-``e`` in [-8, 6]) and computed on FP8 lanes."""
+``e`` in [-8, 6]) and computed on FP8 lanes; ``widen`` (``int4`` only): stored as INT4, sign-extended to INT8 at
+the lane input (exact for every code, wiring only: no energy or area of its own) and computed on INT8 lanes."""
 
 
 def _hash_once(record: object) -> int:
@@ -57,23 +60,32 @@ def _fields_state(record: object) -> dict:
 
 @dataclass(frozen=True)
 class ModeCycles:
-    """Cycles one lane needs for one block pair, per weight x activation precision pair."""
+    """Cycles one lane needs for one block pair, per weight x activation precision pair: the four FP pairs on a
+    floating-point datapath, ``int8xint8`` on an INT8 one (the loader requires the datapath's own; ``None``: not
+    given, the datapath has no such mode)."""
 
-    fp4xfp4: int
-    fp4xfp8: int
-    fp8xfp4: int
-    fp8xfp8: int
+    fp4xfp4: int | None = None
+    fp4xfp8: int | None = None
+    fp8xfp4: int | None = None
+    fp8xfp8: int | None = None
+    int8xint8: int | None = None
 
-    def as_table(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        """``table[w_fp8][a_fp8]`` in cycles."""
-        return ((self.fp4xfp4, self.fp4xfp8), (self.fp8xfp4, self.fp8xfp8))
+    def as_table(self, integer: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
+        """``table[w_wide][a_wide]`` in cycles; ``integer``: on an INT8 datapath, where every slot is its one
+        mode (:func:`fgmpsim.precision.slot_pairs`)."""
+        if integer:
+            c = self.int8xint8
+            return ((c, c), (c, c))  # type: ignore[return-value]
+        return ((self.fp4xfp4, self.fp4xfp8), (self.fp8xfp4, self.fp8xfp8))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
 class PEArray:
-    """The compute array. ``datapath_precisions`` lists what the MAC datapath supports ("fp4", "fp8"): blocks in an
-    unsupported precision are stored and computed in the supported one (an FP8-only array promotes every NVFP4 block
-    to FP8; an FP4-only array demotes FP8 blocks to NVFP4).
+    """The compute array. ``datapath_precisions`` lists what the MAC datapath supports ("fp4", "fp8", or "int8"
+    alone): blocks in an unsupported precision are stored and computed in the supported one (an FP8-only array
+    promotes every NVFP4 block to FP8; an FP4-only array demotes FP8 blocks to NVFP4). ``("int8",)`` is an integer
+    array: INT8 x INT8 lanes that take uniform INT operands only (``storage_formats``; mixed FP8/NVFP4 maps have no
+    exact route into it).
 
     Inside each lane (:mod:`fgmpsim.sim.hw.collectors`): a weight collector of ``weight_collector_blocks`` weight
     blocks (0 = none: operands come straight from the weight buffer) and a partial-sum collector of
@@ -97,6 +109,16 @@ class PEArray:
     storage_formats: tuple[tuple[str, str], ...] = (("mixed", "map"),)
     """(trace operand format, route to the datapath) for every storage format the array accepts, sorted by format
     (:data:`STORAGE_ROUTES`; formats: :mod:`fgmpsim.trace.formats`). An operand in a format not listed is refused."""
+
+    @property
+    def integer(self) -> bool:
+        """An INT8 datapath (:func:`fgmpsim.precision.is_integer`)."""
+        return is_integer(self.datapath_precisions)
+
+    @property
+    def mode_table(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Cycles per block pair, ``table[w_wide][a_wide]``, for this datapath's modes."""
+        return self.cycles_per_block_pair.as_table(self.integer)
 
     def route(self, fmt: str) -> str | None:
         """How operands stored in format ``fmt`` reach the lanes (``None``: the array does not accept it)."""
@@ -324,8 +346,7 @@ class Arch:
         """Scalar MACs per cycle with every lane busy in its fastest supported mode (systolic: rows x cols)."""
         if self.pe_array.systolic:
             return self.pe_array.rows * self.pe_array.cols
-        fastest = min(self.pe_array.cycles_per_block_pair.as_table()[w][a]
-                      for w in (0, 1) for a in (0, 1))
+        fastest = min(min(row) for row in self.pe_array.mode_table)
         return self.pe_array.lanes * self.pe_array.vector_width // fastest
 
     def describe(self) -> str:

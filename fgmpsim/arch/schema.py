@@ -21,6 +21,7 @@ from fgmpsim.energy.actions import ENTRIES
 from fgmpsim.energy.area import AREA_ENTRIES
 from fgmpsim.energy.static import STATIC_DENSITIES, with_static_energy
 from fgmpsim.errors import ConfigError, closest_hint, excerpt
+from fgmpsim.precision import DATAPATH_PRECISIONS
 
 # Ranges with physical meaning. The maxima keep every count the simulator derives inside int64: a cycle count is
 # at most (block pairs) x (cycles per block pair) + (bits moved) / (bits per cycle), and a trace's block pairs and
@@ -53,10 +54,12 @@ class _Strict(BaseModel):
 
 
 class ModeCyclesModel(_Strict):
-    fp4xfp4: CyclesPerBlockPair
-    fp4xfp8: CyclesPerBlockPair
-    fp8xfp4: CyclesPerBlockPair
-    fp8xfp8: CyclesPerBlockPair
+    """Every mode optional here: the datapath's own modes are required by :mod:`fgmpsim.arch.checks`."""
+    fp4xfp4: CyclesPerBlockPair | None = None
+    fp4xfp8: CyclesPerBlockPair | None = None
+    fp8xfp4: CyclesPerBlockPair | None = None
+    fp8xfp8: CyclesPerBlockPair | None = None
+    int8xint8: CyclesPerBlockPair | None = None
 
 
 class PEArrayModel(_Strict):
@@ -64,7 +67,7 @@ class PEArrayModel(_Strict):
     lanes_per_pe: PositiveInt
     vector_width: Annotated[int, Field(gt=0, le=MAX_VECTOR_WIDTH)]
     dataflow: Literal[DATAFLOWS]  # type: ignore[valid-type]
-    datapath_precisions: Annotated[list[Literal["fp4", "fp8"]], Field(min_length=1)]
+    datapath_precisions: Annotated[list[Literal[DATAPATH_PRECISIONS]], Field(min_length=1)]  # type: ignore[valid-type]
     cycles_per_block_pair: ModeCyclesModel
     weight_collector_blocks: NonNegativeInt = 0
     psum_collector_entries: PositiveInt = 1
@@ -248,7 +251,7 @@ def _number(limit: Any) -> str:
 _RANGE_WHY = "the physical range fgmpsim accepts, so every count fits in int64"
 _VALUE_FIXES = {
     "pe_array.vector_width": "use a power of two equal to the quantization block size (16 for NVFP4)",
-    "pe_array.datapath_precisions": "list each of fp4, fp8 at most once",
+    "pe_array.datapath_precisions": "list each of fp4, fp8 at most once, or [int8] alone",
 }
 _TYPE_WORDS = {  # pydantic error type -> (what the value must be, how to fix it)
     "int_type": ("an integer", "write a whole number without quotes"),

@@ -13,6 +13,9 @@ mode muxes on top of its mode's ``mac_<pair>``); ``align_blocks`` counts blocks 
 between a packed level and a fixed-width port (:mod:`fgmpsim.sim.hw.layout`); ``leakage_cycles`` and
 ``clock_cycles`` count the op's cycles, priced at the static pJ per cycle the loader derives from the area model
 (:mod:`fgmpsim.energy.static`, :data:`DERIVED_ENTRIES`: not written in the YAML).
+``int_group_scales`` (INT8 datapaths only) counts the FP32 rescales of an integer lane: one per output and
+scale group, where the group's integer dot product is converted to FP32, multiplied by its scale and added to the
+output (:func:`fgmpsim.sim.simulate`'s derived counts; on FP lanes ``block_pairs`` covers scaling).
 ``cast_blocks`` counts blocks a cast unit expands from FP4 (power-of-two group scale) to E4M3 on their way into
 a lane (:data:`fgmpsim.arch.record.STORAGE_ROUTES`).
 ``weight_collector_*`` / ``psum_collector_*`` count bits written into and read out of the lanes' register files
@@ -21,7 +24,7 @@ a lane (:data:`fgmpsim.arch.record.STORAGE_ROUTES`).
 
 from __future__ import annotations
 
-from fgmpsim.precision import PRECISION_PAIRS
+from fgmpsim.precision import PRECISION_PAIRS, is_integer
 
 MEMORY_LEVELS: tuple[str, ...] = ("dram", "glb", "weight_buffer", "input_buffer", "accum_buffer")
 """Memory levels in the order of :meth:`fgmpsim.arch.Memory.levels`."""
@@ -53,6 +56,7 @@ _ROWS: tuple[tuple[str, str, str], ...] = (
     *((f"macs_{p}", f"mac_{p}", f"mac_{p}") for p in PRECISION_PAIRS),
     ("macs_fgmp_extra", "mac_fgmp_extra", "fgmp_mode_logic"),
     ("block_pairs", "scale_accumulate", "scale_accumulate"),
+    ("int_group_scales", "int_group_scale", "scale_accumulate"),
     ("aqu_blocks", "aqu_block", "aqu"),
     ("aqu_sensitivity_read_bits", "aqu_sensitivity_read_bit", "aqu"),
     ("align_blocks", "align_block", "alignment"),
@@ -72,6 +76,7 @@ ENTRIES: tuple[str, ...] = tuple(dict.fromkeys(entry for _, entry, _ in _ROWS if
 
 _AQU_ENTRIES = ("aqu_block", "aqu_sensitivity_read_bit")
 _MIXED_ENTRIES = ("mac_fgmp_extra", "align_block")
+_INT_ENTRIES = ("int_group_scale",)
 _COLLECTOR_ENTRIES = tuple(f"{c}_{d}_bit" for c in COLLECTORS for d in ("read", "write"))
 
 
@@ -84,10 +89,12 @@ def required_entries(datapath_precisions: tuple[str, ...], aqu_enabled: bool,
                      collectors: bool = False, casts: bool = False) -> tuple[str, ...]:
     """Entries an architecture's table must price: every entry whose action the simulator can count on it
     (MAC modes the datapath can execute, AQU entries only with the AQU enabled, the mixed lane's extra logic and the
-    alignment network only on a mixed FP4/FP8 datapath, whose blocks come in two sizes, collector entries only with
-    a weight collector, the cast unit only on an array that accepts a format through one)."""
+    alignment network only on a mixed FP4/FP8 datapath, whose blocks come in two sizes, the group rescale only on
+    an INT8 datapath, collector entries only with a weight collector, the cast unit only on an array that accepts a
+    format through one)."""
     macs = {f"mac_{p}" for p in PRECISION_PAIRS} - {f"mac_{p}" for p in reachable_pairs(datapath_precisions)}
     skip = macs | (set() if aqu_enabled else set(_AQU_ENTRIES)) | (set() if collectors else set(_COLLECTOR_ENTRIES))
     skip |= set() if casts else {"cast_block"}
     skip |= set() if set(datapath_precisions) == {"fp4", "fp8"} else set(_MIXED_ENTRIES)
+    skip |= set() if is_integer(datapath_precisions) else set(_INT_ENTRIES)
     return tuple(entry for entry in ENTRIES if entry not in skip)

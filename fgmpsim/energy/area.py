@@ -8,11 +8,14 @@ with its source (derivations: ``docs/energy_model.md``, "Area"). Per component:
   ``aqu_sensitivity_per_kib`` (AQU enabled only). Capacity is the configured ``size_bytes`` (double buffering is
   a use of that capacity, not extra SRAM).
 * ``mac_lanes`` = lanes x vector_width x the scalar-MAC area of the lane's base datapath: ``mac_fp8`` when the
-  datapath executes FP8 (FP8-only and FGMP lanes), ``mac_fp4`` for an FP4-only lane.
+  datapath executes FP8 (FP8-only and FGMP lanes), ``mac_fp4`` for an FP4-only lane, ``mac_int8`` for an INT8
+  lane (INT4 weights reach it sign-extended: wires, no area).
 * ``fgmp_mode_logic`` = lanes x vector_width x ``mac_fgmp_extra``, charged only for a mixed FP4+FP8 datapath: the
   dual-format operand decode, the narrow FP4 x FP4 path and the mode muxes the FGMP lane adds to an FP8 lane.
 * ``block_scale`` = lanes x ``block_scale``, only where some executable block precision carries a block scale
   (NVFP4's E4M3 scale); ``accumulators`` = lanes x ``accumulator`` (normalize + FP32 add), on every array.
+* ``int_rescale`` = lanes x ``int_rescale``, INT8 lanes only: the INT32 -> FP32 convert and FP32 multiply that
+  rescale each group's integer sum (one per lane, so any group size down to one block keeps up).
 * ``aqu`` = AQU blocks per cycle x ``aqu_block_per_cycle`` (AQU enabled only).
 * ``cast_units`` = lanes x ``cast_unit``, only on an array that accepts a format through a cast unit (one FP4 ->
   FP8 cast of a whole block per lane, in front of its weight operand).
@@ -35,10 +38,10 @@ SRAM_ENTRIES: dict[str, str] = {"glb": "glb_per_kib", "weight_buffers": "weight_
                                 "aqu_sensitivity_table": "aqu_sensitivity_per_kib"}
 """SRAM component -> its mm²-per-KiB entry."""
 
-AREA_ENTRIES: tuple[str, ...] = (*SRAM_ENTRIES.values(), "mac_fp8", "mac_fp4", "mac_fgmp_extra", "block_scale",
-                                 "accumulator", "aqu_block_per_cycle", "cast_unit")
+AREA_ENTRIES: tuple[str, ...] = (*SRAM_ENTRIES.values(), "mac_fp8", "mac_fp4", "mac_int8", "mac_fgmp_extra",
+                                 "block_scale", "accumulator", "int_rescale", "aqu_block_per_cycle", "cast_unit")
 """Every area-table entry: mm² per KiB (``*_per_kib``), per scalar MAC (``mac_*``), per lane (``block_scale``,
-``accumulator``, ``cast_unit``) or per block per cycle of AQU throughput (``aqu_block_per_cycle``)."""
+``accumulator``, ``int_rescale``, ``cast_unit``) or per block per cycle of AQU throughput (``aqu_block_per_cycle``)."""
 
 FGMP_OVERHEAD_COMPONENTS: tuple[str, ...] = ("fgmp_mode_logic", "block_scale", "aqu", "aqu_sensitivity_table")
 """Components an FP8-only array lacks: FGMP's mixed-precision lane logic, NVFP4 block scaling and the AQU."""
@@ -58,6 +61,7 @@ class AreaBreakdown:
     fgmp_mode_logic: float
     block_scale: float
     accumulators: float
+    int_rescale: float
     aqu: float
     aqu_sensitivity_table: float
     cast_units: float
@@ -79,6 +83,12 @@ class AreaBreakdown:
         return out
 
 
+def _lane_entry(arch: Arch) -> str:
+    """The scalar-MAC area entry of the array's lanes."""
+    dp = arch.pe_array.datapath_precisions
+    return "mac_int8" if arch.pe_array.integer else "mac_fp8" if "fp8" in dp else "mac_fp4"
+
+
 def _has_block_scale(arch: Arch) -> bool:
     dp, storage = arch.pe_array.datapath_precisions, arch.storage
     return ("fp4" in dp and storage.fp4_scale_bits > 0) or ("fp8" in dp and storage.fp8_scale_bits > 0)
@@ -88,7 +98,9 @@ def required_area_entries(arch: Arch) -> tuple[str, ...]:
     """The area entries ``arch`` is priced with (its lane type, block scaling and AQU decide which)."""
     dp = arch.pe_array.datapath_precisions
     names = [*(SRAM_ENTRIES[c] for c in ("glb", "weight_buffers", "input_buffers", "accum_buffers")),
-             "mac_fp8" if "fp8" in dp else "mac_fp4", "accumulator"]
+             _lane_entry(arch), "accumulator"]
+    if arch.pe_array.integer:
+        names.append("int_rescale")
     if set(dp) == {"fp4", "fp8"}:
         names.append("mac_fgmp_extra")
     if _has_block_scale(arch):
@@ -133,10 +145,11 @@ def area_breakdown(arch: Arch) -> AreaBreakdown:
         weight_buffers=sram("weight_buffers", mem.weight_buffer.size_bytes or 0, pe.pes),
         input_buffers=sram("input_buffers", mem.input_buffer.size_bytes or 0, pe.pes),
         accum_buffers=sram("accum_buffers", mem.accum_buffer.size_bytes or 0, pe.pes),
-        mac_lanes=macs * mm2["mac_fp8" if "fp8" in dp else "mac_fp4"],
+        mac_lanes=macs * mm2[_lane_entry(arch)],
         fgmp_mode_logic=macs * mm2["mac_fgmp_extra"] if set(dp) == {"fp4", "fp8"} else 0.0,
         block_scale=pe.lanes * mm2["block_scale"] if _has_block_scale(arch) else 0.0,
         accumulators=pe.lanes * mm2["accumulator"],
+        int_rescale=pe.lanes * mm2["int_rescale"] if pe.integer else 0.0,
         aqu=aqu.blocks_per_cycle * mm2["aqu_block_per_cycle"] if aqu.enabled else 0.0,
         aqu_sensitivity_table=sram("aqu_sensitivity_table", aqu.sensitivity_table_bytes),
         cast_units=pe.lanes * mm2["cast_unit"] if pe.casts else 0.0,

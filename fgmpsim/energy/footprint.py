@@ -22,6 +22,7 @@ from dataclasses import replace
 
 from fgmpsim.arch.record import BlockStorage
 from fgmpsim.errors import TraceError
+from fgmpsim.precision import WIDE_PRECISIONS
 from fgmpsim.trace.formats import OperandFormat, lorc_storage_bits
 
 
@@ -42,7 +43,7 @@ def block_bits(is_fp8: bool | np.ndarray, storage: BlockStorage, vector_width: i
 
 def slot_bits(storage: BlockStorage, vector_width: int, datapath_precisions: tuple[str, ...]) -> int:
     """Bits of a slot of a slotted level: the widest block (values + scale) the datapath stores."""
-    return max(int(block_bits(p == "fp8", storage, vector_width)) for p in datapath_precisions)
+    return max(int(block_bits(p in WIDE_PRECISIONS, storage, vector_width)) for p in datapath_precisions)
 
 
 def level_bits(fp8: int | np.ndarray, blocks: int | np.ndarray, storage: BlockStorage, vector_width: int,

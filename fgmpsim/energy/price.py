@@ -24,7 +24,8 @@ class EnergyBreakdown:
     """Energy per component in pJ. ``pe_buffers`` sums the weight, input and accumulation buffers; ``collectors``
     the lanes' weight and partial-sum register files; ``metadata`` is the energy of moving per-block precision flags
     at every level, priced at that level's per-bit cost; ``fgmp_mode_logic`` the mixed lane's decode and mode muxes;
-    ``alignment`` the alignment networks of packed levels; ``cast`` the FP4 -> FP8 cast units; ``leakage`` and
+    ``alignment`` the alignment networks of packed levels; ``cast`` the FP4 -> FP8 cast units; ``scale_accumulate``
+    the per-block-pair accumulate (with an INT8 datapath's per-group FP32 rescale); ``leakage`` and
     ``clock`` the static energy of the op's cycles (:mod:`fgmpsim.energy.static`)."""
 
     dram: float
@@ -35,6 +36,7 @@ class EnergyBreakdown:
     mac_fp4xfp8: float
     mac_fp8xfp4: float
     mac_fp8xfp8: float
+    mac_int8xint8: float
     fgmp_mode_logic: float
     scale_accumulate: float
     aqu: float

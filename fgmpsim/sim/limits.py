@@ -41,7 +41,7 @@ def check_tiles(trace: Trace, arch: Arch, tilings: Sequence[Tiling], max_tiles: 
                           f"{max_tiles:,} allowed", "trace",
                           "simulate fewer ops or smaller shapes, or pass max_tiles= to fgmpsim.simulate")
     pairs = sum(op.m * op.n * op.repeat * -(-op.k // trace.block_size) for op in trace.ops)
-    cycles = max(max(row) for row in arch.pe_array.cycles_per_block_pair.as_table())
+    cycles = max(max(row) for row in arch.pe_array.mode_table)
     if pairs * cycles > INT64_SAFE:
         raise ConfigError(f"trace {trace.name!r} has {pairs:,} block pairs; at up to {cycles:,} cycles per block pair "
                           "its cycle counts could overflow int64", "pe_array.cycles_per_block_pair",

@@ -57,6 +57,7 @@ import numpy as np
 from fgmpsim.arch.record import DATAFLOWS, Arch, MemoryLevel
 from fgmpsim.energy import block_bits, level_bits
 from fgmpsim.errors import MappingError
+from fgmpsim.precision import WIDE_PRECISIONS
 from fgmpsim.sim.hw.collectors import weight_buffer_reads
 from fgmpsim.trace.record import GemmOp, materialize_map
 
@@ -135,8 +136,8 @@ class Tiling:
 def worst_block_bits(arch: Arch) -> int:
     """Bits of the largest block the datapath stores (values + scale) plus its metadata bits."""
     vw = arch.pe_array.vector_width
-    sizes = {"fp8": block_bits(True, arch.storage, vw), "fp4": block_bits(False, arch.storage, vw)}
-    return max(sizes[p] for p in arch.pe_array.datapath_precisions) + arch.storage.metadata_bits_per_block
+    return max(block_bits(p in WIDE_PRECISIONS, arch.storage, vw)
+               for p in arch.pe_array.datapath_precisions) + arch.storage.metadata_bits_per_block
 
 
 def _usable_bits(level: MemoryLevel) -> float:

@@ -166,13 +166,27 @@ def _cast_blocks(op: GemmOp, counts: dict[str, int], arch: Arch) -> int:
     return cast
 
 
+def _group_scales(op: GemmOp, counts: dict[str, int], arch: Arch) -> int:
+    """FP32 rescales on an INT8 datapath: its lanes sum a scale group's block pairs as integers and convert,
+    scale and add the group's sum to the output once, so ``ceil(block_pairs * vector_width / g)`` with ``g`` the
+    shorter of the two operands' scale groups along K (one scale per row: the padded K); 0 on FP lanes."""
+    if not arch.pe_array.integer:
+        return 0
+    vw = arch.pe_array.vector_width
+    padded_k = -(-op.k // vw) * vw
+    group = min(fmt.group_size or padded_k for fmt in (op.weight_format, op.act_format))
+    return -(-counts["block_pairs"] * vw // group)
+
+
 def _derived_counts(op: GemmOp, counts: dict[str, int], timing: OpTiming, arch: Arch) -> dict[str, int]:
     """Counts every engine's counts imply: MACs on a mixed FP4/FP8 lane (each pays its decode and mode muxes),
     blocks through alignment networks (:func:`~fgmpsim.sim.hw.layout.align_blocks`) and cast units
-    (:func:`_cast_blocks`), and the op's cycles for static energy (priced 0 when ``static`` is off)."""
+    (:func:`_cast_blocks`), an integer lane's group rescales (:func:`_group_scales`), and the op's cycles for
+    static energy (priced 0 when ``static`` is off)."""
     mixed = set(arch.pe_array.datapath_precisions) == {"fp4", "fp8"}
     return {"macs_fgmp_extra": sum(counts[f"macs_{pair}"] for pair in PRECISION_PAIRS) if mixed else 0,
             "align_blocks": align_blocks(counts, arch), "cast_blocks": _cast_blocks(op, counts, arch),
+            "int_group_scales": _group_scales(op, counts, arch),
             "leakage_cycles": timing.cycles, "clock_cycles": timing.cycles}
 
 

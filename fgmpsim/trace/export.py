@@ -21,7 +21,8 @@ Hugging Face module names without the leading ``model.`` (``layers.3.self_attn.q
   ``fp4_fp32`` (no constraint), ``int4`` (group size as the policy's), ``fp8``/``int8`` (per output channel), with
   the LoRC rank; linear inputs and the Q, K, V^T attention operands in the 8-bit per-token activation format
   (``fp8`` or ``int8``, one scale per row of the operand as the matmul reads it). The softmax output P and an
-  unquantized ``lm_head`` stay ``mixed`` (all FP8).
+  unquantized ``lm_head`` are in the datapath's highest precision (:func:`~fgmpsim.trace.formats.fixed_role_format`):
+  ``mixed`` all FP8, or INT8 per row under an INT policy.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from fgmpsim.quant.defaults import DEFAULT_EVAL_TOKENS
 from fgmpsim.quant.pipeline import ACT_CALIB_SEQUENCES, Calibrated, calibrate, evaluate_policy
 from fgmpsim.quant.policies import Policy, activation_rules, activation_threshold, get_policy
 from fgmpsim.quant.scores import BLOCK_SIZE, FP4_FORMAT, FP8_FORMAT, check_fraction
-from fgmpsim.trace.formats import MIXED, OperandFormat
+from fgmpsim.trace.formats import MIXED, OperandFormat, fixed_role_format, row_format
 from fgmpsim.trace.models import ModelShape, from_config
 from fgmpsim.trace.record import GemmOp, Trace
 
@@ -101,7 +102,7 @@ def _ops(shape: ModelShape, t: int, names: list[dict[str, str]], weight_maps: di
          formats: tuple[OperandFormat, OperandFormat] = (MIXED, MIXED), head_quantized: bool = False) -> list[GemmOp]:
     ops, linears = [], linears or {}
     wf, af = formats
-    operand = OperandFormat(af.name) if af.uniform else MIXED  # attention operands: one scale per row
+    operand, fixed = row_format(af), fixed_role_format(af)
     for i, layer in enumerate(names):
         at, mlp = f"layers.{i}.self_attn", f"layers.{i}.mlp"
         nxt = f"layers.{i + 1}.self_attn.q_proj" if i + 1 < shape.layers else "lm_head"
@@ -122,13 +123,14 @@ def _ops(shape: ModelShape, t: int, names: list[dict[str, str]], weight_maps: di
                    causal=True, weight_format=operand, act_format=operand),
             GemmOp(name=f"{at}.attn_pv", layer=i, kind="attn_pv", m=t, k=t, n=shape.head_dim, repeat=shape.heads,
                    weight_map=attn[i]["v"], act_map=np.ones((shape.heads, t, t // BLOCK_SIZE), dtype=bool),
-                   static_weight=False, consumer=f"{at}.o_proj", causal=True, weight_format=operand),
+                   static_weight=False, consumer=f"{at}.o_proj", causal=True, weight_format=operand,
+                   act_format=fixed),
             linear("o_proj", f"{mlp}.gate_proj"),
             linear("gate_proj", None),
             linear("up_proj", f"{mlp}.down_proj"),
             linear("down_proj", nxt),
         ]
-    head = formats if head_quantized else (MIXED, MIXED)
+    head = formats if head_quantized else (fixed, fixed)
     ops.append(GemmOp(name="lm_head", layer=shape.layers, kind="lm_head", m=t, k=shape.hidden, n=shape.vocab,
                       repeat=1, weight_map=head_maps[0], act_map=head_maps[1], weight_format=head[0],
                       act_format=head[1]))
@@ -194,7 +196,7 @@ def export_trace(cal: Calibrated, policy: str | Policy, fp4_fraction: float, tok
                        "act_fp4_fraction": evaluated.act_fp4_fraction,
                        "scope": "linear layers quantized (weights and inputs); attention matmuls, softmax, norms "
                                 "and an unquantized lm_head in float32"},
-        "attention": {"masking": MASKING, "kv_len": t, "softmax_output": "P kept in FP8 (all True)",
+        "attention": {"masking": MASKING, "kv_len": t, "softmax_output": f"P kept in {'INT8 per row' if formats[1].name == 'int8' else 'FP8'} (all True)",
                       "operand_fisher": "per channel of the q/k/v_proj outputs (stand-in for post-RoPE Q, K)"},
     }
     return Trace(name=name or _trace_name(model_name, policy, fraction), ops=tuple(ops), block_size=BLOCK_SIZE,

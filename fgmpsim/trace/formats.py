@@ -40,7 +40,7 @@ MIXED_NAME = "mixed"
 @dataclass(frozen=True)
 class FormatSpec:
     """One uniform format: ``element_bits`` per element, ``scale_bits`` per group scale, ``element`` the datapath
-    precision class its elements belong to (``fp8``, ``fp4`` or ``int``) and what it is, in words."""
+    precision class its elements belong to (``fp8``, ``fp4``, ``int8`` or ``int4``) and what it is, in words."""
 
     element_bits: int
     scale_bits: int
@@ -55,8 +55,8 @@ class FormatSpec:
 
 UNIFORM_FORMATS: dict[str, FormatSpec] = {
     "fp8": FormatSpec(8, 32, "fp8", "FP8 E4M3, FP32 scale per group"),
-    "int8": FormatSpec(8, 32, "int", "INT8, FP32 scale per group"),
-    "int4": FormatSpec(4, 32, "int", "INT4, FP32 scale per group"),
+    "int8": FormatSpec(8, 32, "int8", "INT8, FP32 scale per group"),
+    "int4": FormatSpec(4, 32, "int4", "INT4, FP32 scale per group"),
     "fp4_pow2": FormatSpec(4, 8, "fp4", "FP4 E2M1, power-of-two (E8M0) scale per group"),
     "fp4_fp32": FormatSpec(4, 32, "fp4", "FP4 E2M1, FP32 scale per group"),
 }
@@ -143,6 +143,19 @@ class OperandFormat:
 
 
 MIXED = OperandFormat()
+
+
+def row_format(act: OperandFormat) -> OperandFormat:
+    """The format of the attention operands (Q, K, V^T) under a policy whose linear inputs are in ``act``: its 8-bit
+    element with one scale per row of the operand as the matmul reads it, or ``mixed`` for block-choice policies."""
+    return OperandFormat(act.name) if act.uniform else MIXED
+
+
+def fixed_role_format(act: OperandFormat) -> OperandFormat:
+    """The format of the operands no policy chooses (the softmax output P; an unquantized ``lm_head``'s weight and
+    input), recorded in the highest precision of the datapath the policy targets: INT8 per row under an INT policy
+    (``act`` ``int8``: an INT8 array has no FP lanes), else ``mixed`` all-FP8 maps. Their maps are all ``True``."""
+    return OperandFormat("int8") if act.name == "int8" else MIXED
 
 
 def lorc_storage_bits(n: int, k: int, rank: int, element_bits: int = 8) -> int:

@@ -34,7 +34,7 @@ from fgmpsim.errors import TraceError
 from fgmpsim.quant.scores import check_fraction
 from fgmpsim.trace.budget import MAX_OP_MAP_BLOCKS, check_op_size
 from fgmpsim.trace.checks import positive_int, seed_value
-from fgmpsim.trace.formats import MIXED, OperandFormat
+from fgmpsim.trace.formats import OperandFormat, fixed_role_format, row_format
 from fgmpsim.trace.models import ModelShape, resolve_model
 from fgmpsim.trace.record import GemmOp, Trace
 from fgmpsim.trace.synth_model import ROLE_CLASS, SynthParams, load_synth_params
@@ -130,8 +130,8 @@ def _apply_formats(plans: list[dict[str, Any]], formats: tuple[OperandFormat, Op
     """Set the operand formats of every plan (``synth_trace``'s ``formats``); the uniform format of each map slot
     by its id."""
     weight, act = formats
-    row = OperandFormat(act.name) if act.uniform else MIXED
-    by_kind = {"linear": (weight, act), "attn_qk": (row, row), "attn_pv": (row, MIXED), "lm_head": (MIXED, MIXED)}
+    row, fixed = row_format(act), fixed_role_format(act)
+    by_kind = {"linear": (weight, act), "attn_qk": (row, row), "attn_pv": (row, fixed), "lm_head": (fixed, fixed)}
     uniform = {}
     for plan in plans:
         plan["weight_format"], plan["act_format"] = by_kind[plan["kind"]]

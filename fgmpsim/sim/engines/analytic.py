@@ -24,6 +24,7 @@ from fractions import Fraction
 from math import ceil
 
 from fgmpsim.arch.record import Arch
+from fgmpsim.precision import slot_pairs
 from fgmpsim.sim.schedule import OpTiming
 
 
@@ -76,9 +77,10 @@ def op_bound(counts: dict[str, int], arch: Arch, tiles: int = 0, prefetched: int
     """The bound of one op with these action counts and ``tiles`` tiles; ``prefetched``: cycles of its first
     weight fill the previous op's tail may hide (module docstring)."""
     pe = arch.pe_array
-    table = pe.cycles_per_block_pair.as_table()
-    work = sum(counts[f"macs_fp{4 + 4 * w}xfp{4 + 4 * a}"] // pe.vector_width * table[w][a]
-               for w in (0, 1) for a in (0, 1))
+    table = pe.mode_table
+    names = slot_pairs(pe.datapath_precisions)
+    modes = {names[2 * w + a]: table[w][a] for w in (0, 1) for a in (0, 1)}  # an INT8 datapath: one mode
+    work = sum(counts[f"macs_{pair}"] // pe.vector_width * cycles for pair, cycles in modes.items())
     sides = memory_bounds(counts, arch)
     return Bound(compute=-(-work // pe.lanes), dram=max(0, sides.dram - prefetched), glb=sides.glb,
                  fill=tiles * (pe.pipeline_depth - 1))

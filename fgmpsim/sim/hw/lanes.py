@@ -42,7 +42,7 @@ def _float_type(bound: int) -> type:
 
 def mode_table(arch: Arch) -> np.ndarray:
     """``c[w_fp8][a_fp8]`` as an int64 2x2 array (cycles per block pair)."""
-    return np.array(arch.pe_array.cycles_per_block_pair.as_table(), dtype=np.int64)
+    return np.array(arch.pe_array.mode_table, dtype=np.int64)
 
 
 def _ws_work(w: np.ndarray, counts: MapCounts, t: Tiling, c: np.ndarray, grid: Grid) -> tuple[np.ndarray, ...]:

@@ -3,8 +3,8 @@
 This is input semantics shared by every engine (tile, reference, analytic), not a cost model:
 
 * **Storage formats** (:mod:`fgmpsim.trace.formats`, ``pe_array.storage_formats``): every operand's format must be
-  one the array accepts (:func:`check_formats`, else :class:`ConfigError`: an INT trace on an array without an
-  integer datapath is refused rather than silently converted, since no route of INT elements into FP lanes is exact).
+  one the array accepts (:func:`check_formats`, else :class:`ConfigError`: an INT operand on an FP array, or an FP
+  one on an INT8 array, is refused rather than silently converted, since no route between them is exact).
   Its route (:data:`fgmpsim.arch.record.STORAGE_ROUTES`) sets the map the lanes see and the block widths it moves:
 
   - ``mixed`` (route ``map``): **datapath precisions** are applied before anything else
@@ -12,8 +12,9 @@ This is input semantics shared by every engine (tile, reference, analytic), not 
     (all-True maps), an FP4-only array every block as NVFP4 (all-False maps); blocks move at ``storage``'s widths.
     :func:`precision_adjustment` says which happened.
   - a uniform format: every block moves at :func:`fgmpsim.energy.uniform_storage` widths (its elements and its
-    group-scale share) and computes as FP8 (route ``native`` of ``fp8``, or ``cast_fp8``: the cast unit expands
-    each block from the PE buffer into the lane, one ``cast_blocks`` per block pair) or as FP4 (``native`` FP4).
+    group-scale share) and computes in the lanes' 8-bit slot (route ``native`` of ``fp8`` or ``int8``;
+    ``cast_fp8``: the cast unit expands each block from the PE buffer into the lane, one ``cast_blocks`` per block
+    pair; ``widen``: INT4 sign-extended onto INT8 lanes) or as FP4 (``native`` FP4).
     Its block may not be wider than the widest block the datapath holds (the buffers are sized for that).
 * **Output format** of an op (``M * N * repeat`` elements). Blocks run along the consumer's K axis. For every
   consumer operand but ``attn_pv``'s V that axis is this op's output channels (N), so each of the ``repeat * M``
@@ -44,9 +45,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fgmpsim.arch.record import CAST_FP8, Arch, BlockStorage
+from fgmpsim.arch.record import CAST_FP8, WIDEN, Arch, BlockStorage
 from fgmpsim.energy import block_bits, level_bits, storage_precision_map, uniform_storage
 from fgmpsim.errors import ConfigError
+from fgmpsim.precision import WIDE_PRECISIONS
 from fgmpsim.trace.formats import OperandFormat
 from fgmpsim.trace.record import GemmOp, PrecisionMap, Trace, materialize_map
 
@@ -105,13 +107,16 @@ class Operands:
 def precision_adjustment(arch: Arch) -> str:
     """What the datapath does to the trace's maps and formats, in words."""
     dp = arch.pe_array.datapath_precisions
-    if "fp4" not in dp:
+    if arch.pe_array.integer:
+        text = "INT8 datapath: uniform INT operands only"
+    elif "fp4" not in dp:
         text = "every NVFP4 block promoted to FP8 (FP8-only datapath)"
     elif "fp8" not in dp:
         text = "every FP8 block demoted to NVFP4 (FP4-only datapath)"
     else:
         text = "none (mixed FP4/FP8 datapath: maps used as traced)"
-    uniform = [f"{fmt} {'cast to FP8 at the lane input' if route == CAST_FP8 else 'computed as stored'}"
+    said = {CAST_FP8: "cast to FP8 at the lane input", WIDEN: "sign-extended to INT8 at the lane input"}
+    uniform = [f"{fmt} {said.get(route, 'computed as stored')}"
                for fmt, route in arch.pe_array.storage_formats if route != "map"]
     return "; ".join([text, *uniform])
 
@@ -126,34 +131,54 @@ def operand_storage(fmt: OperandFormat, arch: Arch) -> BlockStorage:
     return uniform_storage(fmt, arch.storage, arch.pe_array.vector_width) if fmt.uniform else arch.storage
 
 
-def computes_fp8(fmt: OperandFormat, arch: Arch) -> bool:
-    """Whether the lanes compute a uniform operand in ``fmt`` as FP8 (cast or native FP8) rather than FP4."""
-    return route_of(fmt, arch) == CAST_FP8 or fmt.spec.element == "fp8"
+def computes_wide(fmt: OperandFormat, arch: Arch) -> bool:
+    """Whether the lanes compute a uniform operand in ``fmt`` in their 8-bit slot (native FP8 or INT8, an FP4 cast
+    to FP8, an INT4 sign-extended to INT8) rather than as FP4."""
+    return route_of(fmt, arch) in (CAST_FP8, WIDEN) or fmt.spec.element in WIDE_PRECISIONS
 
 
 def check_formats(trace: Trace, arch: Arch) -> None:
     """:class:`ConfigError` for the first operand whose format ``arch`` does not accept, or whose blocks are wider
     than the widest block its buffers are sized for."""
     pe = arch.pe_array
-    accepted = ", ".join(f"{fmt} ({route})" for fmt, route in pe.storage_formats)
-    widest = max(int(block_bits(p == "fp8", arch.storage, pe.vector_width)) for p in pe.datapath_precisions)
+    accepted = ", ".join(f"{fmt} ({route})" for fmt, route in pe.storage_formats) or "none"
+    widest = max(int(block_bits(p in WIDE_PRECISIONS, arch.storage, pe.vector_width)) for p in pe.datapath_precisions)
     for op in trace.ops:
         for operand, fmt in (("weight", op.weight_format), ("act", op.act_format)):
             if route_of(fmt, arch) is None:
-                integer = fmt.uniform and fmt.spec.element == "int"
-                why = "it has no integer datapath and no exact route of INT elements into FP lanes" if integer else \
-                    "it lists no route for it"
+                why, fix = _refusal(fmt, arch)
                 raise ConfigError(f"op {op.name!r}: arch {arch.name} does not accept {operand} format "
-                                  f"{fmt.label()} ({why}; accepted: {accepted})", "pe_array.storage_formats",
-                                  "simulate a floating-point policy's trace (zqfp_w4a8, w8a8_fp8, fgmp) or an arch "
-                                  "that lists the format" if integer else
-                                  f"add '{fmt.name}: native' or '{fmt.name}: cast_fp8' to "
-                                  "pe_array.storage_formats (arch_configs/zqfp_w4a8.yaml is an example)")
+                                  f"{fmt.label()} ({why}; accepted: {accepted})", "pe_array.storage_formats", fix)
             bits = int(block_bits(True, operand_storage(fmt, arch), pe.vector_width))
             if fmt.uniform and bits > widest:
                 raise ConfigError(f"op {op.name!r}: {operand} blocks in {fmt.label()} take {bits} bits, more than "
                                   f"the {widest}-bit blocks arch {arch.name}'s buffers are sized for",
                                   f"ops.{op.name}.{operand}_format.group_size", "use a larger group size")
+
+
+def _refusal(fmt: OperandFormat, arch: Arch) -> tuple[str, str]:
+    """(why, fix) for an operand format ``arch`` does not list: the other datapath family needs another arch; a
+    format of its own family needs the route that fits it."""
+    pe = arch.pe_array
+    element = fmt.spec.element if fmt.uniform else None
+    if (element in ("int4", "int8")) != pe.integer:
+        if pe.integer:
+            other = "zqfp_w4a8 (fp8, fp4_pow2)" if fmt.uniform else "fgmp, fp8_baseline or nvfp4 (FP8/NVFP4 maps)"
+            return "its INT8 lanes have no exact route for FP elements", f"simulate it on {other}"
+        return ("it has no integer datapath and no exact route of INT elements into FP lanes",
+                "simulate it on an INT8 arch (arch_configs/int_w4a8.yaml)")
+    if not fmt.uniform:
+        route = "map"
+    elif element == "int4":
+        route = "widen"
+    elif fmt.name == "fp4_pow2" and "fp8" in pe.datapath_precisions:
+        route = "cast_fp8"
+    elif element in pe.datapath_precisions:
+        route = "native"
+    else:
+        return f"it lists no route for it and has no {element} lanes", (
+            f"simulate it on an arch with {element} in pe_array.datapath_precisions and '{fmt.name}: native'")
+    return "it lists no route for it", f"add '{fmt.name}: {route}' to pe_array.storage_formats"
 
 
 def _bits_of(pmap: PrecisionMap) -> np.ndarray:
@@ -185,9 +210,9 @@ class OperandCache:
 
     def adjusted(self, pmap: PrecisionMap, fmt: OperandFormat) -> np.ndarray:
         """A map (array or lazy) of an operand in ``fmt`` as the lanes see it, as ``bool``: a uniform format's is
-        constant (:func:`computes_fp8`), a mixed one materialized and datapath-adjusted."""
+        constant (:func:`computes_wide`), a mixed one materialized and datapath-adjusted."""
         if fmt.uniform:
-            return np.broadcast_to(np.bool_(computes_fp8(fmt, self.arch)), tuple(pmap.shape))
+            return np.broadcast_to(np.bool_(computes_wide(fmt, self.arch)), tuple(pmap.shape))
         key = id(pmap)
         if key in self._recent:
             self._recent.move_to_end(key)
@@ -205,7 +230,7 @@ class OperandCache:
     def _fp8_count(self, pmap: PrecisionMap, fmt: OperandFormat) -> tuple[int, int]:
         if fmt.uniform:
             size = int(np.prod(pmap.shape))
-            return (size if computes_fp8(fmt, self.arch) else 0), size
+            return (size if computes_wide(fmt, self.arch) else 0), size
         key = id(pmap)
         if key not in self._fp8_counts:
             size = int(np.prod(pmap.shape))
@@ -241,7 +266,7 @@ class OperandCache:
             fp8, size = share or self._fp8_count(consumer.act_map if act else consumer.weight_map, fmt)
             fp8_blocks = (2 * blocks * fp8 + size) // (2 * size)
         else:
-            fp8_blocks = blocks if "fp8" in arch.pe_array.datapath_precisions else 0
+            fp8_blocks = blocks if set(WIDE_PRECISIONS) & set(arch.pe_array.datapath_precisions) else 0
         dp = arch.pe_array.datapath_precisions
         data, slotted = (int(level_bits(fp8_blocks, blocks, operand_storage(fmt, arch), vw, layout, dp))
                          for layout in ("packed", "slotted"))

@@ -50,7 +50,7 @@ _CHUNK_ELEMENTS = 1 << 18
 def bounded(pe: PEArray, items: int) -> bool:
     """True when a FIFO of ``pe.lane_fifo_depth`` can stall a tile of at most ``items`` items: a finite depth below
     ``items`` and mode cycles that depend on the weight's precision (else every lane of a PE runs the same costs)."""
-    table = pe.cycles_per_block_pair.as_table()
+    table = pe.mode_table
     weight_matters = table[0] != table[1]
     return pe.lane_fifo_depth is not None and pe.lane_fifo_depth < items and weight_matters
 
@@ -69,7 +69,7 @@ def item_order(rows: int, blocks: int, pe: PEArray, ws: bool) -> list[tuple[int,
 
 def state_type(pe: PEArray) -> type:
     """The smallest signed integer type holding every value of the lag-form state (module docstring)."""
-    bound = (pe.lane_fifo_depth + 1) * max(max(row) for row in pe.cycles_per_block_pair.as_table())
+    bound = (pe.lane_fifo_depth + 1) * max(max(row) for row in pe.mode_table)
     return next(t for t in (np.int8, np.int16, np.int32, np.int64) if bound <= np.iinfo(t).max)
 
 

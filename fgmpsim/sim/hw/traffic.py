@@ -42,8 +42,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from fgmpsim.arch.record import PRECISION_PAIRS, Arch, BlockStorage
+from fgmpsim.arch.record import Arch, BlockStorage
 from fgmpsim.energy import level_bits
+from fgmpsim.precision import mac_counts
 from fgmpsim.sim.vector.grid import Grid, Mask, Term, crop
 from fgmpsim.sim.vector.map_counts import MapCounts, mode_pairs, op_counts, tile_sizes, tile_starts
 from fgmpsim.sim.mapping import Tiling
@@ -333,7 +334,7 @@ def action_counts(p: TilePlan, f: MapFactors, mc: MapCounts, ops: Operands, arch
         "input_buffer_read_bits": inputs, "input_buffer_read_metadata_bits": tt["inputs_meta"],
         "accum_buffer_read_bits": tt["accum_read"], "accum_buffer_write_bits": tt["accum_write"],
         "accum_buffer_read_metadata_bits": 0, "accum_buffer_write_metadata_bits": 0,
-        **{f"macs_{PRECISION_PAIRS[2 * wp + ap]}": int(vw * pairs[wp, ap]) for wp in (0, 1) for ap in (0, 1)},
+        **mac_counts(pairs, vw, arch.pe_array.datapath_precisions),
         "block_pairs": int(pairs.sum()), "aqu_blocks": out.aqu_blocks,
         "aqu_sensitivity_read_bits": out.aqu_blocks * vw * arch.aqu.sensitivity_bits_per_channel,
     }

@@ -9,8 +9,8 @@ docs/energy_model.md), sharing no code with the tile engine:
 * **Datapath precision** of an operand in the ``mixed`` format: a datapath without ``fp4`` stores and computes
   every block as FP8, one without ``fp8`` every block as NVFP4; a mixed datapath keeps the traced map.
 * An operand in a **uniform format** (``GemmOp.weight_format``/``act_format``; the array lists a route for it in
-  ``pe_array.storage_formats``): every block is computed as FP8 when the route is ``cast_fp8`` or the elements are
-  FP8, as FP4 otherwise, whatever its map says; it is stored with ``element_bits`` per element and its group scale
+  ``pe_array.storage_formats``): every block is computed in the lanes' 8-bit slot when the route is ``cast_fp8``
+  or ``widen`` or the elements are FP8 or INT8, as FP4 otherwise, whatever its map says; it is stored with ``element_bits`` per element and its group scale
   shared by the group's blocks, ``ceil(scale_bits * vector_width / group_size)`` bits per block (no block share for
   one scale per row).
 * **Block bits** (values + block scale, metadata apart): NVFP4 ``vector_width * fp4_value_bits + fp4_scale_bits``,
@@ -65,7 +65,7 @@ def level_block_bits(arch: Arch, level: str, fmt: OperandFormat) -> tuple[int, i
     """(NVFP4, FP8) bits of one block of an operand in ``fmt`` stored at ``level`` (``dram``, ``glb`` or
     ``pe_buffers``), by its layout."""
     if getattr(arch.storage.layout, level) == "slotted":
-        slot = max(block_bits(arch, int(p == "fp8"), fmt) for p in arch.pe_array.datapath_precisions)
+        slot = max(block_bits(arch, int(p in ("fp8", "int8")), fmt) for p in arch.pe_array.datapath_precisions)
         return slot, slot
     return block_bits(arch, 0, fmt), block_bits(arch, 1, fmt)
 
@@ -78,7 +78,8 @@ def stored_map(pmap: PrecisionMap, arch: Arch, fmt: OperandFormat) -> list[list[
     if len(tuple(pmap.shape)) == 2:
         bits = [bits]
     if fmt.uniform:
-        force = int(dict(arch.pe_array.storage_formats)[fmt.name] == "cast_fp8" or fmt.spec.element == "fp8")
+        force = int(dict(arch.pe_array.storage_formats)[fmt.name] in ("cast_fp8", "widen")
+                    or fmt.spec.element in ("fp8", "int8"))
     else:
         force = 1 if "fp4" not in dp else 0 if "fp8" not in dp else None
     return [[[int(b) if force is None else force for b in row] for row in rep] for rep in bits]
@@ -122,9 +123,9 @@ def output_of(trace: Trace, op: GemmOp, arch: Arch) -> Output:
         fp8, size = fp8_share(stored_map(consumer.weight_map if as_weight else consumer.act_map, arch, fmt))
         fp8_blocks = (2 * blocks * fp8 + size) // (2 * size)
     else:
-        fp8_blocks = blocks if "fp8" in arch.pe_array.datapath_precisions else 0
+        fp8_blocks = blocks if {"fp8", "int8"} & set(arch.pe_array.datapath_precisions) else 0
     data = fp8_blocks * block_bits(arch, 1, fmt) + (blocks - fp8_blocks) * block_bits(arch, 0, fmt)
-    slot = max(block_bits(arch, int(p == "fp8"), fmt) for p in arch.pe_array.datapath_precisions)
+    slot = max(block_bits(arch, int(p in ("fp8", "int8")), fmt) for p in arch.pe_array.datapath_precisions)
     return Output(blocks, fp8_blocks, data, blocks * st.metadata_bits_per_block,
                   blocks if arch.aqu.enabled else 0, blocks * slot)
 

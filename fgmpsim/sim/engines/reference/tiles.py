@@ -138,8 +138,16 @@ def enumerate_tiles(m: int, n: int, kb: int, repeat: int, d: Decision) -> list[T
     return tiles
 
 
+def _pair(arch: Arch, w: int, a: int) -> str:
+    """The lane mode of a block pair: INT8 x INT8 on an integer datapath (every operand there is 8-bit), else the
+    FP pair of the two precisions."""
+    if "int8" in arch.pe_array.datapath_precisions:
+        return "int8xint8"
+    return f"fp{8 if w else 4}xfp{8 if a else 4}"
+
+
 def _cost(arch: Arch, w: int, a: int) -> int:
-    return getattr(arch.pe_array.cycles_per_block_pair, f"fp{8 if w else 4}xfp{8 if a else 4}")
+    return getattr(arch.pe_array.cycles_per_block_pair, _pair(arch, w, a))
 
 
 class OpBuilder:
@@ -253,7 +261,7 @@ class OpBuilder:
             cycles = []
             for n, m, k in lane:
                 cycles.append(_cost(self.arch, w[n][k], a[m][k]))
-                self.counts[f"macs_fp{8 if w[n][k] else 4}xfp{8 if a[m][k] else 4}"] += vw
+                self.counts[f"macs_{_pair(self.arch, w[n][k], a[m][k])}"] += vw
                 self.counts["block_pairs"] += 1
             work.append(cycles)
         per_pe = self.arch.pe_array.lanes_per_pe if self.d.ws else len(t.cols)
@@ -318,5 +326,5 @@ def action_names() -> tuple[str, ...]:
     collector, MACs per precision pair, block pairs, AQU blocks and AQU sensitivity-table bits."""
     memory = tuple(f"{level}_{direction}_{kind}bits" for level in (*LEVELS, *COLLECTORS)
                    for direction in ("read", "write") for kind in ("", "metadata_"))
-    macs = tuple(f"macs_fp{w}xfp{a}" for w in (4, 8) for a in (4, 8))
+    macs = (*(f"macs_fp{w}xfp{a}" for w in (4, 8) for a in (4, 8)), "macs_int8xint8")
     return (*memory, *macs, "block_pairs", "aqu_blocks", "aqu_sensitivity_read_bits")
