@@ -5,13 +5,13 @@ Each raises :class:`ConfigError` naming the dotted field to change.
 
 from __future__ import annotations
 
-from fgmpsim.arch.record import CAST_FP8, WIDEN, Arch, MemoryLevel
+from fgmpsim.arch.record import CAST_FP8, WIDEN, Arch, MemoryLevel, PEArray
 from fgmpsim.energy.actions import required_entries
 from fgmpsim.energy.area import check_area
 from fgmpsim.energy.footprint import block_bits
 from fgmpsim.errors import ConfigError, closest_hint
 from fgmpsim.precision import FP_PAIRS, INT_PAIR
-from fgmpsim.trace.formats import FORMAT_NAMES, MIXED_NAME, UNIFORM_FORMATS
+from fgmpsim.trace.formats import FORMAT_NAMES, MIXED_NAME, UNIFORM_FORMATS, FormatSpec
 
 
 def check_arch(arch: Arch) -> None:
@@ -110,7 +110,7 @@ def _check_storage_formats(arch: Arch) -> None:
             raise ConfigError(f"unknown storage format {fmt[:60]!r}", field, closest_hint(fmt, FORMAT_NAMES))
         if (fmt == MIXED_NAME) != (route == "map"):
             raise ConfigError(f"storage format {fmt} cannot take route {route!r}", field,
-                              "mixed FP8/NVFP4 maps take route 'map'; uniform formats 'native' or 'cast_fp8'")
+                              "mixed FP8/NVFP4 maps take route 'map'; uniform formats 'native', 'cast_fp8' or 'widen'")
         if fmt != MIXED_NAME and pe.systolic:
             raise ConfigError(f"a systolic_ws array computes the trace's FP8/NVFP4 blocks only, not {fmt}", field,
                               "remove the entry (accept mixed: map only)")
@@ -118,16 +118,11 @@ def _check_storage_formats(arch: Arch) -> None:
             raise ConfigError("an INT8 datapath has no exact route for FP8/NVFP4 block maps (mixed: map is the "
                               "default for FP lanes)", field,
                               "set pe_array.storage_formats to {int8: native, int4: widen}")
-        element = UNIFORM_FORMATS[fmt].element if fmt != MIXED_NAME else None
-        if route == "native" and element not in pe.datapath_precisions:
-            hint = ("use 'int4: widen' (sign-extended onto INT8 lanes)" if element == "int4" and pe.integer else
-                    "remove the entry: INT elements run on an INT8 datapath only (datapath_precisions: [int8])"
-                    if element in ("int4", "int8") else
-                    "remove the entry: FP elements never run on INT8 lanes" if pe.integer else
-                    f"remove the entry, or add {element} to pe_array.datapath_precisions")
-            lacking = ": no integer datapath" if element in ("int4", "int8") and not pe.integer else ""
+        spec = UNIFORM_FORMATS.get(fmt)
+        if route == "native" and spec.element not in pe.datapath_precisions:
+            lacking = ": no integer datapath" if spec.integer and not pe.integer else ""
             raise ConfigError(f"{fmt} elements cannot run natively on this array (datapath "
-                              f"{'+'.join(pe.datapath_precisions)}{lacking})", field, hint)
+                              f"{'+'.join(pe.datapath_precisions)}{lacking})", field, _native_fix(spec, pe))
         if route == CAST_FP8 and (fmt != "fp4_pow2" or "fp8" not in pe.datapath_precisions):
             raise ConfigError(f"the FP4 -> FP8 cast is exact for fp4_pow2 onto FP8 lanes only, not {fmt} onto "
                               f"{'+'.join(pe.datapath_precisions)}", field,
@@ -136,6 +131,16 @@ def _check_storage_formats(arch: Arch) -> None:
             raise ConfigError(f"the INT4 -> INT8 sign extension takes int4 onto INT8 lanes only, not {fmt} onto "
                               f"{'+'.join(pe.datapath_precisions)}", field,
                               "use widen for int4 on an array with datapath_precisions [int8]")
+
+
+def _native_fix(spec: FormatSpec, pe: PEArray) -> str:
+    """How to fix a ``native`` route whose elements the datapath does not have."""
+    if spec.integer != pe.integer:
+        return ("remove the entry: INT elements run on an INT8 datapath only (datapath_precisions: [int8])"
+                if spec.integer else "remove the entry: FP elements never run on INT8 lanes")
+    if spec.element == "int4":
+        return "use 'int4: widen' (sign-extended onto INT8 lanes)"
+    return f"remove the entry, or add {spec.element} to pe_array.datapath_precisions"
 
 
 def _check_aqu(arch: Arch) -> None:

@@ -20,13 +20,12 @@ import dataclasses
 from dataclasses import dataclass
 
 from fgmpsim.arch.record import Arch
-from fgmpsim.energy.area import AreaBreakdown, area_breakdown, check_area
+from fgmpsim.energy.area import SRAM_ENTRIES, AreaBreakdown, area_breakdown, check_area
 from fgmpsim.errors import ConfigError
 
 STATIC_DENSITIES: tuple[str, ...] = ("logic_leakage_mw_per_mm2", "sram_leakage_mw_per_mm2",
                                      "logic_clock_pj_per_cycle_per_mm2")
-SRAM_COMPONENTS: tuple[str, ...] = ("glb", "weight_buffers", "input_buffers", "accum_buffers",
-                                    "aqu_sensitivity_table")
+SRAM_COMPONENTS: tuple[str, ...] = tuple(SRAM_ENTRIES)
 LOGIC_COMPONENTS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AreaBreakdown)
                                           if f.name not in SRAM_COMPONENTS)
 """Every other component (lanes, FGMP mode logic, block scaling, accumulators, INT rescale, AQU, cast units)."""

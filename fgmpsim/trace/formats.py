@@ -48,6 +48,11 @@ class FormatSpec:
     description: str
 
     @property
+    def integer(self) -> bool:
+        """INT elements (``int4``, ``int8``): they run on an INT8 datapath only."""
+        return self.element.startswith("int")
+
+    @property
     def wide(self) -> bool:
         """8-bit elements: the operand's precision map is all ``True`` (all ``False`` for 4-bit ones)."""
         return self.element_bits == 8

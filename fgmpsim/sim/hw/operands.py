@@ -161,7 +161,7 @@ def _refusal(fmt: OperandFormat, arch: Arch) -> tuple[str, str]:
     format of its own family needs the route that fits it."""
     pe = arch.pe_array
     element = fmt.spec.element if fmt.uniform else None
-    if (element in ("int4", "int8")) != pe.integer:
+    if (fmt.uniform and fmt.spec.integer) != pe.integer:
         if pe.integer:
             other = "zqfp_w4a8 (fp8, fp4_pow2)" if fmt.uniform else "fgmp, fp8_baseline or nvfp4 (FP8/NVFP4 maps)"
             return "its INT8 lanes have no exact route for FP elements", f"simulate it on {other}"
