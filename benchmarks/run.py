@@ -80,8 +80,10 @@ def _synth_case(case: str, description: str, model: str, *, tokens: int | None, 
                 rss_target_gib: float | None = None, warm: bool = True) -> Measurement:
     """Generate a synthetic trace and simulate it (cold: every lazy map generated on first use). With ``warm``,
     simulate it once more on the same trace object, as every design point after the first of a sweep does (and
-    every decode step over the same weights): that second run is the "simulate s" measured against
-    ``sim_target_s``; otherwise the cold run is."""
+    every decode step over the same weights), with the unit costs of the first run forgotten
+    (:func:`fgmpsim.sim.unit_costs.clear`: the second run costs every op again, as a point with another tiling
+    would): that second run is the "simulate s" measured against ``sim_target_s``; otherwise the cold run is."""
+    from fgmpsim.sim import unit_costs
     from fgmpsim.trace import synth_trace
 
     start = time.perf_counter()
@@ -89,6 +91,7 @@ def _synth_case(case: str, description: str, model: str, *, tokens: int | None, 
     result, sim_s = _simulate(trace, "fgmp")
     total_s = time.perf_counter() - start
     if warm:
+        unit_costs.clear()
         result, sim_s = _simulate(trace, "fgmp")
     summary = result.summary()
     m = Measurement(case, description, sim_s, total_s, _peak_rss_bytes(), int(summary.get("simpy_events", 0)),
@@ -118,12 +121,14 @@ def case_llama2_7b_decode() -> Measurement:
 
 
 def case_smollm2_shipped() -> Measurement:
+    from fgmpsim.sim import unit_costs
     from fgmpsim.trace import load_trace
 
     path = ROOT / "traces" / "smollm2-135m-fgmp70"
     start = time.perf_counter()
     trace = load_trace(path)
     _simulate(trace, "fgmp")  # first run loads the maps from disk; a sweep pays that once
+    unit_costs.clear()  # the measured run costs every op again (a rerun of the same arch would only re-price)
     result, sim_s = _simulate(trace, "fgmp")
     summary = result.summary()
     m = Measurement("smollm2_shipped", f"shipped real trace {path.name} (SmolLM2-135M, Q4_1 GGUF weights), fgmp",
@@ -138,8 +143,10 @@ def _new_point_case(case: str, description: str, trace, sets: list[str], target_
     """Simulate ``trace`` once on ``fgmp`` (maps generated / loaded, caches warm), then time the design point a
     sweep moves to next: ``fgmp`` with ``sets`` applied, a new arch (its own tilings, nothing reused from the first
     point but the maps). Three such points, each with a clock 1 Hz apart so every one is a new arch: the first is
-    checked (its tilings and map counts are new, as on a sweep's next point); the best of the other two, which
-    reuse its tilings and counts (a sweep over the clock), is shown beside it."""
+    checked (with ``sets`` that change the tiling its tilings, map counts and unit costs are new, as on a sweep's
+    next point; with ``sets`` empty only the clock changes, so it re-prices the first run's unit costs,
+    :mod:`fgmpsim.sim.unit_costs`); the best of the other two, which re-price its unit costs (a sweep over the
+    clock), is shown beside it."""
     from fgmpsim.arch import load_arch
     from fgmpsim.sim import simulate
 

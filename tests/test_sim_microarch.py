@@ -140,12 +140,13 @@ def test_static_energy_is_power_times_cycles_over_clock():
     arch = load_arch("fgmp")
     st, area = arch.static, arch.area.as_dict()
     # By hand from the YAML: SRAM = GLB 2048 KiB + 16 PEs x (32 + 16 + 6) KiB + the 8 KiB sensitivity table;
-    # logic = 4096 MACs x (FP8 MAC + FGMP extra) + 256 lanes x (block scale + accumulator) + 4 AQU blocks/cycle.
+    # logic = 4096 MACs x (FP8 MAC + FGMP extra) + 256 lanes x (block scale + accumulator) + 4 AQU blocks/cycle
+    # + 276 alignment networks (packed PE buffers: 256 lanes + 16 PEs; packed GLB: the AQU's 4 blocks/cycle).
     sram_mm2 = (2048 * area["glb_per_kib"] + 16 * (32 * area["weight_buffer_per_kib"]
                 + 16 * area["input_buffer_per_kib"] + 6 * area["accum_buffer_per_kib"])
                 + 8 * area["aqu_sensitivity_per_kib"])
     logic_mm2 = (4096 * (area["mac_fp8"] + area["mac_fgmp_extra"]) + 256 * (area["block_scale"] + area["accumulator"])
-                 + 4 * area["aqu_block_per_cycle"])
+                 + 4 * area["aqu_block_per_cycle"] + 276 * area["align_network"])
     leakage_mw = sram_mm2 * st.sram_leakage_mw_per_mm2 + logic_mm2 * st.logic_leakage_mw_per_mm2
     clock_mw = logic_mm2 * st.logic_clock_pj_per_cycle_per_mm2 * arch.clock_hz * 1e-9
     r = simulate(gemm_trace(64, 256, 64, fp4_fraction=0.7, seed=1), arch).to_frame().iloc[0]

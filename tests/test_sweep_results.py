@@ -16,7 +16,8 @@ import pytest
 import fgmpsim
 from fgmpsim.sweep.run import RELATIVE_METRICS
 
-GRID = {"pe_array.lanes_per_pe": [8, 16], "memory.glb.size_bytes": [65536, 2097152]}
+# the clock prices a run without changing its unit costs: its points run as batches re-pricing their first's costs
+GRID = {"pe_array.lanes_per_pe": [8, 16], "memory.glb.size_bytes": [65536, 2097152], "clock_hz": [1e9, 2e9]}
 TINY_LLAMA = {"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
               "intermediate_size": 256, "vocab_size": 512}
 
@@ -78,11 +79,28 @@ def test_every_point_equals_a_direct_simulate_call(swept):
             pd.testing.assert_frame_equal(ops, direct.to_frame(), check_dtype=False, check_exact=True)
 
 
+def test_points_differing_only_in_pricing_run_as_one_batch_within_the_size_limit(swept):
+    from fgmpsim.sweep.executors import batches
+    from fgmpsim.sweep.points import expand
+    from fgmpsim.sweep.run import _task
+    from fgmpsim.sweep.spec import load_spec
+
+    tasks = [_task(point) for point in expand(load_spec(swept[2]))]
+    grouped = batches(tasks, workers=2)  # at most ceil(54 / (4 x 2)) = 7 tasks per batch
+    assert sorted(task.key for batch in grouped for task in batch) == sorted(task.key for task in tasks)
+    for batch in grouped:
+        assert len({(t.trace.identity, t.engine, t.arch.pe_array, t.arch.memory, t.arch.name) for t in batch}) == 1
+        # the grid's two clocks of one design together; the pes = 4 point (one clock) alone
+        assert sorted(t.arch.clock_hz for t in batch) == ([1e9] if batch[0].arch.pe_array.pes == 4 else [1e9, 2e9])
+    assert len(grouped) == 3 * 2 * (4 + 1) == 30  # traces x roles x (lanes x GLB pairs + the pes = 4 point)
+    assert all(len(batch) == 1 for batch in batches(tasks, workers=len(tasks)))  # ceil(54 / (4 x 54)) = 1
+
+
 def test_relative_change_columns_are_recomputed_from_two_simulations(swept):
     out, *_ = swept
     table = fgmpsim.sweep.load(out)
     trace = fgmpsim.gemm_trace(64, 512, 256, fp4_fraction=0.7, seed=3)
-    overrides = {"pe_array.lanes_per_pe": 8, "memory.glb.size_bytes": 65536}
+    overrides = {"pe_array.lanes_per_pe": 8, "memory.glb.size_bytes": 65536, "clock_hz": 2e9}
     fgmp = fgmpsim.simulate(trace, fgmpsim.load_arch("fgmp", overrides)).summary()
     fp8 = fgmpsim.simulate(trace, fgmpsim.load_arch("fp8_baseline", overrides)).summary()
     row = _params(table[(table["trace"] == trace.name) & (table["role"] == "point")], overrides,
@@ -120,7 +138,7 @@ def test_dask_local_cluster_gives_the_local_pool_results_despite_a_lost_worker(s
 
     store = tmp_path / "dask"
     report = fgmpsim.sweep.run(spec, store, workers=2, dask="local", progress=kill_a_worker)
-    assert killed and report.ran + report.failed == report.points == 2 * 5 * 2
+    assert killed and report.ran + report.failed == report.points == 2 * 9 * 2  # gemm traces x (8 grid + 1) sets x roles
     if report.failed:  # a task that lost its worker three times: recorded as transient, so a rerun completes it
         assert fgmpsim.sweep.failures(store)["transient"].all()
         assert fgmpsim.sweep.run(spec, store, workers=1).failed == 0

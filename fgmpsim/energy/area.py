@@ -19,6 +19,13 @@ with its source (derivations: ``docs/energy_model.md``, "Area"). Per component:
 * ``aqu`` = AQU blocks per cycle x ``aqu_block_per_cycle`` (AQU enabled only).
 * ``cast_units`` = lanes x ``cast_unit``, only on an array that accepts a format through a cast unit (one FP4 ->
   FP8 cast of a whole block per lane, in front of its weight operand).
+* ``lane_registers`` = lanes x :func:`lane_register_bits` x ``register_bit``: each lane's weight collector and
+  lane-skew FIFO (one slot-wide block + its precision flag per entry) and its partial-sum collector entries beyond
+  the accumulator register (``psum_bits`` each), as flip-flops; an unbounded FIFO (``lane_fifo_depth: null``, an
+  idealization) has no area.
+* ``alignment_networks`` = :func:`alignment_networks` x ``align_network``: the funnel shifters of packed levels
+  (:mod:`fgmpsim.sim.hw.layout`), one per port that moves mixed-size blocks across a packed / fixed-width
+  boundary, only on a datapath with two block sizes.
 
 :data:`FGMP_OVERHEAD_COMPONENTS` are the components an FP8-only array does not have: with the same array and
 memories, ``fgmp`` minus ``fp8_baseline`` is exactly their sum.
@@ -31,6 +38,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from fgmpsim.arch.record import Arch
+from fgmpsim.energy.footprint import mixed_sizes, slot_bits
 from fgmpsim.errors import ConfigError
 
 SRAM_ENTRIES: dict[str, str] = {"glb": "glb_per_kib", "weight_buffers": "weight_buffer_per_kib",
@@ -39,12 +47,16 @@ SRAM_ENTRIES: dict[str, str] = {"glb": "glb_per_kib", "weight_buffers": "weight_
 """SRAM component -> its mm²-per-KiB entry."""
 
 AREA_ENTRIES: tuple[str, ...] = (*SRAM_ENTRIES.values(), "mac_fp8", "mac_fp4", "mac_int8", "mac_fgmp_extra",
-                                 "block_scale", "accumulator", "int_rescale", "aqu_block_per_cycle", "cast_unit")
+                                 "block_scale", "accumulator", "int_rescale", "aqu_block_per_cycle", "cast_unit",
+                                 "register_bit", "align_network")
 """Every area-table entry: mm² per KiB (``*_per_kib``), per scalar MAC (``mac_*``), per lane (``block_scale``,
-``accumulator``, ``int_rescale``, ``cast_unit``) or per block per cycle of AQU throughput (``aqu_block_per_cycle``)."""
+``accumulator``, ``int_rescale``, ``cast_unit``), per block per cycle of AQU throughput (``aqu_block_per_cycle``),
+per register bit (``register_bit``) or per alignment network (``align_network``)."""
 
-FGMP_OVERHEAD_COMPONENTS: tuple[str, ...] = ("fgmp_mode_logic", "block_scale", "aqu", "aqu_sensitivity_table")
-"""Components an FP8-only array lacks: FGMP's mixed-precision lane logic, NVFP4 block scaling and the AQU."""
+FGMP_OVERHEAD_COMPONENTS: tuple[str, ...] = ("fgmp_mode_logic", "block_scale", "aqu", "aqu_sensitivity_table",
+                                             "alignment_networks")
+"""Components an FP8-only array lacks: FGMP's mixed-precision lane logic, NVFP4 block scaling, the AQU and the
+alignment networks of its packed mixed-size blocks."""
 
 _KIB = 1024
 
@@ -65,6 +77,8 @@ class AreaBreakdown:
     aqu: float
     aqu_sensitivity_table: float
     cast_units: float
+    lane_registers: float
+    alignment_networks: float
 
     @property
     def total_mm2(self) -> float:
@@ -94,6 +108,36 @@ def _has_block_scale(arch: Arch) -> bool:
     return ("fp4" in dp and storage.fp4_scale_bits > 0) or ("fp8" in dp and storage.fp8_scale_bits > 0)
 
 
+def lane_register_bits(arch: Arch) -> int:
+    """Register bits per lane beyond its accumulator register: ``(weight_collector_blocks + lane_fifo_depth)``
+    entries of one slot-wide block (:func:`~fgmpsim.energy.slot_bits`) plus its precision flag, and
+    ``psum_collector_entries - 1`` partial sums of ``psum_bits`` (an unbounded FIFO counts 0)."""
+    pe, st = arch.pe_array, arch.storage
+    block = slot_bits(st, pe.vector_width, pe.datapath_precisions) + st.metadata_bits_per_block
+    return ((pe.weight_collector_blocks + (pe.lane_fifo_depth or 0)) * block
+            + (pe.psum_collector_entries - 1) * st.psum_bits)
+
+
+def alignment_networks(arch: Arch) -> int:
+    """Alignment networks of ``arch`` (:mod:`fgmpsim.sim.hw.layout` says where blocks are aligned), 0 unless its
+    datapath stores two block sizes: with packed PE buffers one per lane (its weight reads) and one per PE (its
+    input reads); with a packed GLB one per block per cycle of the AQU (its output writes); where the GLB's and the
+    PE buffers' layouts differ one per slot of the GLB read port (PE fills), and where DRAM's and the GLB's differ
+    one per slot of the DRAM read and of the write port (fills, write-back)."""
+    if not mixed_sizes(arch):
+        return 0
+    pe, mem, layout = arch.pe_array, arch.memory, arch.storage.layout
+    slot = slot_bits(arch.storage, pe.vector_width, pe.datapath_precisions)
+    networks = pe.lanes + pe.pes if layout.pe_buffers == "packed" else 0
+    if layout.glb == "packed":
+        networks += arch.aqu.blocks_per_cycle
+    if layout.glb != layout.pe_buffers:
+        networks += math.ceil(mem.glb.read_bits_per_cycle / slot)
+    if layout.dram != layout.glb:
+        networks += math.ceil(mem.dram.read_bits_per_cycle / slot) + math.ceil(mem.dram.write_bits_per_cycle / slot)
+    return networks
+
+
 def required_area_entries(arch: Arch) -> tuple[str, ...]:
     """The area entries ``arch`` is priced with (its lane type, block scaling and AQU decide which)."""
     dp = arch.pe_array.datapath_precisions
@@ -109,6 +153,10 @@ def required_area_entries(arch: Arch) -> tuple[str, ...]:
         names += ["aqu_block_per_cycle", SRAM_ENTRIES["aqu_sensitivity_table"]]
     if arch.pe_array.casts:
         names.append("cast_unit")
+    if lane_register_bits(arch):
+        names.append("register_bit")
+    if alignment_networks(arch):
+        names.append("align_network")
     return tuple(names)
 
 
@@ -136,6 +184,7 @@ def area_breakdown(arch: Arch) -> AreaBreakdown:
     pe, mem, aqu = arch.pe_array, arch.memory, arch.aqu
     dp = pe.datapath_precisions
     macs = pe.lanes * pe.vector_width
+    registers, networks = lane_register_bits(arch), alignment_networks(arch)
 
     def sram(component: str, size_bytes: int, copies: int = 1) -> float:
         return copies * size_bytes / _KIB * mm2[SRAM_ENTRIES[component]] if size_bytes else 0.0
@@ -153,6 +202,8 @@ def area_breakdown(arch: Arch) -> AreaBreakdown:
         aqu=aqu.blocks_per_cycle * mm2["aqu_block_per_cycle"] if aqu.enabled else 0.0,
         aqu_sensitivity_table=sram("aqu_sensitivity_table", aqu.sensitivity_table_bytes),
         cast_units=pe.lanes * mm2["cast_unit"] if pe.casts else 0.0,
+        lane_registers=pe.lanes * registers * mm2["register_bit"] if registers else 0.0,
+        alignment_networks=networks * mm2["align_network"] if networks else 0.0,
     )
 
 

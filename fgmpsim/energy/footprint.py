@@ -20,7 +20,7 @@ import numpy as np
 
 from dataclasses import replace
 
-from fgmpsim.arch.record import BlockStorage
+from fgmpsim.arch.record import Arch, BlockStorage
 from fgmpsim.errors import TraceError
 from fgmpsim.precision import WIDE_PRECISIONS
 from fgmpsim.trace.formats import OperandFormat, lorc_storage_bits
@@ -39,6 +39,14 @@ def block_bits(is_fp8: bool | np.ndarray, storage: BlockStorage, vector_width: i
     if np.ndim(is_fp8) == 0:
         return fp8 if bool(is_fp8) else fp4
     return np.where(np.asarray(is_fp8, dtype=bool), np.int64(fp8), np.int64(fp4))
+
+
+def mixed_sizes(arch: Arch) -> bool:
+    """True when the datapath stores blocks of two sizes (FP4 and FP8 blocks with different bit counts): only then
+    does a packed level need alignment networks (:mod:`fgmpsim.sim.hw.layout`)."""
+    vw, st = arch.pe_array.vector_width, arch.storage
+    return (set(arch.pe_array.datapath_precisions) == {"fp4", "fp8"}
+            and block_bits(True, st, vw) != block_bits(False, st, vw))
 
 
 def slot_bits(storage: BlockStorage, vector_width: int, datapath_precisions: tuple[str, ...]) -> int:

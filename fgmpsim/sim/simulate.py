@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
 from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,7 @@ from fgmpsim.sim.edges import Edges, first_weight_fill, hide, op_edges
 from fgmpsim.sim.result import RunResult
 from fgmpsim.sim.schedule import OpTiming, time_op
 from fgmpsim.sim.hw.traffic import op_tiles
+from fgmpsim.sim.unit_costs import UnitCosts
 from fgmpsim.trace.record import GemmOp, Trace
 
 ENGINES = ("tile", "event", "reference", "analytic")
@@ -129,6 +131,14 @@ def _run(ops: Operands, tiling: Tiling, arch: Arch, engine: str, residency: Resi
     edges = op_edges(tiles, arch) if arch.memory.prefetch_next_weights else None
     return _Costed(time_op(tiles, arch), tiles.counts, bound, tiling.tiles, first_fill=first,
                    tail=edges.tail if edges else 0, edges=edges)
+
+
+def _dense(operands: Callable[[], Operands], tiling: Tiling, arch: Arch, engine: str, residency: Residency,
+           window: int) -> tuple[_Costed, dict[str, Any]]:
+    """A dense op's cost (:func:`_run`) and operand columns; ``operands()`` builds its operands (on a cache miss
+    only)."""
+    ops = operands()
+    return _run(ops, tiling, arch, engine, residency, window), _operand_columns(ops, arch)
 
 
 def _linked(costed: _Costed, link: Link, arch: Arch, engine: str) -> tuple[OpTiming, Bound]:
@@ -252,11 +262,11 @@ def _columns(op: GemmOp, tiling: Tiling, timing: OpTiming, counts: dict[str, int
 
 
 def _causal(trace: Trace, op: GemmOp, arch: Arch, engine: str, mapping: Mapping | None, bands: CausalBands,
-            cache: OperandCache, chain: Sequencer) -> tuple[OpTiming, dict[str, Any], Tiling, int]:
+            cache: OperandCache, chain: Sequencer, costs: UnitCosts) -> tuple[OpTiming, dict[str, Any], Tiling, int]:
     """Timing, row columns, last band's tiling and SimPy events of causal op ``op``: its bands (:mod:`.hw.causal`;
     the reference engine builds its own), each mapped and run as a dense op (a unit of ``chain``), merged. A band's
     operand columns are its op's but for its output blocks (:func:`~fgmpsim.sim.hw.causal.merge_columns` sums
-    those)."""
+    those); ``costs``: the run's :class:`~fgmpsim.sim.unit_costs.UnitCosts` (tile and analytic engines)."""
     if engine == "reference":
         parts = reference_bands(trace, op, bands.band_rows)
         whole = operand_columns(trace, op, arch)
@@ -272,7 +282,8 @@ def _causal(trace: Trace, op: GemmOp, arch: Arch, engine: str, mapping: Mapping 
         if engine == "reference":
             timing, band_columns, tail = _reference(given, band, tiling, arch, link=link)
         else:
-            costed = _run(given, tiling, arch, engine, window=link.window)
+            run = partial(_run, given, tiling, arch, engine, NONE, link.window)
+            costed = run() if engine == "event" else costs.get(band, given.source, given.out, tiling, NONE, run)
             timing, bound = _linked(costed, link, arch, engine)
             band_columns = _columns(band, tiling, timing, costed.counts, bound, arch,
                                     {**whole, "output_blocks": given.out.blocks,
@@ -312,7 +323,7 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
     banded = [op.causal and attention == "causal" for op in trace.ops]
     residency = plan_residency(trace.ops, tilings, [cache.output_format(op) for op in trace.ops], arch, banded) \
         if arch.memory.glb.keep_outputs else [NONE] * len(trace.ops)
-    memo: dict[tuple, tuple[_Costed, dict[str, Any]]] = {}  # scalars only: maps are never all held at once
+    costs = UnitCosts(arch, engine)  # scalars only: maps are never all held at once
     rows_memo: dict[tuple, dict[str, Any]] = {}
     bands = CausalBands(trace, cache, int(causal_band_rows))
     chain = Sequencer(arch)
@@ -321,7 +332,7 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
     rows, mappings, timings, events = [], [], [], []
     for op, tiling, given, band, keep, held in zip(trace.ops, tilings, chosen, banded, residency, live):
         if band:
-            timing, columns, tiling, simpy_events = _causal(trace, op, arch, engine, given, bands, cache, chain)
+            timing, columns, tiling, simpy_events = _causal(trace, op, arch, engine, given, bands, cache, chain, costs)
         else:
             unit = Unit(op, tiling, keep.fed, held)
             link = chain.link(unit)
@@ -330,16 +341,15 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
                 simpy_events = 0
             else:
                 out = cache.output_format(op)
-                key = (id(op.weight_map), id(op.act_map), op.weight_format, op.act_format, op.m, op.k, op.n,
-                       op.repeat, op.static_weight, out, tiling, keep)
-                if engine == "event" or key not in memo:  # the event engine processes every op's events
-                    ops = cache.operands(op, out)
-                    memo[key] = (_run(ops, tiling, arch, engine, keep, link.window), _operand_columns(ops, arch))
-                costed, operands = memo[key]
+                cost = partial(_dense, partial(cache.operands, op, out), tiling, arch, engine, keep, link.window)
+                # the event engine processes every op's events
+                costed, operands = cost() if engine == "event" else \
+                    costs.get(op, (op.weight_map, op.act_map), out, tiling, keep, cost)
                 timing, bound = _linked(costed, link, arch, engine)
-                if (key, timing, bound) not in rows_memo:
-                    rows_memo[key, timing, bound] = _columns(op, tiling, timing, costed.counts, bound, arch, operands)
-                columns, simpy_events, tail = rows_memo[key, timing, bound], costed.events, costed.tail
+                key = (id(costed), timing, bound)
+                if key not in rows_memo:  # ops of one cost and timing share their row (costed held: its id stays)
+                    rows_memo[key] = costed, _columns(op, tiling, timing, costed.counts, bound, arch, operands)
+                columns, simpy_events, tail = rows_memo[key][1], costed.events, costed.tail
             chain.ran(unit, tail)
         rows.append({"op": op.name, "layer": int(op.layer), "kind": op.kind, **columns})
         mappings.append((op.name, tiling.mapping))

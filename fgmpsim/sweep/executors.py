@@ -7,7 +7,10 @@ pipe's buffer, so a worker killed (SIGKILL, the OOM killer) while sending one wo
 forever for the rest. A Dask worker, perhaps on another machine, sends the file's bytes back instead. Each worker
 process builds a trace on first use and keeps the last :data:`TRACE_CACHE_SIZE` (their lazy synthetic maps stay
 memoized in the process), and tasks are submitted in the points' order, which groups them by trace, so a worker
-loads each trace about once.
+loads each trace about once. Points that differ only in how a run is priced (the clock, energy-table entries,
+static power, area: :data:`fgmpsim.sim.unit_costs.PRICING_FIELDS`) go to a worker together, as one batch
+(:func:`batches`), so every point of a batch after its first re-prices the unit costs the first one computed; a
+batch holds at most ``1 / BATCHES_PER_WORKER`` of a worker's share of the points, so the workers stay busy.
 
 * :class:`LocalPool` (default): a ``ProcessPoolExecutor`` of ``workers`` processes. Workers ignore SIGINT (the
   coordinator handles Ctrl-C and ends them). A worker that dies (SIGKILL, the OOM killer) breaks the pool: the pool
@@ -37,6 +40,7 @@ from typing import Any
 from fgmpsim.arch import Arch
 from fgmpsim.errors import SweepError
 from fgmpsim.sim import simulate
+from fgmpsim.sim.unit_costs import cost_scope
 from fgmpsim.sweep import store
 from fgmpsim.sweep.points import TraceSource
 from fgmpsim.trace import Trace
@@ -115,6 +119,26 @@ def run_task(task: Task) -> Outcome:
                        transient=isinstance(err, (OSError, MemoryError)))
 
 
+def run_batch(batch: tuple[Task, ...]) -> list[Outcome]:
+    """:func:`run_task` of every task of ``batch``, in order, on one worker."""
+    return [run_task(task) for task in batch]
+
+
+BATCHES_PER_WORKER = 4
+"""The fewest batches per worker :func:`batches` makes of a sweep (when it has enough points)."""
+
+
+def batches(tasks: list[Task], workers: int) -> list[tuple[Task, ...]]:
+    """``tasks`` grouped by trace, engine and :func:`~fgmpsim.sim.unit_costs.cost_scope` of their arch, each group
+    cut into batches of at most ``ceil(len(tasks) / (BATCHES_PER_WORKER * workers))`` tasks, in the order of their
+    first tasks."""
+    size = max(1, -(-len(tasks) // (BATCHES_PER_WORKER * workers)))
+    groups: dict[tuple, list[Task]] = {}
+    for task in tasks:
+        groups.setdefault((task.trace.identity, task.engine, cost_scope(task.arch)), []).append(task)
+    return [tuple(group[i:i + size]) for group in groups.values() for i in range(0, len(group), size)]
+
+
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -150,30 +174,29 @@ class LocalPool:
         """One outcome per task, in completion order."""
         attempts: Counter[str] = Counter()
         order = {task.key: index for index, task in enumerate(tasks)}
-        pending = list(tasks)
+        pending = batches(tasks, self.workers)
         while pending:
             self._pool = ProcessPoolExecutor(min(self.workers, len(pending)), mp_context=_context(),
                                              initializer=_ignore_sigint)
-            futures = {self._pool.submit(run_task, task): task for task in pending}
+            futures = {self._pool.submit(run_batch, batch): batch for batch in pending}
             lost = []
             while futures:
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
                 for future in done:
-                    task = futures.pop(future)
+                    batch = futures.pop(future)
                     try:
-                        outcome = future.result()
+                        yield from future.result()
                     except BrokenProcessPool:
-                        lost.append(task)
-                        continue
-                    except Exception as err:  # noqa: BLE001 - the outcome did not come back (e.g. not picklable)
-                        outcome = Outcome(task.key, error_class=type(err).__name__, message=str(err))
-                    yield outcome
+                        lost.extend(batch)
+                    except Exception as err:  # noqa: BLE001 - the outcomes did not come back (e.g. not picklable)
+                        yield from (Outcome(task.key, error_class=type(err).__name__, message=str(err))
+                                    for task in batch)
             self._close(kill=False)
-            pending = []
+            pending = []  # one task per batch: a point that kills its worker must not take its batch mates along
             for task in sorted(lost, key=lambda task: order[task.key]):
                 attempts[task.key] += 1
                 if attempts[task.key] < MAX_ATTEMPTS:
-                    pending.append(task)
+                    pending.append((task,))
                 else:
                     yield Outcome(task.key, error_class="WorkerLost", transient=True,
                                   message=f"the worker process died while this point was queued or running, "
@@ -257,12 +280,14 @@ class DaskExecutor:
         """One outcome per task, in completion order; earlier points have higher priority (trace order)."""
         from dask.distributed import as_completed
 
-        futures = {self.client.submit(run_task, task, key=f"fgmpsim-point-{task.key}-{os.getpid()}",
-                                      pure=False, priority=len(tasks) - index): task.key
-                   for index, task in enumerate(tasks)}
+        grouped = batches(tasks, self.workers)
+        futures = {self.client.submit(run_batch, batch, key=f"fgmpsim-points-{batch[0].key}-{os.getpid()}",
+                                      pure=False, priority=len(grouped) - index): batch
+                   for index, batch in enumerate(grouped)}
         for future in as_completed(futures):
             try:
-                yield future.result()
+                yield from future.result()
             except Exception as err:  # noqa: BLE001 - a lost worker (KilledWorker) or a cancelled task
-                yield Outcome(futures[future], error_class=type(err).__name__, message=str(err), transient=True)
+                yield from (Outcome(task.key, error_class=type(err).__name__, message=str(err), transient=True)
+                            for task in futures[future])
             future.release()

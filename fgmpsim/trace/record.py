@@ -213,11 +213,17 @@ class Trace:
         return save_trace(self, path)
 
     def op(self, name: str) -> GemmOp:
-        """The op called ``name``; :class:`TraceError` if there is none."""
-        for op in self.ops:
-            if op.name == name:
-                return op
-        raise TraceError(f"trace {self.name!r} has no op {name!r}", "ops", "check the op name")
+        """The op called ``name`` (the first, if names repeat; :meth:`check` refuses that); :class:`TraceError` if
+        there is none."""
+        index = self.__dict__.get("_by_name")
+        if index is None:  # ops is a tuple: the index never goes stale
+            index = {}
+            for op in self.ops:
+                index.setdefault(op.name, op)
+            object.__setattr__(self, "_by_name", index)
+        if name not in index:
+            raise TraceError(f"trace {self.name!r} has no op {name!r}", "ops", "check the op name")
+        return index[name]
 
     def check(self) -> None:
         """Validate every op, unique names and that every consumer exists; raises :class:`TraceError`. A trace

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import simpy
 
@@ -83,7 +84,18 @@ def _sequencer(env: CountingEnvironment, jobs: list[_Job], inboxes: dict[str, si
 
 
 def run_ops(timings: Sequence[OpTiming]) -> list[OpSpan]:
-    """Run the ops back to back on the SimPy hardware model; the span of each op."""
+    """Run the ops back to back on the SimPy hardware model; the span of each op. The spans depend on the timings
+    only: a run whose timings equal one of the last :data:`KEPT_RUNS` (a sweep point that changes only how a run is
+    priced, :mod:`fgmpsim.sim.unit_costs`) takes that run's spans."""
+    return list(_run(tuple(timings)))
+
+
+KEPT_RUNS = 8
+"""Runs of :func:`run_ops` whose spans are kept (a few KB each)."""
+
+
+@lru_cache(maxsize=KEPT_RUNS)
+def _run(timings: tuple[OpTiming, ...]) -> tuple[OpSpan, ...]:
     env = CountingEnvironment()
     inboxes = {name: simpy.Store(env, capacity=2) for name in BLOCKS}
     for name, box in inboxes.items():
@@ -93,4 +105,4 @@ def run_ops(timings: Sequence[OpTiming]) -> list[OpSpan]:
     env.process(_sequencer(env, jobs, inboxes, spans))
     env.run()
     retired = [0, *(seen for _, _, seen in spans[:-1]), env.processed]
-    return [OpSpan(start, end, retired[i + 1] - retired[i]) for i, (start, end, _) in enumerate(spans)]
+    return tuple(OpSpan(start, end, retired[i + 1] - retired[i]) for i, (start, end, _) in enumerate(spans))

@@ -22,14 +22,7 @@ aligned and the layout changes nothing (``fp8_baseline`` and ``nvfp4`` are unaff
 from __future__ import annotations
 
 from fgmpsim.arch.record import Arch
-from fgmpsim.energy import block_bits
-
-
-def mixed_sizes(arch: Arch) -> bool:
-    """True when the datapath stores blocks of two sizes (FP4 and FP8 blocks with different bit counts)."""
-    vw, st = arch.pe_array.vector_width, arch.storage
-    return (set(arch.pe_array.datapath_precisions) == {"fp4", "fp8"}
-            and block_bits(True, st, vw) != block_bits(False, st, vw))
+from fgmpsim.energy import mixed_sizes
 
 
 def align_blocks(counts: dict[str, int], arch: Arch) -> int:
