@@ -89,8 +89,18 @@ def test_fgmp_exceeds_fp8_baseline_by_exactly_the_charged_overhead() -> None:
     assert fp8.fgmp_overhead_mm2 == 0.0
     assert all(getattr(fgmp, c) > 0 for c in FGMP_OVERHEAD_COMPONENTS)
     assert fgmp.total_mm2 - fp8.total_mm2 == pytest.approx(fgmp.fgmp_overhead_mm2, rel=1e-12)
-    # the documented figure (docs/energy_model.md, "Area"): +4.17%
+    # the documented figure (docs/energy_model.md, "Area"): +4.18%
     assert 100 * (fgmp.total_mm2 / fp8.total_mm2 - 1) == pytest.approx(4.175, abs=5e-4)
+
+
+def test_with_collectors_fgmp_also_pays_the_precision_flag_of_every_register_entry() -> None:
+    # 8 weight blocks + 4 FIFO slots per lane, each with fgmp's 1-bit flag (fp8_baseline stores no flag): the
+    # difference is the overhead components plus 256 lanes x 12 entries x 1 bit
+    options = ["pe_array.weight_collector_blocks=8", "pe_array.psum_collector_entries=8", "pe_array.lane_fifo_depth=4"]
+    fgmp, fp8 = area_breakdown(load_arch("fgmp", options)), area_breakdown(load_arch("fp8_baseline", options))
+    flags = 256 * 12 * 1 * _table()["register_bit"]
+    assert fgmp.lane_registers - fp8.lane_registers == pytest.approx(flags, rel=1e-9)
+    assert fgmp.total_mm2 - fp8.total_mm2 == pytest.approx(fgmp.fgmp_overhead_mm2 + flags, rel=1e-12)
 
 
 def test_summary_carries_area_and_its_breakdown() -> None:

@@ -148,6 +148,58 @@ def test_worker_killed_mid_point_is_retried(tmp_path):
 
 
 
+def test_a_point_that_always_kills_its_worker_fails_alone(tmp_path, monkeypatch):
+    """16 points of one cost scope on 2 workers (batches of 2); the point at the second clock kills its worker
+    every time it runs (the forked workers inherit the patch). Only it is charged: retried alone MAX_ATTEMPTS
+    times, then reported WorkerLost; the 15 others, queued or running beside it, all finish once."""
+    clocks = [1e9 + i for i in range(16)]
+    spec = {"traces": [GEMM], "archs": ["fgmp"], "grid": {"clock_hz": clocks}}
+    real = executors.simulate
+
+    def deadly(trace, arch, engine):
+        if arch.clock_hz == clocks[1]:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(trace, arch, engine=engine)
+
+    monkeypatch.setattr(executors, "simulate", deadly)
+    report = fgmpsim.sweep.run(spec, tmp_path / "store", workers=2)
+    assert (report.ran, report.failed, report.errors) == (15, 1, {"WorkerLost": 1})
+    failures = fgmpsim.sweep.failures(tmp_path / "store")
+    assert list(failures["clock_hz"]) == [clocks[1]] and failures["transient"].all()
+    assert sorted(fgmpsim.sweep.load(tmp_path / "store")["clock_hz"]) == [c for c in clocks if c != clocks[1]]
+    assert not list((tmp_path / "store").rglob("*.running"))  # no marker outlives the sweep
+
+
+def test_a_lost_batch_is_rerun_one_point_per_batch_and_nothing_is_lost(tmp_path, monkeypatch):
+    """16 points of one cost scope on 2 workers run as batches of 2 (ceil(16 / (4 x 2))); the point at the second
+    clock kills its worker process the first time it runs (the workers are forked: they inherit the patch; a file
+    remembers the kill). The broken pool's batches go back one point per batch: every point finishes once."""
+    clocks = [1e9 + i for i in range(16)]
+    spec = {"traces": [GEMM], "archs": ["fgmp"], "grid": {"clock_hz": clocks}}
+    real, marker = executors.simulate, tmp_path / "killed"
+    resubmitted = []
+    real_batches = executors.batches
+
+    def deadly(trace, arch, engine):
+        if arch.clock_hz == clocks[1] and not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(trace, arch, engine=engine)
+
+    def sizes(tasks, workers):
+        made = real_batches(tasks, workers)
+        resubmitted.append([len(batch) for batch in made])
+        return made
+
+    monkeypatch.setattr(executors, "simulate", deadly)
+    monkeypatch.setattr(executors, "batches", sizes)
+    report = fgmpsim.sweep.run(spec, tmp_path / "store", workers=2)
+    assert marker.exists() and (report.ran, report.failed) == (16, 0)
+    assert resubmitted == [[2] * 8]  # the first round in pairs (the retries are single points, not re-batched)
+    table = fgmpsim.sweep.load(tmp_path / "store")
+    assert sorted(table["clock_hz"]) == clocks and table["key"].is_unique
+
+
 def test_code_change_recomputes_every_point_and_drops_the_stale_files(tmp_path, monkeypatch):
     spec = {"traces": [GEMM], "archs": ["fgmp"], "grid": {"pe_array.lanes_per_pe": [8, 16]}}
     out = tmp_path / "store"
@@ -188,3 +240,10 @@ def test_a_long_error_message_is_cut_so_the_outcome_stays_small(monkeypatch):
     assert outcome.error_class == "ValueError" and not outcome.transient
     assert outcome.message == "x" * executors.MAX_MESSAGE + " ... (8,000 more characters cut)"
     assert len(pickle.dumps(outcome)) < 4096
+    # a whole batch of failing points shares the budget: its outcomes, sent back at once, stay below 4 KB too
+    batch = tuple(executors.Task(f"{i:064d}", None, None, "tile", {}, "unused.parquet")
+                  for i in range(executors.MAX_BATCH))
+    outcomes = executors.run_batch(batch)
+    assert [o.key for o in outcomes] == [t.key for t in batch]
+    assert all(o.message.startswith("x" * (executors.MAX_MESSAGE // executors.MAX_BATCH) + " ... (") for o in outcomes)
+    assert len(pickle.dumps(outcomes)) < 4096

@@ -96,6 +96,23 @@ def test_points_differing_only_in_pricing_run_as_one_batch_within_the_size_limit
     assert all(len(batch) == 1 for batch in batches(tasks, workers=len(tasks)))  # ceil(54 / (4 x 54)) = 1
 
 
+def test_a_large_group_is_cut_into_batches_of_the_size_limit():
+    from dataclasses import replace
+
+    from fgmpsim.sweep.executors import MAX_BATCH, batches
+    from fgmpsim.sweep.points import expand
+    from fgmpsim.sweep.run import _task
+    from fgmpsim.sweep.spec import load_spec
+
+    spec = {"name": "clocks", "traces": [{"gemm": {"m": 16, "k": 64, "n": 16}}], "archs": ["fgmp"],
+            "grid": {"clock_hz": [1e9 + i for i in range(20)]}}
+    tasks = [_task(point) for point in expand(load_spec(spec))]  # 20 points of one cost scope
+    assert [len(b) for b in batches(tasks, workers=1)] == [5, 5, 5, 5]  # ceil(20 / (4 x 1))
+    assert [len(b) for b in batches(tasks, workers=2)] == [3] * 6 + [2]  # ceil(20 / 8)
+    many = [replace(tasks[0], key=f"{i:064d}") for i in range(100)]
+    assert [len(b) for b in batches(many, workers=1)] == [MAX_BATCH] * 12 + [4]  # ceil(100 / 4) = 25, capped
+
+
 def test_relative_change_columns_are_recomputed_from_two_simulations(swept):
     out, *_ = swept
     table = fgmpsim.sweep.load(out)

@@ -28,7 +28,9 @@ with its source (derivations: ``docs/energy_model.md``, "Area"). Per component:
   boundary, only on a datapath with two block sizes.
 
 :data:`FGMP_OVERHEAD_COMPONENTS` are the components an FP8-only array does not have: with the same array and
-memories, ``fgmp`` minus ``fp8_baseline`` is exactly their sum.
+memories, ``fgmp`` minus ``fp8_baseline`` is exactly their sum, plus, with collectors or a bounded lane FIFO, the
+precision flag of each register entry (``metadata_bits_per_block``: 1 on ``fgmp``, 0 on the one-precision
+``fp8_baseline``) in ``lane_registers``.
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ STATIC_DENSITIES: tuple[str, ...] = ("logic_leakage_mw_per_mm2", "sram_leakage_m
 SRAM_COMPONENTS: tuple[str, ...] = tuple(SRAM_ENTRIES)
 LOGIC_COMPONENTS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AreaBreakdown)
                                           if f.name not in SRAM_COMPONENTS)
-"""Every other component (lanes, FGMP mode logic, block scaling, accumulators, INT rescale, AQU, cast units)."""
+"""Every other component of :class:`~fgmpsim.energy.AreaBreakdown` (lanes, FGMP mode logic, block scaling,
+accumulators, INT rescale, AQU, cast units, lane registers, alignment networks)."""
 
 
 @dataclass(frozen=True)

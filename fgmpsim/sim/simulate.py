@@ -18,8 +18,9 @@ On a ``systolic_ws`` array (:mod:`~fgmpsim.sim.hw.systolic`) the op is costed by
 against a per-cycle engine), ``"event"`` and ``"reference"`` are refused. It runs traces of any block size.
 
 Ops whose maps are the same objects with the same shape, output format and GLB residency reuse one simulation,
-except on the event engine, which processes every op's events, and the reference engine, which runs every op on its
-own. A causal op runs as query bands (:mod:`~fgmpsim.sim.hw.causal`), each mapped and costed as a dense op, its row
+within a run and across runs on archs with the same cost fields (:mod:`~fgmpsim.sim.unit_costs`: another clock,
+energy table, area table or static power only re-prices), except on the event engine, which processes every op's
+events, and the reference engine, which runs every op on its own. A causal op runs as query bands (:mod:`~fgmpsim.sim.hw.causal`), each mapped and costed as a dense op, its row
 their sum; with ``memory.glb.keep_outputs`` the GLB planner (:mod:`~fgmpsim.sim.hw.glb_residency`) decides which
 outputs skip their DRAM round trip. With ``memory.prefetch_next_weights`` every unit of the timeline (an op, or a
 causal op's band) gets its link to the one before (:mod:`~fgmpsim.sim.hw.prefetch`): the tile and analytic engines

@@ -12,10 +12,12 @@ events and the reference engine derives every unit itself.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from fgmpsim.arch.record import Arch
+from fgmpsim.sim.engines.tile import op_spans
 from fgmpsim.trace.record import GemmOp, is_immutable
 
 COST_FIELDS = ("pe_array", "aqu", "memory", "storage", "mapping")
@@ -25,7 +27,9 @@ PRICING_FIELDS = ("name", "source", "clock_hz", "energy", "area", "static")
 MAX_UNITS = 8192
 """Units kept across simulations (first in, first out: a hit is not moved, which would hash its key again;
 consecutive points of a sweep batch hit the units of their first): a few KB each (a unit's ~70 action counts and
-its timing), so at most a few tens of MB; a Llama-2-7B prefill point (causal bands included) has 1,249 units."""
+its timing), so at most a few tens of MB, plus the maps each entry holds (those of a trace no longer used stay
+alive until its entries leave, as in the map-count cache); a Llama-2-7B prefill point (causal bands included) has
+1,249 units."""
 
 
 def cost_scope(arch: Arch) -> tuple:
@@ -51,7 +55,7 @@ class _Scope:
                                                                   and self.values == other.values))
 
 
-_SHARED: dict[tuple, tuple[Any, Any, Any]] = {}
+_SHARED: OrderedDict[tuple, tuple[Any, Any, Any]] = OrderedDict()
 """key -> (weight map, activation map, cost): the maps held so that their ``id`` in the key stays theirs."""
 
 
@@ -78,10 +82,12 @@ class UnitCosts:
         cost = make()
         _SHARED[key] = (weight_map, act_map, cost)
         while len(_SHARED) > MAX_UNITS:
-            del _SHARED[next(iter(_SHARED))]
+            _SHARED.popitem(last=False)
         return cost
 
 
 def clear() -> None:
-    """Forget every cost kept across simulations."""
+    """Forget every cost kept across simulations, and the SimPy op spans of earlier runs
+    (:func:`fgmpsim.sim.engines.tile.op_spans`): the next simulation costs and sequences every op again."""
     _SHARED.clear()
+    op_spans.cache_clear()

@@ -10,16 +10,19 @@ memoized in the process), and tasks are submitted in the points' order, which gr
 loads each trace about once. Points that differ only in how a run is priced (the clock, energy-table entries,
 static power, area: :data:`fgmpsim.sim.unit_costs.PRICING_FIELDS`) go to a worker together, as one batch
 (:func:`batches`), so every point of a batch after its first re-prices the unit costs the first one computed; a
-batch holds at most ``1 / BATCHES_PER_WORKER`` of a worker's share of the points, so the workers stay busy.
+batch holds at most ``1 / BATCHES_PER_WORKER`` of a worker's share of the points (so the workers stay busy) and
+:data:`MAX_BATCH` points (so its outcomes stay small).
 
 * :class:`LocalPool` (default): a ``ProcessPoolExecutor`` of ``workers`` processes. Workers ignore SIGINT (the
   coordinator handles Ctrl-C and ends them). A worker that dies (SIGKILL, the OOM killer) breaks the pool: the pool
-  is rebuilt and the points it had not returned are resubmitted, each at most :data:`MAX_ATTEMPTS` times before it
-  is reported as a transient ``WorkerLost`` failure.
+  is rebuilt, the points that were queued are resubmitted, and the points that were running are retried one at a
+  time, each at most :data:`MAX_ATTEMPTS` times before it is reported as a transient ``WorkerLost`` failure, so
+  one point that kills its worker fails alone.
 * :class:`DaskExecutor`: ``"local"`` starts a ``dask.distributed.LocalCluster`` of ``workers`` one-thread worker
   processes; ``"tcp://host:port"`` connects to a running scheduler (trace directories must be readable at the same
-  path on its workers). Dask itself reschedules the tasks of a lost worker; a task that loses too many workers
-  comes back as a transient failure. dask is imported only here, when asked for.
+  path on its workers). Dask itself reschedules the tasks of a lost worker; a batch that loses too many workers is
+  split into one-point batches, and a one-point batch that loses too many comes back as a transient failure. dask
+  is imported only here, when asked for.
 """
 
 from __future__ import annotations
@@ -96,15 +99,21 @@ def _trace(source: TraceSource) -> Trace:
 
 
 MAX_MESSAGE = 2000
-"""Characters of a failed point's error message a worker sends back (the rest is cut, and says so): an outcome
-stays far below a pipe's atomic write size (4 KB), so a worker killed while sending it cannot leave half a message
-for the pool's reader to wait on."""
+"""Characters of error message a worker sends back for a batch (the rest is cut, and says so), shared by its points:
+a batch's outcomes stay below a pipe's atomic write size (4 KB), so a worker killed while sending them cannot leave
+half a message for the pool's reader to wait on."""
+MAX_BATCH = 8
+"""The most points in one batch: each failed one still gets ``MAX_MESSAGE // MAX_BATCH`` = 250 characters."""
 
 
-def run_task(task: Task) -> Outcome:
-    """Simulate one point. Any exception becomes a failed :class:`Outcome`: one bad point must not end the sweep;
-    machine-made errors (``OSError``, ``MemoryError``) are transient, everything else would repeat."""
+def run_task(task: Task, max_message: int = MAX_MESSAGE) -> Outcome:
+    """Simulate one point. Any exception becomes a failed :class:`Outcome` (its message cut to ``max_message``
+    characters): one bad point must not end the sweep; machine-made errors (``OSError``, ``MemoryError``) are
+    transient, everything else would repeat."""
+    marker = _running_marker(task)
     try:
+        if marker is not None:
+            marker.touch()
         result = simulate(_trace(task.trace), task.arch, engine=task.engine)
         data = store.point_parquet(task.description, result.summary(), list(result.rows))
         if task.point_file is None:
@@ -113,15 +122,25 @@ def run_task(task: Task) -> Outcome:
         return Outcome(task.key)
     except Exception as err:  # noqa: BLE001 - recorded with its class and message, see the docstring
         message = str(err)
-        if len(message) > MAX_MESSAGE:
-            message = message[:MAX_MESSAGE] + f" ... ({len(message) - MAX_MESSAGE:,} more characters cut)"
+        if len(message) > max_message:
+            message = message[:max_message] + f" ... ({len(message) - max_message:,} more characters cut)"
         return Outcome(task.key, error_class=type(err).__name__, message=message,
                        transient=isinstance(err, (OSError, MemoryError)))
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+
+
+def _running_marker(task: Task) -> Path | None:
+    """The file a local worker keeps beside the point's file while it runs the point (``None`` without a point
+    file): one left behind by a dead worker says which points were running when it died."""
+    return Path(f"{task.point_file}.running") if task.point_file is not None else None
 
 
 def run_batch(batch: tuple[Task, ...]) -> list[Outcome]:
-    """:func:`run_task` of every task of ``batch``, in order, on one worker."""
-    return [run_task(task) for task in batch]
+    """:func:`run_task` of every task of ``batch``, in order, on one worker (the batch's :data:`MAX_MESSAGE` shared
+    by its points)."""
+    return [run_task(task, MAX_MESSAGE // len(batch)) for task in batch]
 
 
 BATCHES_PER_WORKER = 4
@@ -130,9 +149,9 @@ BATCHES_PER_WORKER = 4
 
 def batches(tasks: list[Task], workers: int) -> list[tuple[Task, ...]]:
     """``tasks`` grouped by trace, engine and :func:`~fgmpsim.sim.unit_costs.cost_scope` of their arch, each group
-    cut into batches of at most ``ceil(len(tasks) / (BATCHES_PER_WORKER * workers))`` tasks, in the order of their
-    first tasks."""
-    size = max(1, -(-len(tasks) // (BATCHES_PER_WORKER * workers)))
+    cut into batches of at most ``ceil(len(tasks) / (BATCHES_PER_WORKER * workers))`` (and :data:`MAX_BATCH`)
+    tasks, in the order of their first tasks."""
+    size = min(MAX_BATCH, max(1, -(-len(tasks) // (BATCHES_PER_WORKER * workers))))
     groups: dict[tuple, list[Task]] = {}
     for task in tasks:
         groups.setdefault((task.trace.identity, task.engine, cost_scope(task.arch)), []).append(task)
@@ -171,14 +190,26 @@ class LocalPool:
         pool.shutdown(wait=True, cancel_futures=True)
 
     def outcomes(self, tasks: list[Task]) -> Iterator[Outcome]:
-        """One outcome per task, in completion order."""
+        """One outcome per task, in completion order. When a worker dies the pool breaks and every point not yet
+        returned is lost: those that were running (their :func:`_running_marker` is left) are suspects, retried one
+        at a time on a pool of their own, so that a point which kills its worker is charged for it alone
+        (:data:`MAX_ATTEMPTS`, then a transient ``WorkerLost``); the points that were queued go back, one per
+        batch, uncharged."""
         attempts: Counter[str] = Counter()
         order = {task.key: index for index, task in enumerate(tasks)}
-        pending = batches(tasks, self.workers)
-        while pending:
-            self._pool = ProcessPoolExecutor(min(self.workers, len(pending)), mp_context=_context(),
+        for task in tasks:  # markers left by an earlier run that was killed
+            marker = _running_marker(task)
+            if marker is not None:
+                marker.unlink(missing_ok=True)
+        pending, suspects = batches(tasks, self.workers), []
+        while pending or suspects:
+            if suspects:  # one suspect on a pool of its own: a break now is its own doing
+                alone, batches_now = True, [(suspects.pop(0),)]
+            else:
+                alone, batches_now, pending = False, pending, []
+            self._pool = ProcessPoolExecutor(min(self.workers, len(batches_now)), mp_context=_context(),
                                              initializer=_ignore_sigint)
-            futures = {self._pool.submit(run_batch, batch): batch for batch in pending}
+            futures = {self._pool.submit(run_batch, batch): batch for batch in batches_now}
             lost = []
             while futures:
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -192,15 +223,20 @@ class LocalPool:
                         yield from (Outcome(task.key, error_class=type(err).__name__, message=str(err))
                                     for task in batch)
             self._close(kill=False)
-            pending = []  # one task per batch: a point that kills its worker must not take its batch mates along
             for task in sorted(lost, key=lambda task: order[task.key]):
+                marker = _running_marker(task)
+                if not (alone or marker is None or marker.exists()):
+                    pending.append((task,))  # queued when the pool broke: one per batch, not its fault
+                    continue
+                if marker is not None:
+                    marker.unlink(missing_ok=True)
                 attempts[task.key] += 1
                 if attempts[task.key] < MAX_ATTEMPTS:
-                    pending.append((task,))
+                    suspects.append(task)
                 else:
                     yield Outcome(task.key, error_class="WorkerLost", transient=True,
-                                  message=f"the worker process died while this point was queued or running, "
-                                          f"{MAX_ATTEMPTS} times (killed, or out of memory)")
+                                  message=f"the worker process died while running this point, {MAX_ATTEMPTS} "
+                                          f"times (killed, or out of memory)")
 
 
 def _unreachable(address: str, why: str) -> SweepError:
@@ -281,13 +317,22 @@ class DaskExecutor:
         from dask.distributed import as_completed
 
         grouped = batches(tasks, self.workers)
-        futures = {self.client.submit(run_batch, batch, key=f"fgmpsim-points-{batch[0].key}-{os.getpid()}",
-                                      pure=False, priority=len(grouped) - index): batch
-                   for index, batch in enumerate(grouped)}
-        for future in as_completed(futures):
+        futures = {self._submit(batch, len(grouped) - index): batch for index, batch in enumerate(grouped)}
+        pending = as_completed(futures)
+        for future in pending:
+            batch = futures.pop(future)
             try:
                 yield from future.result()
             except Exception as err:  # noqa: BLE001 - a lost worker (KilledWorker) or a cancelled task
-                yield from (Outcome(task.key, error_class=type(err).__name__, message=str(err), transient=True)
-                            for task in futures[future])
+                if len(batch) > 1:  # one point may have killed its workers: its batch mates run on their own
+                    for task in batch:
+                        single = self._submit((task,), 0)
+                        futures[single] = (task,)
+                        pending.add(single)
+                else:
+                    yield Outcome(batch[0].key, error_class=type(err).__name__, message=str(err), transient=True)
             future.release()
+
+    def _submit(self, batch: tuple[Task, ...], priority: int) -> Any:
+        return self.client.submit(run_batch, batch, key=f"fgmpsim-points-{batch[0].key}-{len(batch)}-{os.getpid()}",
+                                  pure=False, priority=priority)

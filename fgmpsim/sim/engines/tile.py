@@ -87,15 +87,16 @@ def run_ops(timings: Sequence[OpTiming]) -> list[OpSpan]:
     """Run the ops back to back on the SimPy hardware model; the span of each op. The spans depend on the timings
     only: a run whose timings equal one of the last :data:`KEPT_RUNS` (a sweep point that changes only how a run is
     priced, :mod:`fgmpsim.sim.unit_costs`) takes that run's spans."""
-    return list(_run(tuple(timings)))
+    return list(op_spans(tuple(timings)))
 
 
 KEPT_RUNS = 8
-"""Runs of :func:`run_ops` whose spans are kept (a few KB each)."""
+"""Runs of :func:`run_ops` whose spans are kept (a few KB each; ``op_spans.cache_clear()`` forgets them)."""
 
 
 @lru_cache(maxsize=KEPT_RUNS)
-def _run(timings: tuple[OpTiming, ...]) -> tuple[OpSpan, ...]:
+def op_spans(timings: tuple[OpTiming, ...]) -> tuple[OpSpan, ...]:
+    """The spans of ops with ``timings`` run back to back on the SimPy hardware model (see :func:`run_ops`)."""
     env = CountingEnvironment()
     inboxes = {name: simpy.Store(env, capacity=2) for name in BLOCKS}
     for name, box in inboxes.items():
