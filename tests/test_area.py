@@ -140,6 +140,18 @@ def test_iso_area_refuses_a_smaller_target_and_an_unknown_knob() -> None:
     assert err.value.field == "knob"
 
 
+def test_a_table_without_register_and_alignment_entries_prices_an_arch_that_has_neither() -> None:
+    # fp8_baseline stores one block size (no alignment networks) and has no collectors or bounded FIFO: the two
+    # entries are not required, and a user's table may leave them out
+    data = arch_to_dict(load_arch("fp8_baseline"))
+    for entry in ("register_bit", "align_network"):
+        del data["area"]["entries"][entry]
+    arch = arch_from_dict(data, "without.yaml")
+    assert area_mm2(arch) == pytest.approx(area_mm2(load_arch("fp8_baseline")), rel=1e-15)
+    with pytest.raises(ConfigError, match="register_bit"):
+        arch_from_dict(data, "without.yaml", ["pe_array.weight_collector_blocks=2"])
+
+
 def test_area_table_round_trips_through_arch_to_dict() -> None:
     arch = load_arch("fgmp")
     assert arch_from_dict(arch_to_dict(arch), arch.source) == arch
