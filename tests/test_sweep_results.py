@@ -155,7 +155,8 @@ def test_dask_local_cluster_gives_the_local_pool_results_despite_a_lost_worker(s
 
     store = tmp_path / "dask"
     report = fgmpsim.sweep.run(spec, store, workers=2, dask="local", progress=kill_a_worker)
-    assert killed and report.ran + report.failed == report.points == 2 * 9 * 2  # gemm traces x (8 grid + 1) sets x roles
+    # gemm traces x (8 grid + 1) override sets x roles
+    assert killed and report.ran + report.failed == report.points == 2 * 9 * 2
     if report.failed:  # a task that lost its worker three times: recorded as transient, so a rerun completes it
         assert fgmpsim.sweep.failures(store)["transient"].all()
         assert fgmpsim.sweep.run(spec, store, workers=1).failed == 0

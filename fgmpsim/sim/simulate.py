@@ -20,9 +20,10 @@ against a per-cycle engine), ``"event"`` and ``"reference"`` are refused. It run
 Ops whose maps are the same objects with the same shape, output format and GLB residency reuse one simulation,
 within a run and across runs on archs with the same cost fields (:mod:`~fgmpsim.sim.unit_costs`: another clock,
 energy table, area table or static power only re-prices), except on the event engine, which processes every op's
-events, and the reference engine, which runs every op on its own. A causal op runs as query bands (:mod:`~fgmpsim.sim.hw.causal`), each mapped and costed as a dense op, its row
-their sum; with ``memory.glb.keep_outputs`` the GLB planner (:mod:`~fgmpsim.sim.hw.glb_residency`) decides which
-outputs skip their DRAM round trip. With ``memory.prefetch_next_weights`` every unit of the timeline (an op, or a
+events, and the reference engine, which runs every op on its own. A causal op runs as query bands
+(:mod:`~fgmpsim.sim.hw.causal`), each mapped and costed as a dense op, its row their sum; with
+``memory.glb.keep_outputs`` the GLB planner (:mod:`~fgmpsim.sim.hw.glb_residency`) decides which outputs skip
+their DRAM round trip. With ``memory.prefetch_next_weights`` every unit of the timeline (an op, or a
 causal op's band) gets its link to the one before (:mod:`~fgmpsim.sim.hw.prefetch`): the tile and analytic engines
 cost a unit on its own and apply the link afterwards (:mod:`~fgmpsim.sim.edges`), the event and reference engines
 run it with the link. The DRAM footprint goes into the summary (:mod:`~fgmpsim.sim.hw.dram`).
