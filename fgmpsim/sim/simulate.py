@@ -268,7 +268,7 @@ def _causal(trace: Trace, op: GemmOp, arch: Arch, engine: str, mapping: Mapping 
     """Timing, row columns, last band's tiling and SimPy events of causal op ``op``: its bands (:mod:`.hw.causal`;
     the reference engine builds its own), each mapped and run as a dense op (a unit of ``chain``), merged. A band's
     operand columns are its op's but for its output blocks (:func:`~fgmpsim.sim.hw.causal.merge_columns` sums
-    those); ``costs``: the run's :class:`~fgmpsim.sim.unit_costs.UnitCosts` (tile and analytic engines)."""
+    those); ``costs``: the run's :class:`~fgmpsim.sim.unit_costs.UnitCosts`."""
     if engine == "reference":
         parts = reference_bands(trace, op, bands.band_rows)
         whole = operand_columns(trace, op, arch)
@@ -284,8 +284,8 @@ def _causal(trace: Trace, op: GemmOp, arch: Arch, engine: str, mapping: Mapping 
         if engine == "reference":
             timing, band_columns, tail = _reference(given, band, tiling, arch, link=link)
         else:
-            run = partial(_run, given, tiling, arch, engine, NONE, link.window)
-            costed = run() if engine == "event" else costs.get(band, given.source, given.out, tiling, NONE, run)
+            costed = costs.get(band, given.source, given.out, tiling, NONE,
+                               partial(_run, given, tiling, arch, engine, NONE, link.window))
             timing, bound = _linked(costed, link, arch, engine)
             band_columns = _columns(band, tiling, timing, costed.counts, bound, arch,
                                     {**whole, "output_blocks": given.out.blocks,
@@ -325,8 +325,8 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
     banded = [op.causal and attention == "causal" for op in trace.ops]
     residency = plan_residency(trace.ops, tilings, [cache.output_format(op) for op in trace.ops], arch, banded) \
         if arch.memory.glb.keep_outputs else [NONE] * len(trace.ops)
-    costs = UnitCosts(arch, engine)  # scalars only: maps are never all held at once
-    rows_memo: dict[tuple, dict[str, Any]] = {}
+    costs = UnitCosts(arch, engine)
+    rows_memo: dict[tuple, tuple[_Costed, dict[str, Any]]] = {}
     bands = CausalBands(trace, cache, int(causal_band_rows))
     chain = Sequencer(arch)
     live = (_live_bits(residency, [cache.output_format(op) for op in trace.ops]) if arch.memory.prefetch_next_weights
@@ -343,10 +343,9 @@ def simulate(trace: Trace, arch: Arch, *, engine: str = "tile",
                 simpy_events = 0
             else:
                 out = cache.output_format(op)
-                cost = partial(_dense, partial(cache.operands, op, out), tiling, arch, engine, keep, link.window)
-                # the event engine processes every op's events
-                costed, operands = cost() if engine == "event" else \
-                    costs.get(op, (op.weight_map, op.act_map), out, tiling, keep, cost)
+                costed, operands = costs.get(op, (op.weight_map, op.act_map), out, tiling, keep,
+                                             partial(_dense, partial(cache.operands, op, out), tiling, arch, engine,
+                                                     keep, link.window))
                 timing, bound = _linked(costed, link, arch, engine)
                 key = (id(costed), timing, bound)
                 if key not in rows_memo:  # ops of one cost and timing share their row (costed held: its id stays)

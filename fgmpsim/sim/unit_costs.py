@@ -60,15 +60,19 @@ _SHARED: OrderedDict[tuple, tuple[Any, Any, Any]] = OrderedDict()
 
 
 class UnitCosts:
-    """The cost cache as one simulation on ``arch`` with ``engine`` sees it."""
+    """The cost cache as one simulation on ``arch`` with ``engine`` sees it (the event engine keeps nothing: it
+    processes every unit's events)."""
 
     def __init__(self, arch: Arch, engine: str) -> None:
         self.scope = _Scope(arch, engine)
+        self.keeps = engine != "event"
         self._local: dict[tuple, Any] = {}
 
     def get(self, op: GemmOp, source: tuple, out: Any, tiling: Any, residency: Any, make: Callable[[], Any]) -> Any:
         """The cost of unit ``op`` (``source``: its maps and, for a causal band, the cuts of its op's maps that it
-        is; ``out``: its output format), computed by ``make()`` on a miss."""
+        is; ``out``: its output format), computed by ``make()`` on a miss (on the event engine, always)."""
+        if not self.keeps:
+            return make()
         weight_map, act_map, *cuts = source
         key = (self.scope, id(weight_map), id(act_map), *cuts, op.kind, op.m, op.k, op.n, op.repeat,
                op.static_weight, op.weight_format, op.act_format, out, tiling, residency)
